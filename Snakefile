@@ -1,0 +1,32 @@
+# Ouroboros: recursive training of generative models on their own output.
+# The default study is config/config.yaml; published experiments are in config/studies/.
+from snakemake.utils import min_version, validate
+
+min_version("9.0")
+
+
+configfile: "config/config.yaml"
+
+
+validate(config, "config/schema.yaml")
+
+
+report: "report/workflow.rst"
+
+
+include: "rules/common.smk"
+include: "rules/data.smk"
+include: "rules/train.smk"
+include: "rules/generate.smk"
+include: "rules/evaluate.smk"
+include: "rules/report.smk"
+
+
+localrules:
+    all,
+
+
+rule all:
+    input:
+        final_outputs(),
+    default_target: True

@@ -1,0 +1,136 @@
+# Paths, the study object and input functions shared by every stage.
+import os
+from pathlib import Path
+
+from workflow.blocks import completed_blocks, plan_blocks
+from workflow.config import ConfigError, Study, load_schema
+from workflow.targets import target_class
+
+try:
+    STUDY = Study.from_config(config, schema=load_schema(Path(workflow.basedir) / "config" / "schema.yaml"), validated=True)
+except ConfigError as e:
+    raise WorkflowError(str(e)) from None
+
+RESULTS = f"results/{STUDY.name}"
+LOGS = f"{RESULTS}/logs"
+CHAIN = RESULTS + "/{exp}/{regime}/seed{seed}"
+CHAIN_LOG = LOGS + "/{exp}/{regime}/seed{seed}"
+
+
+wildcard_constraints:
+    exp=r"[A-Za-z0-9][A-Za-z0-9_.+-]*",
+    regime=r"[a-z][a-z0-9.-]*",
+    seed=r"\d+",
+    gen=r"\d+",
+    first=r"\d+",
+    last=r"\d+",
+    metric=r"[a-z0-9_]+",
+
+
+def chain_of(wildcards):
+    return STUDY.chain(wildcards.exp, wildcards.regime, int(wildcards.seed))
+
+
+def chain_dir(chain):
+    return f"{RESULTS}/{chain.path}"
+
+
+def chain_spec(wildcards):
+    return chain_of(wildcards).spec()
+
+
+def real_path(chain):
+    return f"{RESULTS}/{chain.experiment.label}/seed{chain.seed}/real.npz"
+
+
+def reference_path(chain):
+    return f"{RESULTS}/{chain.experiment.label}/reference"
+
+
+def _first_chain(wildcards):
+    seed = int(wildcards.get("seed", STUDY.config["seeds"][0]))
+    return next(c for c in STUDY.chains if c.experiment.label == wildcards.exp and c.seed == seed)
+
+
+def real_spec(wildcards):
+    spec = _first_chain(wildcards).spec()
+    spec["regime"] = {"kind": "replace", "rho": 0.0, "fresh": False}
+    return spec
+
+
+def reference_spec(wildcards):
+    spec = real_spec(wildcards)
+    return {k: spec[k] for k in ("study", "experiment", "target", "params")}
+
+
+def blocks_of(chain):
+    """The blocks of generations the chain runs as, reusing blocks already on disk."""
+    e = chain.experiment
+    return plan_blocks(e.generations, e.block, completed_blocks(chain_dir(chain)))
+
+
+def block_dir(chain, first, last):
+    return f"{chain_dir(chain)}/gens{first}-{last}"
+
+
+def chain_metric_files(chain):
+    e = chain.experiment
+    if e.block == 1:
+        return [f"{chain_dir(chain)}/gen{g}/metrics.csv" for g in range(e.generations + 1)]
+    return [f"{block_dir(chain, a, b)}/metrics.csv" for a, b in blocks_of(chain)]
+
+
+def train_inputs(wildcards):
+    chain = chain_of(wildcards)
+    sources = chain.regime.sources(int(wildcards.gen))
+    return {"real": real_path(chain), "samples": [f"{chain_dir(chain)}/gen{j}/samples" for j in sources]}
+
+
+def evaluate_inputs(wildcards):
+    chain = chain_of(wildcards)
+    here = f"{chain_dir(chain)}/gen{wildcards.gen}"
+    return {"model": f"{here}/model", "samples": f"{here}/samples", "real": real_path(chain),
+            "reference": reference_path(chain), "gen0": f"{chain_dir(chain)}/gen0/model"}
+
+
+def block_inputs(wildcards):
+    chain = chain_of(wildcards)
+    first, last = int(wildcards.first), int(wildcards.last)
+    inputs = {"real": real_path(chain), "reference": reference_path(chain)}
+    if first == 0:
+        return inputs
+    plan = [b for b in blocks_of(chain) if b[1] < first]
+    if not plan or plan[-1][1] != first - 1:
+        raise WorkflowError(f"no block of {chain.path} ends at generation {first - 1}; cannot run gens{first}-{last}")
+    inputs["state"] = f"{block_dir(chain, *plan[-1])}/state.npz"
+    run_template = chain.target()
+    if chain.regime.pools and not (run_template.stats_sufficient and not chain.regime.needs_points):
+        inputs["models"] = [f"{block_dir(chain, a, b)}/models.npz" for a, b in plan]
+    return inputs
+
+
+def study_metrics():
+    names = []
+    for e in STUDY.experiments:
+        for m in target_class(e.target).metrics:
+            if m not in names:
+                names.append(m)
+    return names
+
+
+def metric_description(wildcards):
+    for e in STUDY.experiments:
+        d = target_class(e.target).metrics.get(wildcards.metric)
+        if d:
+            return d
+    return ""
+
+
+def plot_experiments():
+    return [{"label": e.label, "target": e.target, "params": e.params, "n": e.n, "lam": e.lam,
+             "regimes": [{"kind": r.kind, "rho": r.rho, "fresh": r.fresh} for r in e.regimes]}
+            for e in STUDY.experiments]
+
+
+def final_outputs():
+    return [f"{RESULTS}/metrics.csv"] + [f"{RESULTS}/plots/{m}.png" for m in study_metrics()]

@@ -1,0 +1,38 @@
+# The study's tidy metrics table and its plots (shown by `snakemake --report`).
+
+
+rule collect:
+    input:
+        [f for c in STUDY.chains for f in chain_metric_files(c)],
+    output:
+        f"{RESULTS}/metrics.csv",
+    params:
+        chains=[c.columns() for c in STUDY.chains],
+        files=[chain_metric_files(c) for c in STUDY.chains],
+    log:
+        f"{LOGS}/collect.log",
+    conda:
+        "../envs/ouroboros.yaml"
+    script:
+        "../scripts/collect.py"
+
+
+rule plot:
+    input:
+        f"{RESULTS}/metrics.csv",
+    output:
+        report(
+            f"{RESULTS}/plots/{{metric}}.png",
+            caption="../report/metric.rst",
+            category="Metrics by generation",
+        ),
+    params:
+        experiments=plot_experiments(),
+        band=config["plots"]["band"],
+        description=metric_description,
+    log:
+        f"{LOGS}/plot/{{metric}}.log",
+    conda:
+        "../envs/ouroboros.yaml"
+    script:
+        "../scripts/plot.py"

@@ -1,0 +1,109 @@
+"""File I/O for intermediates: atomic writes, loud failures, no pickle.
+
+Arrays go to ``.npz`` (loaded with ``allow_pickle=False``), small metadata to
+JSON.  A missing or truncated intermediate raises :class:`IntermediateFileError`
+naming the file, instead of being read as garbage.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+import zipfile
+from pathlib import Path
+from typing import Any, Mapping
+
+import numpy as np
+
+
+class IntermediateFileError(RuntimeError):
+    """An intermediate file is missing, truncated or not what it claims to be."""
+
+
+def _atomic_target(path: Path):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    return Path(tmp)
+
+
+def save_npz(path: str | os.PathLike, **arrays: np.ndarray) -> None:
+    """Write arrays to ``path`` atomically (temporary file, then rename)."""
+    path = Path(path)
+    tmp = _atomic_target(path)
+    try:
+        with open(tmp, "wb") as fh:
+            np.savez(fh, **{k: np.asarray(v) for k, v in arrays.items()})
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def load_npz(path: str | os.PathLike, required: tuple[str, ...] = ()) -> dict[str, np.ndarray]:
+    """Read every array of an ``.npz`` file into memory, checking it is whole."""
+    path = Path(path)
+    if not path.is_file():
+        raise IntermediateFileError(f"intermediate file is missing: {path}")
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            out = {k: data[k] for k in data.files}
+    except (zipfile.BadZipFile, EOFError, ValueError, OSError) as exc:
+        raise IntermediateFileError(
+            f"intermediate file is truncated or corrupt: {path} ({exc}); "
+            "delete it and rerun the workflow to recompute it"
+        ) from exc
+    missing = [k for k in required if k not in out]
+    if missing:
+        raise IntermediateFileError(f"{path} lacks the arrays {missing}; it was written by something else")
+    return out
+
+
+def save_json(path: str | os.PathLike, obj: Any) -> None:
+    path = Path(path)
+    tmp = _atomic_target(path)
+    try:
+        tmp.write_text(json.dumps(obj, indent=2, sort_keys=True, default=_json_default) + "\n")
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def load_json(path: str | os.PathLike) -> Any:
+    path = Path(path)
+    if not path.is_file():
+        raise IntermediateFileError(f"intermediate file is missing: {path}")
+    try:
+        return json.loads(path.read_text())
+    except json.JSONDecodeError as exc:
+        raise IntermediateFileError(f"intermediate file is truncated or corrupt: {path} ({exc})") from exc
+
+
+def save_text(path: str | os.PathLike, text: str) -> None:
+    path = Path(path)
+    tmp = _atomic_target(path)
+    try:
+        tmp.write_text(text)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def digest(arrays: Mapping[str, np.ndarray]) -> str:
+    """A short content hash of named arrays (order-independent in the names)."""
+    h = hashlib.sha256()
+    for name in sorted(arrays):
+        a = np.ascontiguousarray(arrays[name])
+        h.update(name.encode())
+        h.update(str(a.dtype).encode())
+        h.update(str(a.shape).encode())
+        h.update(a.tobytes())
+    return h.hexdigest()[:16]
+
+
+def _json_default(obj: Any):
+    if isinstance(obj, np.generic):
+        return obj.item()
+    if isinstance(obj, np.ndarray):
+        return obj.tolist()
+    raise TypeError(f"not JSON serialisable: {type(obj).__name__}")

@@ -1,0 +1,164 @@
+"""What each Snakemake job does, in terms of files.
+
+Each function reads its inputs, calls the chain engine and writes its outputs
+atomically.  The scripts in ``scripts/`` only unpack the ``snakemake`` object
+and call one of these, so every job can also be run from Python.
+"""
+from __future__ import annotations
+
+import csv
+import logging
+from pathlib import Path
+from typing import Iterable, Optional, Sequence
+
+import numpy as np
+
+from workflow import data as D
+from workflow import io, seeding
+from workflow.chain import ChainRun, run_block, unstack_models
+from workflow.config import Chain
+from workflow.targets import make_target
+from workflow.targets.base import Target
+
+log = logging.getLogger("ouroboros")
+
+METRIC_FIELDS = ("generation", "metric", "value")
+
+
+# -- small file helpers --------------------------------------------------------
+def load_real(path) -> dict[str, np.ndarray]:
+    return io.load_npz(path, required=("train", "test"))
+
+
+def load_reference(directory) -> dict[str, np.ndarray]:
+    return io.load_npz(Path(directory) / "reference.npz")
+
+
+def save_samples(directory, samples: D.Data) -> None:
+    Path(directory).mkdir(parents=True, exist_ok=True)
+    io.save_npz(Path(directory) / "samples.npz", **D.to_arrays(samples))
+
+
+def load_samples(directory) -> D.Data:
+    return D.from_arrays(io.load_npz(Path(directory) / "samples.npz"))
+
+
+def write_metrics(path, rows: Iterable[tuple[int, str, float]]) -> None:
+    lines = [",".join(METRIC_FIELDS)] + [f"{g},{m},{v!r}" for g, m, v in rows]
+    io.save_text(path, "\n".join(lines) + "\n")
+
+
+def read_metrics(path) -> list[tuple[int, str, float]]:
+    path = Path(path)
+    if not path.is_file():
+        raise io.IntermediateFileError(f"intermediate file is missing: {path}")
+    with open(path, newline="") as fh:
+        reader = csv.reader(fh)
+        header = next(reader, None)
+        if tuple(header or ()) != METRIC_FIELDS:
+            raise io.IntermediateFileError(f"{path} is not a metrics file (header {header})")
+        try:
+            return [(int(g), m, float(v)) for g, m, v in reader]
+        except ValueError as exc:
+            raise io.IntermediateFileError(f"{path} is truncated or corrupt: {exc}") from exc
+
+
+# -- jobs ------------------------------------------------------------------------
+def real_data(spec: dict, out) -> None:
+    chain = Chain.from_spec(spec)
+    target = chain.experiment.make_target()
+    real = target.real_data(chain.real_rng(), chain.n, chain.experiment.replicates)
+    io.save_npz(out, **real)
+    log.info("real data for %s seed %d: %s", spec["experiment"], spec["seed"],
+             ", ".join(f"{k} {v.shape}" for k, v in real.items()))
+
+
+def reference(spec: dict, out_dir) -> None:
+    target = make_target(spec["target"], spec["params"])
+    ref = target.reference(seeding.generator(spec["study"], spec["experiment"], "reference"))
+    Path(out_dir).mkdir(parents=True, exist_ok=True)
+    io.save_npz(Path(out_dir) / "reference.npz", **ref)
+    log.info("reference for %s: %s", spec["experiment"], sorted(ref) or "nothing needed")
+
+
+def train(spec: dict, gen: int, real_path, sample_dirs: Sequence, model_dir, manifest_path) -> None:
+    """Fit generation ``gen`` on its regime's training set; ``sample_dirs`` are S_j for regime.sources(gen)."""
+    chain = Chain.from_spec(spec)
+    run = ChainRun(chain, load_real(real_path))
+    sources = chain.regime.sources(gen)
+    if len(sources) != len(sample_dirs):
+        raise ValueError(f"generation {gen} of {chain.path} needs samples of generations {sources}, got {len(sample_dirs)} folders")
+    for j, d in zip(sources, sample_dirs):
+        s = load_samples(d)
+        if run.pool is not None:
+            run.pool.add(s)
+        run.previous = s
+    data = run.trainset(gen)
+    model = run.fit(gen, data)
+    model.save(model_dir)
+    io.save_json(manifest_path, {
+        "chain": chain.path, "generation": gen, "regime": chain.regime.label, "items_per_replicate": D.size(data),
+        "form": "stats" if isinstance(data, D.Stats) else "points", "digest": io.digest(D.to_arrays(data)),
+        "real": str(real_path) if chain.regime.uses_real(gen) else None,
+        "samples": {str(j): str(d) for j, d in zip(sources, sample_dirs)},
+    })
+    log.info("%s gen %d: fitted on %d items per replicate", chain.path, gen, D.size(data))
+
+
+def generate(spec: dict, gen: int, model_dir, samples_dir) -> None:
+    chain = Chain.from_spec(spec)
+    run = ChainRun(chain)
+    model = Target.load(model_dir)
+    samples = run.sample(gen, model)
+    save_samples(samples_dir, samples)
+    log.info("%s gen %d: drew %d samples per replicate (lam=%g)", chain.path, gen, run.n_synthetic, run.lam)
+
+
+def evaluate(spec: dict, gen: int, model_dir, samples_dir, real_path, reference_dir, gen0_dir, out_csv) -> None:
+    chain = Chain.from_spec(spec)
+    run = ChainRun(chain, load_real(real_path), load_reference(reference_dir))
+    model = Target.load(model_dir)
+    gen0 = model if gen == 0 else Target.load(gen0_dir)
+    metrics = run.evaluate(model, load_samples(samples_dir), gen0)
+    write_metrics(out_csv, [(gen, k, v) for k, v in metrics.items()])
+    log.info("%s gen %d: %s", chain.path, gen, ", ".join(f"{k}={v:.4g}" for k, v in metrics.items()))
+
+
+def block(spec: dict, first: int, last: int, real_path, reference_dir, state_path: Optional[str],
+          model_paths: Sequence, out_state, out_models, out_metrics) -> None:
+    """Generations first..last in one job; resumes from the previous block's state."""
+    chain = Chain.from_spec(spec)
+    run = ChainRun(chain, load_real(real_path), load_reference(reference_dir))
+    if first > 0:
+        if state_path is None:
+            raise ValueError(f"block {first}-{last} of {chain.path} needs the state of generation {first - 1}")
+        models = None
+        if run.pool is not None and not run.pool.as_stats:
+            models = [m for p in model_paths for m in unstack_models(io.load_npz(p, ("generation",)), run.template)]
+        run.resume(first - 1, io.load_npz(state_path), models)
+    result = run_block(run, first, last)
+    io.save_npz(out_models, **result.stacked_models())
+    write_metrics(out_metrics, result.metrics)
+    io.save_npz(out_state, **result.state)
+
+
+def collect(chains: Sequence[dict], files: Sequence[Sequence[str]], out_csv) -> None:
+    """The study's tidy table: one row per (chain, generation, metric)."""
+    import pandas as pd
+
+    frames = []
+    for columns, paths in zip(chains, files):
+        rows = [r for p in paths for r in read_metrics(p)]
+        df = pd.DataFrame(rows, columns=list(METRIC_FIELDS))
+        for k, v in columns.items():
+            df[k] = v
+        frames.append(df)
+    table = pd.concat(frames, ignore_index=True)
+    first = ["study", "experiment", "target", "regime", "seed", "generation", "metric", "value"]
+    table = table[first + [c for c in table.columns if c not in first]]
+    table = table.sort_values(["experiment", "regime", "seed", "metric", "generation"], kind="stable")
+    Path(out_csv).parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(out_csv).with_suffix(".csv.tmp")
+    table.to_csv(tmp, index=False)
+    tmp.replace(out_csv)
+    log.info("wrote %d rows for %d chains to %s", len(table), len(chains), out_csv)

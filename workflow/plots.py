@@ -1,0 +1,73 @@
+"""Metric-vs-generation plots: one panel per experiment, one line per regime, a band over seeds."""
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+from workflow.regimes import Regime
+from workflow.targets import make_target
+
+
+def plot_metric(metrics_csv, metric: str, out_png, experiments: Sequence[dict], band: str = "minmax") -> None:
+    """``experiments``: dicts with label, target, params, n, lam and regimes ({kind, rho, fresh} each)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import pandas as pd
+
+    table = pd.read_csv(metrics_csv)
+    table = table[table["metric"] == metric]
+    exps = [e for e in experiments if e["label"] in set(table["experiment"])]
+    if not exps:
+        raise ValueError(f"no experiment of the study reports the metric {metric!r}")
+    ncols = min(3, len(exps))
+    nrows = math.ceil(len(exps) / ncols)
+    fig, axes = plt.subplots(nrows, ncols, figsize=(4.6 * ncols, 3.4 * nrows), squeeze=False)
+    colours = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    for ax, exp in zip(axes.flat, exps):
+        sub = table[table["experiment"] == exp["label"]]
+        regimes = [Regime(**r).label for r in exp["regimes"]]
+        for i, label in enumerate(regimes):
+            rows = sub[sub["regime"] == label]
+            if rows.empty:
+                continue
+            wide = rows.pivot_table(index="generation", columns="seed", values="value")
+            gens = wide.index.to_numpy()
+            colour = colours[i % len(colours)]
+            ax.plot(gens, wide.mean(axis=1), color=colour, lw=1.4, label=label)
+            if wide.shape[1] > 1 and band != "none":
+                if band == "sd":
+                    lo, hi = wide.mean(axis=1) - wide.std(axis=1), wide.mean(axis=1) + wide.std(axis=1)
+                else:
+                    lo, hi = wide.min(axis=1), wide.max(axis=1)
+                ax.fill_between(gens, lo, hi, color=colour, alpha=0.2, lw=0)
+        target = make_target(exp["target"], exp["params"])
+        for r in exp["regimes"]:
+            regime = Regime(**r)
+            gens = np.sort(sub["generation"].unique())
+            expected = target.closed_form(metric, gens, regime, exp["n"], exp["lam"])
+            if expected is not None:
+                ax.plot(gens, expected, "k--", lw=1, label=f"theory ({regime.label})")
+                break
+        values = sub["value"].to_numpy(dtype=float)
+        values = values[np.isfinite(values)]
+        if values.size and values.min() > 0 and values.max() / values.min() > 100:
+            ax.set_yscale("log")
+        gmax = sub["generation"].max()
+        if gmax and gmax > 200:
+            ax.set_xscale("symlog", linthresh=10)
+        ax.set_title(exp["label"], fontsize=9)
+        ax.set_xlabel("generation")
+        ax.set_ylabel(metric)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7)
+    for ax in list(axes.flat)[len(exps):]:
+        ax.set_visible(False)
+    fig.tight_layout()
+    Path(out_png).parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(out_png, dpi=110)
+    plt.close(fig)

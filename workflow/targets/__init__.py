@@ -1,0 +1,34 @@
+"""Targets: the model families a collapse chain can train.
+
+A target is one module with one :class:`~workflow.targets.base.Target`
+subclass, registered here by name.  Adding a target changes no rule: add the
+module, register it below, and add its name to ``config/schema.yaml``'s enum.
+Modules are imported lazily so a Gaussian job never imports torch.
+"""
+from __future__ import annotations
+
+import importlib
+
+from workflow.targets.base import Target
+
+#: name -> "module:Class"
+REGISTRY: dict[str, str] = {
+    "gaussian": "workflow.targets.gaussian:GaussianTarget",
+    "gmm": "workflow.targets.gmm:GMMTarget",
+}
+
+
+def target_class(name: str) -> type[Target]:
+    try:
+        ref = REGISTRY[name]
+    except KeyError:
+        raise ValueError(f"unknown target {name!r}; available: {', '.join(sorted(REGISTRY))}") from None
+    module, cls = ref.split(":")
+    return getattr(importlib.import_module(module), cls)
+
+
+def make_target(name: str, params: dict | None = None) -> Target:
+    return target_class(name)(**(params or {}))
+
+
+__all__ = ["REGISTRY", "Target", "make_target", "target_class"]

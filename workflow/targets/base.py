@@ -1,0 +1,135 @@
+"""The target protocol, in the style of scikit-learn's estimators.
+
+``Target(**params)`` holds hyperparameters; ``fit(data, rng)`` learns R
+replicate models at once (``data`` shaped ``(R, n, ...)`` or
+:class:`~workflow.data.Stats`) and returns ``self``; fitted attributes end in
+an underscore.  ``sample(n, lam, rng)`` draws n items per replicate with
+sampling bias ``lam`` (lam < 1 narrows the spread, lam = 1 is unbiased).
+``evaluate(...)`` scores the fitted model against real held-out data.
+``get_state``/``set_state`` expose the fitted model as plain arrays, which is
+how models are saved (``.npz``, no pickle) and stacked per block of
+generations.  Targets whose state is not plain arrays (torch) override
+``save``/``load`` and run one generation per job (``max_block = 1``).
+"""
+from __future__ import annotations
+
+import copy
+import json
+from pathlib import Path
+from typing import Any, ClassVar, Optional
+
+import numpy as np
+
+from workflow import io
+from workflow.data import Data
+from workflow.regimes import Regime
+
+
+class Target:
+    #: registry name
+    name: ClassVar[str] = ""
+    #: generations per job by default; 1 means one train/generate/evaluate job each
+    default_block: ClassVar[int] = 1
+    #: the largest block the target supports (None: no limit)
+    max_block: ClassVar[Optional[int]] = None
+    #: JSON schema (draft 2020-12) of the ``params`` mapping, with defaults
+    params_schema: ClassVar[dict] = {"type": "object", "additionalProperties": False, "properties": {}}
+    #: metric name -> one-line description (used in plots and report captions)
+    metrics: ClassVar[dict[str, str]] = {}
+    #: whether fit depends on the data only through Gaussian sufficient statistics
+    stats_sufficient: ClassVar[bool] = False
+
+    def __init__(self, **params: Any):
+        self.params = dict(params)
+
+    # -- sklearn-like plumbing -------------------------------------------------
+    def get_params(self) -> dict:
+        return dict(self.params)
+
+    def clone(self) -> "Target":
+        return type(self)(**copy.deepcopy(self.params))
+
+    def __repr__(self) -> str:
+        args = ", ".join(f"{k}={v!r}" for k, v in sorted(self.params.items()))
+        return f"{type(self).__name__}({args})"
+
+    # -- per-chain configuration -----------------------------------------------
+    def for_regime(self, regime: Regime) -> "Target":
+        """The target as used in a chain with this regime (resolves ``auto`` settings)."""
+        return self
+
+    def check(self, regime: Regime, n: int, replicates: int) -> Optional[str]:
+        """A message if this target cannot run the given chain, else None."""
+        return None
+
+    # -- data --------------------------------------------------------------------
+    def real_data(self, rng: np.random.Generator, n: int, replicates: int) -> dict[str, np.ndarray]:
+        """Real data for a chain: ``train`` (R, n, ...) and held-out ``test``."""
+        raise NotImplementedError
+
+    def draw_real(self, rng: np.random.Generator, m: int, replicates: int) -> Data:
+        """m fresh real items per replicate (mix regime with ``fresh: true``)."""
+        raise NotImplementedError
+
+    def reference(self, rng: np.random.Generator) -> dict[str, np.ndarray]:
+        """Fixed material shared by every chain of an experiment (evaluation samples, judges)."""
+        return {}
+
+    # -- model -------------------------------------------------------------------
+    def fit(self, data: Data, rng: np.random.Generator) -> "Target":
+        raise NotImplementedError
+
+    def sample(self, n: int, lam: float, rng: np.random.Generator) -> Data:
+        raise NotImplementedError
+
+    def evaluate(
+        self,
+        samples: Data,
+        real: dict[str, np.ndarray],
+        reference: dict[str, np.ndarray],
+        gen0: "Target",
+    ) -> dict[str, float]:
+        raise NotImplementedError
+
+    def get_state(self) -> dict[str, np.ndarray]:
+        raise NotImplementedError
+
+    def set_state(self, state: dict[str, np.ndarray]) -> "Target":
+        raise NotImplementedError
+
+    # -- theory ------------------------------------------------------------------
+    def closed_form(self, metric: str, generations: np.ndarray, regime: Regime, n: int, lam: float) -> Optional[np.ndarray]:
+        """The expected value of a metric per generation where theory gives it, else None."""
+        return None
+
+    # -- persistence -------------------------------------------------------------
+    def save(self, directory: str | Path) -> None:
+        directory = Path(directory)
+        directory.mkdir(parents=True, exist_ok=True)
+        io.save_npz(directory / "state.npz", **self.get_state())
+        io.save_json(directory / "target.json", {"target": self.name, "params": self.params})
+
+    @classmethod
+    def load(cls, directory: str | Path) -> "Target":
+        """Load a saved model; dispatches on the target name recorded beside it."""
+        from workflow.targets import target_class
+
+        directory = Path(directory)
+        meta = io.load_json(directory / "target.json")
+        klass = target_class(meta["target"]) if cls is Target else cls
+        if klass.name != meta["target"]:
+            raise io.IntermediateFileError(f"{directory} holds a {meta['target']} model, not {klass.name}")
+        obj = klass(**meta["params"])
+        return obj._load_state(directory)
+
+    def _load_state(self, directory: Path) -> "Target":
+        return self.set_state(io.load_npz(directory / "state.npz"))
+
+
+def mean_and_median(name: str, values: np.ndarray) -> dict[str, float]:
+    values = np.asarray(values, dtype=float)
+    return {f"{name}_mean": float(np.mean(values)), f"{name}_median": float(np.median(values))}
+
+
+def params_json(params: dict) -> str:
+    return json.dumps(params, sort_keys=True)
