@@ -13,8 +13,8 @@ except ConfigError as e:
 
 RESULTS = f"results/{STUDY.name}"
 LOGS = f"{RESULTS}/logs"
-CHAIN = RESULTS + "/{exp}/{regime}/seed{seed}"
-CHAIN_LOG = LOGS + "/{exp}/{regime}/seed{seed}"
+CHAIN = f"{RESULTS}/{{exp}}/{{regime}}/seed{{seed}}"
+CHAIN_LOG = f"{LOGS}/{{exp}}/{{regime}}/seed{{seed}}"
 
 
 wildcard_constraints:

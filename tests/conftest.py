@@ -1,0 +1,56 @@
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED_DATA = REPO.parent / "shared" / "data"
+
+
+def run_snakemake(workdir: Path, config: dict | None, *args: str, check: bool = True) -> subprocess.CompletedProcess:
+    """Run the workflow in ``workdir`` on ``config`` (written to workdir/config.yaml)."""
+    workdir.mkdir(parents=True, exist_ok=True)
+    cmd = [sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile"), "--directory", str(workdir)]
+    if config is not None:
+        (workdir / "study.yaml").write_text(yaml.safe_dump(config))
+        cmd += ["--configfile", str(workdir / "study.yaml")]
+    env = dict(os.environ, PYTHONHASHSEED="0")
+    proc = subprocess.run(cmd + list(args), capture_output=True, text=True, env=env)
+    if check and proc.returncode != 0:
+        raise AssertionError(f"snakemake failed ({proc.returncode}):\n{proc.stdout[-4000:]}\n{proc.stderr[-6000:]}")
+    return proc
+
+
+@pytest.fixture
+def snakemake_run():
+    return run_snakemake
+
+
+def make_chain(target="gaussian", params=None, regime="replace", rho=0.1, fresh=False, n=10, replicates=100,
+               lam=1.0, seed=0, study="test", label="exp", generations=10, block=5):
+    from workflow.config import Chain, Experiment
+    from workflow.regimes import Regime
+    from workflow.targets import make_target
+
+    params = dict(params or {})
+    make_target(target, params)  # fail early on bad params
+    reg = Regime(regime, rho=rho, fresh=fresh) if regime == "mix" else Regime(regime)
+    exp = Experiment(label=label, target=target, params=params, n=n, replicates=replicates, lam=lam,
+                     generations=generations, block=block, regimes=(reg,))
+    return Chain(study, exp, reg, seed)
+
+
+def run_chain(chain, generations):
+    """Run generations 0..G in memory; returns (per-generation metrics list, ChainRun)."""
+    from workflow.chain import ChainRun
+    from workflow.seeding import generator
+
+    target = chain.experiment.make_target()
+    real = target.real_data(chain.real_rng(), chain.n, chain.experiment.replicates)
+    ref = target.reference(generator(chain.study, chain.experiment.label, "reference"))
+    run = ChainRun(chain, real, ref)
+    out = [run.step(t)[2] for t in range(generations + 1)]
+    return out, run

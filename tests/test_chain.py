@@ -1,0 +1,95 @@
+"""The engine gives the same numbers however a chain is cut into jobs."""
+import numpy as np
+import pytest
+
+from conftest import make_chain
+from workflow import io, jobs
+from workflow.chain import ChainRun, run_block, unstack_models
+from workflow.seeding import generator
+
+CASES = [
+    ("gaussian", {"method": "sample"}, "replace"),
+    ("gaussian", {"method": "sufficient"}, "accumulate"),
+    ("gaussian", {"method": "sample", "d": 2}, "accumulate-subsample"),
+    ("gaussian", {"method": "sufficient"}, "mix"),
+    ("gaussian", {"method": "sample"}, "mix-fresh"),
+    ("gmm", {"components": 2, "truth": "blob", "eval_size": 200, "test_size": 50}, "accumulate"),
+    ("gmm", {"components": 2, "truth": "blob", "eval_size": 200, "test_size": 50}, "mix"),
+]
+
+
+def _chain(target, params, regime):
+    fresh = regime.endswith("-fresh")
+    return make_chain(target=target, params=params, regime=regime.replace("-fresh", ""), rho=0.3, fresh=fresh,
+                      n=12, replicates=3 if target == "gmm" else 50)
+
+
+def _fresh_run(chain):
+    t = chain.experiment.make_target()
+    return ChainRun(chain, t.real_data(chain.real_rng(), chain.n, chain.experiment.replicates),
+                    t.reference(generator(chain.study, chain.experiment.label, "reference")))
+
+
+@pytest.mark.parametrize("target,params,regime", CASES)
+def test_block_size_does_not_change_the_numbers(target, params, regime):
+    chain = _chain(target, params, regime)
+    whole = run_block(_fresh_run(chain), 0, 7)
+    first = run_block(_fresh_run(chain), 0, 2)
+    resumed = _fresh_run(chain)
+    models = unstack_models(first.stacked_models(), resumed.template)
+    resumed.resume(2, first.state, models)
+    second = run_block(resumed, 3, 7)
+    assert whole.metrics == first.metrics + second.metrics
+
+
+@pytest.mark.parametrize("target,params,regime", CASES)
+def test_one_job_per_generation_equals_blocks(tmp_path, target, params, regime):
+    chain = _chain(target, params, regime)
+    spec = chain.spec()
+    real, ref = tmp_path / "real.npz", tmp_path / "reference"
+    jobs.real_data(spec, real)
+    jobs.reference({k: spec[k] for k in ("study", "experiment", "target", "params")}, ref)
+    rows = []
+    for g in range(5):
+        gdir = tmp_path / f"gen{g}"
+        srcs = [tmp_path / f"gen{j}" / "samples" for j in chain.regime.sources(g)]
+        jobs.train(spec, g, real, srcs, gdir / "model", gdir / "trainset.json")
+        jobs.generate(spec, g, gdir / "model", gdir / "samples")
+        jobs.evaluate(spec, g, gdir / "model", gdir / "samples", real, ref, tmp_path / "gen0" / "model", gdir / "metrics.csv")
+        rows += jobs.read_metrics(gdir / "metrics.csv")
+    out = tmp_path / "block"
+    jobs.block(spec, 0, 4, real, ref, None, [], out / "state.npz", out / "models.npz", out / "metrics.csv")
+    block_rows = jobs.read_metrics(out / "metrics.csv")
+    assert [(g, m) for g, m, _ in rows] == [(g, m) for g, m, _ in block_rows]
+    np.testing.assert_allclose([v for *_, v in rows], [v for *_, v in block_rows], rtol=1e-12, atol=1e-15)
+    manifest = io.load_json(tmp_path / "gen4" / "trainset.json")
+    assert manifest["items_per_replicate"] == (12 * 5 if chain.regime.kind == "accumulate" else 12)
+
+
+def test_a_truncated_intermediate_is_named(tmp_path):
+    chain = _chain("gaussian", {"method": "sample"}, "replace")
+    spec = chain.spec()
+    jobs.real_data(spec, tmp_path / "real.npz")
+    data = (tmp_path / "real.npz").read_bytes()
+    (tmp_path / "real.npz").write_bytes(data[: len(data) // 2])
+    with pytest.raises(io.IntermediateFileError, match="truncated.*real.npz"):
+        jobs.train(spec, 0, tmp_path / "real.npz", [], tmp_path / "model", tmp_path / "m.json")
+    with pytest.raises(io.IntermediateFileError, match="missing.*nowhere.npz"):
+        jobs.load_real(tmp_path / "nowhere.npz")
+    (tmp_path / "metrics.csv").write_text("generation,metric,value\n1,std_mean,0.9\n2,std_me")
+    with pytest.raises(io.IntermediateFileError, match="metrics.csv"):
+        jobs.read_metrics(tmp_path / "metrics.csv")
+
+
+def test_models_are_plain_arrays_without_pickle(tmp_path):
+    chain = _chain("gmm", {"components": 2, "truth": "blob", "eval_size": 200, "test_size": 50}, "replace")
+    run = _fresh_run(chain)
+    model, _, _ = run.step(0)
+    model.save(tmp_path / "m")
+    with np.load(tmp_path / "m" / "state.npz", allow_pickle=False) as z:
+        assert set(z.files) == {"weights", "means", "covariances"}
+    from workflow.targets.base import Target
+
+    again = Target.load(tmp_path / "m")
+    np.testing.assert_array_equal(again.means_, model.means_)
+    np.testing.assert_array_equal(again.sample(5, 1.0, generator("a")), model.sample(5, 1.0, generator("a")))

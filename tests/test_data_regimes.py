@@ -1,0 +1,119 @@
+import numpy as np
+import pytest
+
+from workflow import data as D
+from workflow.regimes import Pool, Regime, build_trainset
+from workflow.seeding import generator
+
+
+def test_stats_match_numpy():
+    x = generator("x").standard_normal((3, 50, 4)) * 2 + 1
+    s = D.Stats.from_points(x)
+    for r in range(3):
+        np.testing.assert_allclose(s.mean[r], x[r].mean(0))
+        np.testing.assert_allclose(s.m2[r] / 50, np.cov(x[r].T, bias=True), atol=1e-12)
+
+
+def test_stats_merge_equals_stats_of_union_and_is_stable_far_from_zero():
+    rng = generator("merge")
+    a = 1e4 + 1e-3 * rng.standard_normal((2, 30, 1))
+    b = 1e4 + 1e-3 * rng.standard_normal((2, 70, 1))
+    merged = D.Stats.from_points(a).merge(D.Stats.from_points(b))
+    joint = D.Stats.from_points(np.concatenate([a, b], axis=1))
+    np.testing.assert_allclose(merged.count, 100)
+    np.testing.assert_allclose(merged.mean, joint.mean, rtol=1e-15)
+    np.testing.assert_allclose(merged.m2, joint.m2, rtol=1e-6)
+    assert np.all(merged.m2 > 0)
+
+
+def test_subsample_draws_distinct_items_per_replicate():
+    pts = np.arange(2 * 20, dtype=float).reshape(2, 20, 1)
+    sub = D.subsample(pts, 7, generator("s"))
+    assert sub.shape == (2, 7, 1)
+    for r in range(2):
+        vals = sub[r, :, 0]
+        assert len(set(vals)) == 7 and set(vals) <= set(pts[r, :, 0])
+    with pytest.raises(ValueError):
+        D.subsample(pts, 21, generator("s"))
+
+
+def _setup(n=10, t=3):
+    """Real items are 0.x, S_j items are j + 1 (+ 0.0x for the position)."""
+    real = (np.arange(n) / 100.0)[None, :, None]
+    samples = {j: (j + 1 + np.arange(n) / 100.0)[None, :, None] for j in range(t)}
+    return real, samples
+
+
+def _build(regime, t, n=10):
+    real, samples = _setup(n, t)
+    pool = None
+    if regime.pools:
+        pool = Pool(real, as_stats=False)
+        for j in range(t):
+            pool.add(samples[j][:, : regime.n_synthetic(n)])
+    prev = samples[t - 1][:, : regime.n_synthetic(n)] if t else None
+    fresh = lambda rng, m: np.full((1, m, 1), -1.0)  # noqa: E731
+    return build_trainset(regime, t, n, real, prev, pool, generator("b", t), fresh)[0, :, 0]
+
+
+def test_generation_zero_trains_on_real_data():
+    for kind in ("replace", "accumulate", "accumulate-subsample", "mix"):
+        np.testing.assert_array_equal(_build(Regime(kind, rho=0.5), 0), np.arange(10) / 100)
+
+
+def test_replace_uses_only_previous_samples():
+    out = _build(Regime("replace"), 3)
+    assert out.size == 10 and np.all(np.floor(out) == 3)
+
+
+def test_accumulate_keeps_real_and_every_earlier_generation():
+    out = _build(Regime("accumulate"), 3)
+    assert out.size == 40
+    assert sorted(set(np.floor(out).astype(int))) == [0, 1, 2, 3]
+
+
+def test_accumulate_subsample_draws_n_distinct_items_from_the_pool():
+    out = _build(Regime("accumulate-subsample"), 3)
+    assert out.size == 10 and len(set(out)) == 10
+    assert set(np.floor(out).astype(int)) <= {0, 1, 2, 3}
+
+
+def test_mix_keeps_a_real_fraction():
+    regime = Regime("mix", rho=0.3)
+    assert (regime.n_real(10), regime.n_synthetic(10)) == (3, 7)
+    out = _build(regime, 3)
+    assert out.size == 10
+    assert np.sum(out < 1) == 3 and np.sum(np.floor(out) == 3) == 7
+
+
+def test_mix_fresh_draws_new_real_data():
+    out = _build(Regime("mix", rho=0.3, fresh=True), 2)
+    assert np.sum(out == -1.0) == 3 and np.sum(np.floor(out) == 2) == 7
+
+
+def test_mix_with_all_real_data_ignores_samples():
+    regime = Regime("mix", rho=1.0)
+    assert regime.n_synthetic(10) == 0
+    out = _build(regime, 2)
+    assert out.size == 10 and np.all(out < 1)
+
+
+def test_regime_labels_and_validation():
+    assert Regime("mix", rho=0.1).label == "mix-rho0.1"
+    assert Regime("mix", rho=0.1, fresh=True).label == "mix-rho0.1-fresh"
+    assert Regime("accumulate-subsample").label == "accumulate-subsample"
+    with pytest.raises(ValueError, match="allowed"):
+        Regime("resample")
+    with pytest.raises(ValueError):
+        Regime("mix", rho=1.5)
+
+
+def test_stats_pool_matches_points_pool_for_the_gaussian_fit():
+    real, samples = _setup(10, 3)
+    pts, st = Pool(real, False), Pool(real, True)
+    for j in range(3):
+        pts.add(samples[j])
+        st.add(samples[j])
+    direct = D.Stats.from_points(pts.data())
+    np.testing.assert_allclose(st.data().mean, direct.mean)
+    np.testing.assert_allclose(st.data().m2, direct.m2)

@@ -1,0 +1,125 @@
+import numpy as np
+import pytest
+from scipy import stats
+
+from conftest import make_chain, run_chain
+from workflow.data import Stats
+from workflow.regimes import Regime
+from workflow.seeding import generator
+from workflow.targets.gaussian import GaussianTarget, psd_sqrt, wishart_identity
+
+
+@pytest.mark.parametrize("ddof", [0, 1])
+def test_fit_is_the_numpy_estimate(ddof):
+    x = generator("fit").standard_normal((4, 30, 1)) * 3 + 2
+    g = GaussianTarget(ddof=ddof).fit(x)
+    np.testing.assert_allclose(g.mean_[:, 0], x[..., 0].mean(1))
+    np.testing.assert_allclose(np.sqrt(g.cov_[:, 0, 0]), x[..., 0].std(1, ddof=ddof))
+
+
+def test_fit_full_covariance():
+    x = generator("fit3").standard_normal((2, 200, 3)) @ np.array([[1, 0, 0], [0.5, 2, 0], [0, 0, 0.1]])
+    g = GaussianTarget(d=3).fit(x)
+    for r in range(2):
+        np.testing.assert_allclose(g.cov_[r], np.cov(x[r].T, bias=True), atol=1e-12)
+
+
+@pytest.mark.parametrize("method", ["sample", "sufficient"])
+@pytest.mark.parametrize("lam", [1.0, 0.25])
+def test_sampling_bias_scales_the_variance(method, lam):
+    g = GaussianTarget(d=2, method=method).set_state({"mean": np.zeros((4000, 2)), "cov": np.tile(np.diag([4.0, 1.0]), (4000, 1, 1))})
+    s = g.sample(50, lam, generator("lam", method))
+    s = s if isinstance(s, Stats) else Stats.from_points(s)
+    var = s.m2 / 49  # unbiased per replicate
+    np.testing.assert_allclose(var.mean(0), lam * np.diag([4.0, 1.0]), atol=0.03 * 4)
+    np.testing.assert_allclose(s.mean.var(0), lam * np.array([4.0, 1.0]) / 50, rtol=0.1)
+
+
+@pytest.mark.parametrize("dof,d", [(12, 3), (2, 4), (7, 1)])
+def test_wishart_sampler_mean_and_rank(dof, d):
+    w = wishart_identity(generator("w", dof, d), dof, 20000, d)
+    np.testing.assert_allclose(w.mean(0), dof * np.eye(d), atol=0.15 * dof)
+    if dof < d:
+        assert np.all(np.linalg.matrix_rank(w[:10]) == dof)
+
+
+def test_w2_matches_the_general_formula():
+    from scipy.linalg import sqrtm
+
+    rng = generator("w2")
+    a = rng.standard_normal((3, 3))
+    cov = a @ a.T + 0.1 * np.eye(3)
+    mu = rng.standard_normal(3)
+    g = GaussianTarget(d=3).set_state({"mean": mu[None], "cov": cov[None]})
+    expected = np.sqrt(mu @ mu + np.trace(cov + np.eye(3) - 2 * np.real(sqrtm(cov))))
+    np.testing.assert_allclose(g.w2_to_standard_normal()[0], expected, rtol=1e-10)
+    np.testing.assert_allclose(psd_sqrt(cov[None])[0] @ psd_sqrt(cov[None])[0], cov, atol=1e-12)
+
+
+@pytest.mark.parametrize("method", ["sample", "sufficient"])
+def test_replace_matches_the_closed_form(method):
+    """E[var_ratio_t] = ((n-1)/n)^t and E[std_t] = kappa^(t+1) under the fully synthetic loop."""
+    n, gens, reps = 10, 25, 20000 if method == "sufficient" else 8000
+    chain = make_chain(params={"method": method}, n=n, replicates=reps)
+    metrics, run = run_chain(chain, gens)
+    target = chain.target()
+    t = np.arange(gens + 1)
+    expected_ratio = target.closed_form("var_ratio_mean", t, chain.regime, n, 1.0)
+    expected_std = target.closed_form("std_mean", t, chain.regime, n, 1.0)
+    got_ratio = np.array([m["var_ratio_mean"] for m in metrics])
+    got_std = np.array([m["std_mean"] for m in metrics])
+    # Monte Carlo error: sd of the per-replicate values / sqrt(R), from the final models
+    std_final = np.sqrt(run.model.variance())
+    ratio_final = run.model.variance() / run.gen0.variance()
+    assert abs(got_std[-1] - expected_std[-1]) < 4 * std_final.std() / np.sqrt(reps)
+    assert abs(got_ratio[-1] - expected_ratio[-1]) < 4 * ratio_final.std() / np.sqrt(reps)
+    for g in (1, 5, 12):
+        assert abs(got_std[g] / expected_std[g] - 1) < 0.03
+    assert expected_std[-1] < 0.4  # the test is not trivially near 1
+
+
+def test_oreilly_expectation_is_about_047():
+    g = GaussianTarget()
+    assert abs(g.closed_form("std_mean", np.array([1000]), Regime("replace"), 1000, 1.0)[0] - 0.472) < 0.002
+
+
+@pytest.mark.parametrize("regime", ["replace", "accumulate", "mix"])
+def test_sample_and_sufficient_agree_in_distribution(regime):
+    """Two-sample KS test on the final std over many replicates."""
+    finals = {}
+    for method in ("sample", "sufficient"):
+        chain = make_chain(params={"method": method}, regime=regime, rho=0.2, n=20, replicates=3000)
+        _, run = run_chain(chain, 15)
+        finals[method] = np.sqrt(run.model.variance())
+    result = stats.ks_2samp(finals["sample"], finals["sufficient"])
+    assert result.pvalue > 0.01, result
+    assert finals["sample"].std() > 0.05  # the chains did spread out
+
+
+def test_methods_differ_from_a_wrong_distribution():
+    """The KS comparison has power: a sampler with the wrong variance is rejected."""
+    chain = make_chain(params={"method": "sample"}, n=20, replicates=3000)
+    _, run = run_chain(chain, 15)
+    biased = make_chain(params={"method": "sufficient"}, n=20, replicates=3000, lam=0.97)
+    _, run_b = run_chain(biased, 15)
+    assert stats.ks_2samp(np.sqrt(run.model.variance()), np.sqrt(run_b.model.variance())).pvalue < 1e-3
+
+
+def test_accumulate_keeps_variance_bounded():
+    metrics, _ = run_chain(make_chain(regime="accumulate", n=10, replicates=2000), 60)
+    assert metrics[-1]["var_ratio_mean"] > 0.6
+    replace, _ = run_chain(make_chain(regime="replace", n=10, replicates=2000), 60)
+    assert replace[-1]["var_ratio_mean"] < 0.01 + ((9 / 10) ** 60) * 2
+
+
+def test_collapsed_fraction_counts_tiny_stds():
+    g = GaussianTarget().set_state({"mean": np.zeros((4, 1)), "cov": np.array([1e-8, 1e-2, 1.0, 1e-7]).reshape(4, 1, 1)})
+    m = g.evaluate(None, None, None, g)
+    assert m["collapsed_fraction"] == 0.5
+    assert set(m) == set(GaussianTarget.metrics)
+
+
+def test_sufficient_cannot_run_accumulate_subsample():
+    assert "accumulate-subsample" in GaussianTarget(method="sufficient").check(Regime("accumulate-subsample"), 10, 1)
+    assert GaussianTarget().for_regime(Regime("accumulate-subsample")).method == "sample"
+    assert GaussianTarget().for_regime(Regime("replace")).method == "sufficient"
