@@ -53,9 +53,7 @@ def _first_chain(wildcards):
 
 
 def real_spec(wildcards):
-    spec = _first_chain(wildcards).spec()
-    spec["regime"] = {"kind": "replace", "rho": 0.0, "fresh": False}
-    return spec
+    return _first_chain(wildcards).real_spec()
 
 
 def reference_spec(wildcards):

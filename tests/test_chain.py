@@ -47,7 +47,7 @@ def test_one_job_per_generation_equals_blocks(tmp_path, target, params, regime):
     chain = _chain(target, params, regime)
     spec = chain.spec()
     real, ref = tmp_path / "real.npz", tmp_path / "reference"
-    jobs.real_data(spec, real)
+    jobs.real_data(chain.real_spec(), real)
     jobs.reference({k: spec[k] for k in ("study", "experiment", "target", "params")}, ref)
     rows = []
     for g in range(5):
@@ -69,7 +69,7 @@ def test_one_job_per_generation_equals_blocks(tmp_path, target, params, regime):
 def test_a_truncated_intermediate_is_named(tmp_path):
     chain = _chain("gaussian", {"method": "sample"}, "replace")
     spec = chain.spec()
-    jobs.real_data(spec, tmp_path / "real.npz")
+    jobs.real_data(chain.real_spec(), tmp_path / "real.npz")
     data = (tmp_path / "real.npz").read_bytes()
     (tmp_path / "real.npz").write_bytes(data[: len(data) // 2])
     with pytest.raises(io.IntermediateFileError, match="truncated.*real.npz"):

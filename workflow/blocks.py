@@ -12,17 +12,17 @@ BLOCK_FILES = ("state.npz", "models.npz", "metrics.csv")
 def plan_blocks(generations: int, size: int, existing: set[tuple[int, int]] = frozenset()) -> list[tuple[int, int]]:
     """Blocks (first, last) covering generations 0..G.
 
-    Blocks end at multiples of ``size`` (generation size - 1, 2 size - 1, ...)
-    and at G.  A block that already exists and fits (say 0..6 computed for an
-    earlier, shorter run) is kept, so asking for more generations only computes
-    the new ones.
+    From scratch, blocks are 0..size-1, size..2 size-1, ... and end at G.  A
+    block that already exists and fits (say 6..6, the tail of an earlier run
+    with G = 6) is kept and the plan continues after it, so asking for more
+    generations only computes the new ones.
     """
     if generations < 0 or size < 1:
         raise ValueError("generations must be >= 0 and block size >= 1")
     blocks, start = [], 0
     while start <= generations:
         fits = [b for a, b in existing if a == start and b <= generations]
-        end = max(fits) if fits else min(generations, (start // size + 1) * size - 1)
+        end = max(fits) if fits else min(generations, start + size - 1)
         blocks.append((start, end))
         start = end + 1
     return blocks

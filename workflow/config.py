@@ -106,6 +106,11 @@ class Experiment:
         return make_target(self.target, self.params)
 
 
+def real_rng(study: str, experiment: str, seed: int) -> np.random.Generator:
+    """Real data depend on (study, experiment, seed) only: every regime sees the same real data."""
+    return seeding.generator(study, experiment, seed, "real")
+
+
 @dataclass(frozen=True)
 class Chain:
     """One (experiment, regime, seed) chain: generations 0..G of R replicates."""
@@ -123,8 +128,13 @@ class Chain:
         return seeding.generator(self.study, self.experiment.label, self.regime.label, self.seed, generation, purpose)
 
     def real_rng(self) -> np.random.Generator:
-        """Real data depend on (study, experiment, seed) only: every regime sees the same real data."""
-        return seeding.generator(self.study, self.experiment.label, self.seed, "real")
+        return real_rng(self.study, self.experiment.label, self.seed)
+
+    def real_spec(self) -> dict:
+        """What the real data depend on: not the regime, lam or G."""
+        e = self.experiment
+        return {"study": self.study, "experiment": e.label, "target": e.target, "params": e.params, "n": e.n,
+                "replicates": e.replicates, "seed": self.seed}
 
     def target(self) -> Target:
         return self.experiment.make_target().for_regime(self.regime)

@@ -16,7 +16,7 @@ import numpy as np
 from workflow import data as D
 from workflow import io, seeding
 from workflow.chain import ChainRun, run_block, unstack_models
-from workflow.config import Chain
+from workflow.config import Chain, real_rng
 from workflow.targets import make_target
 from workflow.targets.base import Target
 
@@ -65,9 +65,9 @@ def read_metrics(path) -> list[tuple[int, str, float]]:
 
 # -- jobs ------------------------------------------------------------------------
 def real_data(spec: dict, out) -> None:
-    chain = Chain.from_spec(spec)
-    target = chain.experiment.make_target()
-    real = target.real_data(chain.real_rng(), chain.n, chain.experiment.replicates)
+    """``spec``: study, experiment, target, params, n, replicates, seed (see Chain.real_spec)."""
+    target = make_target(spec["target"], spec["params"])
+    real = target.real_data(real_rng(spec["study"], spec["experiment"], spec["seed"]), spec["n"], spec["replicates"])
     io.save_npz(out, **real)
     log.info("real data for %s seed %d: %s", spec["experiment"], spec["seed"],
              ", ".join(f"{k} {v.shape}" for k, v in real.items()))

@@ -1,0 +1,114 @@
+import copy
+from pathlib import Path
+
+import pytest
+import yaml
+
+from conftest import REPO
+from workflow.config import ConfigError, Study, check_registry_matches_schema
+
+GOOD = {"study": "tiny", "seeds": [0], "generations": 3,
+        "experiments": [{"target": "gaussian", "n": 10, "regimes": ["replace", "mix"]}]}
+
+
+def _with(path, value):
+    cfg = copy.deepcopy(GOOD)
+    node = cfg
+    for key in path[:-1]:
+        node = node[key]
+    if value is _DELETE:
+        del node[path[-1]]
+    else:
+        node[path[-1]] = value
+    return cfg
+
+
+_DELETE = object()
+
+
+def test_good_config_fills_defaults():
+    study = Study.from_config(GOOD)
+    exp = study.experiments[0]
+    assert exp.replicates == 1 and exp.lam == 1.0 and exp.block == 1000
+    assert exp.params == {"d": 1, "ddof": 0, "method": "auto"}
+    assert [c.path for c in study.chains] == ["gaussian/replace/seed0", "gaussian/mix-rho0.1/seed0"]
+
+
+STUDIES = [p for p in sorted((REPO / "config").rglob("*.yaml")) if p.name != "schema.yaml"]
+
+
+@pytest.mark.parametrize("path", STUDIES, ids=lambda p: p.name)
+def test_shipped_studies_are_valid(path):
+    study = Study.from_config(yaml.safe_load(path.read_text()))
+    assert study.chains
+
+
+def test_schema_enum_matches_the_target_registry():
+    check_registry_matches_schema()
+
+
+def test_regimes_study_sweeps_d_and_n():
+    study = Study.from_config(yaml.safe_load((REPO / "config/studies/regimes.yaml").read_text()))
+    labels = {e.label for e in study.experiments}
+    assert {"gaussian_d1_n10", "gaussian_d10_n1000", "gmm"} <= labels
+    assert len(labels) == 7
+
+
+BAD = [
+    (["experiments", 0, "target"], "gausian", ["target", "gaussian", "gmm"]),
+    (["experiments", 0, "regimes"], ["replace", "resample"], ["regimes", "accumulate-subsample"]),
+    (["experiments", 0, "mix"], {"rho": 1.5}, ["rho", "maximum"]),
+    (["experiments", 0, "mix"], {"rho": -0.1}, ["rho", "minimum"]),
+    (["experiments", 0, "n"], 1, ["n", "minimum of 2"]),
+    (["generations"], 0, ["generations", "minimum of 1"]),
+    (["generations"], -5, ["generations"]),
+    (["experiments", 0, "generations"], 0, ["generations"]),
+    (["colour"], "red", ["colour", "not allowed"]),
+    (["experiments", 0, "epochs"], 3, ["epochs", "not allowed"]),
+    (["experiments", 0, "params"], {"dim": 3}, ["params", "dim"]),
+    (["study"], "../escape", ["study", "does not match"]),
+    (["study"], "my study", ["study"]),
+    (["experiments", 0, "lam"], 0, ["lam"]),
+    (["experiments", 0, "lam"], -1.0, ["lam"]),
+    (["experiments", 0, "params"], {"method": "exact"}, ["method", "sample", "sufficient"]),
+    (["experiments", 0, "sweep"], {"size": [10]}, ["sweep", "size", "allowed keys"]),
+    (["experiments", 0, "sweep"], {"n": [10, 1]}, ["n", "minimum of 2"]),
+    (["experiments", 0, "sweep"], {"rho": [0.1, 2.0]}, ["rho"]),
+    (["study"], _DELETE, ["study", "required"]),
+]
+
+
+@pytest.mark.parametrize("path,value,words", BAD, ids=lambda x: str(x)[:30])
+def test_bad_config_is_rejected_with_a_message_naming_the_key(path, value, words):
+    with pytest.raises(ConfigError) as err:
+        Study.from_config(_with(path, value))
+    for w in words:
+        assert w in str(err.value), str(err.value)
+
+
+def test_chain_level_problems_are_config_errors():
+    cfg = _with(["experiments", 0, "params"], {"method": "sufficient"})
+    cfg["experiments"][0]["regimes"] = ["accumulate-subsample"]
+    with pytest.raises(ConfigError, match="accumulate-subsample"):
+        Study.from_config(cfg)
+    cfg = copy.deepcopy(GOOD)
+    cfg["experiments"] = [{"target": "gmm", "n": 2, "params": {"components": 3}}]
+    with pytest.raises(ConfigError, match="components"):
+        Study.from_config(cfg)
+    cfg["experiments"] = [{"target": "gmm", "params": {"truth": {"weights": [0.3], "means": [[0, 0]]}}}]
+    with pytest.raises(ConfigError, match="sum to 1"):
+        Study.from_config(cfg)
+    cfg["experiments"] = [{"target": "gaussian"}, {"target": "gaussian"}]
+    with pytest.raises(ConfigError, match="duplicate"):
+        Study.from_config(cfg)
+
+
+@pytest.mark.parametrize("path,value,words", [BAD[0], BAD[4], BAD[9], BAD[11]], ids=["target", "n", "unknown-key", "study"])
+def test_snakemake_rejects_bad_config_before_any_job(tmp_path, snakemake_run, path, value, words):
+    proc = snakemake_run(tmp_path, _with(path, value), "-n", "--cores", "1", check=False)
+    out = proc.stdout + proc.stderr
+    assert proc.returncode != 0
+    for w in words[:2]:
+        assert w in out, out
+    assert "Traceback" not in out
+    assert not (tmp_path / "results").exists()

@@ -1,0 +1,118 @@
+"""End to end: snakemake on tiny studies in temporary folders."""
+import os
+
+import pandas as pd
+import pytest
+
+from conftest import run_snakemake
+
+pytestmark = pytest.mark.e2e
+
+GMM = {"components": 2, "truth": "blob", "eval_size": 300, "test_size": 100}
+TINY = {
+    "study": "tiny",
+    "seeds": [0, 1],
+    "generations": 6,
+    "experiments": [
+        {"name": "gauss", "target": "gaussian", "n": 20, "replicates": 50, "block": 3,
+         "regimes": ["replace", "accumulate-subsample", "mix"], "mix": {"rho": 0.2, "fresh": True}},
+        {"name": "gmm", "target": "gmm", "n": 60, "replicates": 1, "generations": 2, "block": 1,
+         "regimes": ["accumulate"], "params": GMM},
+    ],
+}
+N_GAUSS_METRICS, N_GMM_METRICS = 7, 7
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory):
+    work = tmp_path_factory.mktemp("tiny")
+    run_snakemake(work, TINY, "--cores", "2")
+    return work
+
+
+def test_metrics_table(tiny):
+    table = pd.read_csv(tiny / "results/tiny/metrics.csv")
+    assert list(table.columns[:8]) == ["study", "experiment", "target", "regime", "seed", "generation", "metric", "value"]
+    assert {"n", "lam", "rho", "fresh", "replicates", "d"} <= set(table.columns)
+    expected = 3 * 2 * 7 * N_GAUSS_METRICS + 1 * 2 * 3 * N_GMM_METRICS
+    assert len(table) == expected
+    assert not table.duplicated(["experiment", "regime", "seed", "generation", "metric"]).any()
+    assert set(table["regime"]) == {"replace", "accumulate-subsample", "mix-rho0.2-fresh", "accumulate"}
+    assert table["value"].notna().all()
+    g = table[(table.experiment == "gauss") & (table.metric == "var_ratio_mean") & (table.generation == 0)]
+    assert (g["value"] == 1.0).all()
+    # the two seeds are different chains
+    s = table[(table.metric == "std_mean") & (table.generation == 6) & (table.regime == "replace")]
+    assert s["value"].nunique() == 2
+
+
+def test_every_generation_of_a_one_per_job_target_has_its_files(tiny):
+    chain = tiny / "results/tiny/gmm/accumulate/seed1"
+    for g in range(3):
+        for name in ("model/state.npz", "model/target.json", "samples/samples.npz", "metrics.csv", "trainset.json"):
+            assert (chain / f"gen{g}" / name).is_file(), name
+    logs = tiny / "results/tiny/logs/gmm/accumulate/seed1/gen2"
+    assert {p.name for p in logs.iterdir()} == {"train.log", "generate.log", "evaluate.log"}
+    assert "fitted on 180 items" in (logs / "train.log").read_text()
+
+
+def test_plots_and_report(tiny):
+    plots = tiny / "results/tiny/plots"
+    assert {p.stem for p in plots.glob("*.png")} >= {"std_mean", "var_ratio_mean", "kl_truth_model", "tail_mass_ratio"}
+    assert all(p.stat().st_size > 5000 for p in plots.glob("*.png"))
+    run_snakemake(tiny, TINY, "--report", "report.html")
+    html = (tiny / "report.html").read_text()
+    assert "var_ratio_mean" in html and "Wasserstein" in html
+
+
+def test_same_numbers_with_one_core(tiny, tmp_path):
+    run_snakemake(tmp_path, TINY, "--cores", "1", "results/tiny/metrics.csv")
+    a = pd.read_csv(tiny / "results/tiny/metrics.csv")
+    b = pd.read_csv(tmp_path / "results/tiny/metrics.csv")
+    pd.testing.assert_frame_equal(a, b, check_exact=True)
+
+
+def _outputs(root):
+    return {p: p.stat().st_mtime_ns for p in (root / "results").rglob("*")
+            if p.is_file() and "logs" not in p.parts and p.name != "metrics.csv" or p.parent.name.startswith("gen")}
+
+
+def test_more_generations_run_only_the_new_ones(tmp_path):
+    cfg = {"study": "grow", "seeds": [0], "generations": 4,
+           "experiments": [{"name": "gauss", "target": "gaussian", "n": 20, "replicates": 20, "block": 3,
+                            "regimes": ["accumulate-subsample"]},
+                           {"name": "gmm", "target": "gmm", "n": 40, "block": 1, "regimes": ["replace"], "params": GMM,
+                            "generations": 1}]}
+    run_snakemake(tmp_path, cfg, "--cores", "2", "results/grow/metrics.csv")
+    before = _outputs(tmp_path)
+    first = pd.read_csv(tmp_path / "results/grow/metrics.csv")
+    cfg["generations"] = 8
+    cfg["experiments"][1]["generations"] = 2
+    proc = run_snakemake(tmp_path, cfg, "--cores", "2", "results/grow/metrics.csv")
+    after = _outputs(tmp_path)
+    assert all(after[p] == t for p, t in before.items()), "an earlier output was recomputed"
+    new = sorted(str(p.relative_to(tmp_path)) for p in set(after) - set(before))
+    assert any("gens5-7" in p for p in new) and any("gens8-8" in p for p in new)
+    assert any("gmm/replace/seed0/gen2/" in p for p in new)
+    assert not any("gen1/" in p or "gens0-2" in p or "gens3-4" in p for p in new)
+    stats = proc.stdout + proc.stderr
+    assert "real_data" not in stats.split("Job stats")[1].split("Select jobs")[0]
+    second = pd.read_csv(tmp_path / "results/grow/metrics.csv")
+    key = ["experiment", "regime", "seed", "generation", "metric"]
+    merged = first.merge(second, on=key, suffixes=("_a", "_b"))
+    assert len(merged) == len(first)
+    assert (merged["value_a"] == merged["value_b"]).all()
+    assert second.groupby("experiment")["generation"].max().to_dict() == {"gauss": 8, "gmm": 2}
+
+
+def test_a_changed_parameter_recomputes_what_depends_on_it(tmp_path):
+    cfg = {"study": "change", "seeds": [0], "generations": 2,
+           "experiments": [{"name": "a", "target": "gaussian", "n": 20, "replicates": 10, "regimes": ["replace"]},
+                           {"name": "b", "target": "gaussian", "n": 20, "replicates": 10, "regimes": ["replace"]}]}
+    run_snakemake(tmp_path, cfg, "--cores", "2", "results/change/metrics.csv")
+    cfg["experiments"][1]["lam"] = 0.5
+    proc = run_snakemake(tmp_path, cfg, "-n", "--cores", "1", "results/change/metrics.csv")
+    out = proc.stdout + proc.stderr
+    assert "output: results/change/b/replace/seed0/gens0-2" in out
+    assert "output: results/change/a/replace/seed0/gens0-2" not in out
+    assert "rule real_data" not in out  # lam does not change the real data
