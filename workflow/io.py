@@ -21,9 +21,20 @@ class IntermediateFileError(RuntimeError):
     """An intermediate file is missing, truncated or not what it claims to be."""
 
 
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+_MODE = 0o666 & ~_umask()
+
+
 def _atomic_target(path: Path):
+    """A temporary file beside ``path`` with the usual permissions (mkstemp makes them 0600)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.fchmod(fd, _MODE)
     os.close(fd)
     return Path(tmp)
 
