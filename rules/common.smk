@@ -39,6 +39,11 @@ def chain_spec(wildcards):
     return chain_of(wildcards).spec()
 
 
+def gpu_request(wildcards):
+    """GPUs the chain's target will use, so `snakemake --resources gpu=N` bounds GPU jobs."""
+    return chain_of(wildcards).target().gpus()
+
+
 def real_path(chain):
     return f"{RESULTS}/{chain.experiment.label}/seed{chain.seed}/real.npz"
 

@@ -8,6 +8,8 @@ rule evaluate:
         f"{CHAIN}/gen{{gen}}/metrics.csv",
     params:
         spec=chain_spec,
+    resources:
+        gpu=gpu_request,
     log:
         f"{CHAIN_LOG}/gen{{gen}}/evaluate.log",
     conda:

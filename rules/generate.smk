@@ -8,6 +8,8 @@ rule generate:
         directory(f"{CHAIN}/gen{{gen}}/samples"),
     params:
         spec=chain_spec,
+    resources:
+        gpu=gpu_request,
     log:
         f"{CHAIN_LOG}/gen{{gen}}/generate.log",
     conda:

@@ -10,6 +10,8 @@ rule train:
         manifest=f"{CHAIN}/gen{{gen}}/trainset.json",
     params:
         spec=chain_spec,
+    resources:
+        gpu=gpu_request,
     log:
         f"{CHAIN_LOG}/gen{{gen}}/train.log",
     conda:
@@ -27,6 +29,8 @@ rule block:
         metrics=f"{CHAIN}/gens{{first}}-{{last}}/metrics.csv",
     params:
         spec=chain_spec,
+    resources:
+        gpu=gpu_request,
     log:
         f"{CHAIN_LOG}/gens{{first}}-{{last}}.log",
     conda:

@@ -123,3 +123,12 @@ def test_sufficient_cannot_run_accumulate_subsample():
     assert "accumulate-subsample" in GaussianTarget(method="sufficient").check(Regime("accumulate-subsample"), 10, 1)
     assert GaussianTarget().for_regime(Regime("accumulate-subsample")).method == "sample"
     assert GaussianTarget().for_regime(Regime("replace")).method == "sufficient"
+
+
+def test_replace_variance_ratio_in_ten_dimensions():
+    chain = make_chain(params={"method": "sufficient", "d": 10}, n=100, replicates=4000)
+    metrics, run = run_chain(chain, 50)
+    ratio = run.model.variance() / run.gen0.variance()
+    expected = chain.target().closed_form("var_ratio_mean", np.array([50]), chain.regime, 100, 1.0)[0]
+    assert abs(metrics[-1]["var_ratio_mean"] - expected) < 4 * ratio.std() / np.sqrt(4000)
+    assert chain.target().closed_form("std_mean", np.array([50]), chain.regime, 100, 1.0) is None

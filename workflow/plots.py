@@ -19,7 +19,7 @@ def plot_metric(metrics_csv, metric: str, out_png, experiments: Sequence[dict], 
     import matplotlib.pyplot as plt
     import pandas as pd
 
-    table = pd.read_csv(metrics_csv)
+    table = pd.read_csv(metrics_csv, low_memory=False)
     table = table[table["metric"] == metric]
     exps = [e for e in experiments if e["label"] in set(table["experiment"])]
     if not exps:

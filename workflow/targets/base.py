@@ -58,6 +58,10 @@ class Target:
         """The target as used in a chain with this regime (resolves ``auto`` settings)."""
         return self
 
+    def gpus(self) -> int:
+        """GPUs a job of this target will use (declared to Snakemake as ``resources: gpu``)."""
+        return 0
+
     def check(self, regime: Regime, n: int, replicates: int) -> Optional[str]:
         """A message if this target cannot run the given chain, else None."""
         return None
