@@ -3,8 +3,8 @@
     .venv/bin/python benchmarks/studies.py [oreilly oreilly-10k ...] [--cores 2]
 
 Each study runs from scratch in a temporary folder; the script prints wall
-time, the summed job time from the job logs, the peak resident memory of any
-job, and the headline numbers of each study.  Results also go to
+time, the summed job time from the job logs, the peak resident memory of the
+largest process waited for (snakemake itself or a job it ran), and the headline numbers of each study.  Results also go to
 benchmarks/out/studies.json.  Timings are measurements, never test verdicts.
 """
 from __future__ import annotations
@@ -58,7 +58,7 @@ def bench(study: str, cores: int) -> dict:
             heads[f"{metric}@{gen} ({exp}/{regime})"] = float(rows["value"].mean())
         peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
         return {"study": study, "cores": cores, "wall_s": round(wall, 1), "job_s": round(job_seconds(results), 1),
-                "peak_job_rss_mb": round(peak), "headline": heads}
+                "peak_rss_mb": round(peak), "headline": heads}
 
 
 def main():
