@@ -84,9 +84,7 @@ class ChainRun:
     def step(self, t: int) -> tuple[Target, D.Data, dict[str, float]]:
         model = self.fit(t, self.trainset(t))
         samples = self.sample(t, model)
-        if t == 0:
-            self.gen0 = model
-        metrics = self.evaluate(model, samples)
+        metrics = self.evaluate(model, samples, gen0=model if t == 0 else None)
         self.record(t, model, samples)
         return model, samples, metrics
 

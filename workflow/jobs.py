@@ -88,7 +88,7 @@ def train(spec: dict, gen: int, real_path, sample_dirs: Sequence, model_dir, man
     sources = chain.regime.sources(gen)
     if len(sources) != len(sample_dirs):
         raise ValueError(f"generation {gen} of {chain.path} needs samples of generations {sources}, got {len(sample_dirs)} folders")
-    for j, d in zip(sources, sample_dirs):
+    for d in sample_dirs:
         s = load_samples(d)
         if run.pool is not None:
             run.pool.add(s)

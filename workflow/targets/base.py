@@ -14,7 +14,6 @@ generations.  Targets whose state is not plain arrays (torch) override
 from __future__ import annotations
 
 import copy
-import json
 from pathlib import Path
 from typing import Any, ClassVar, Optional
 
@@ -133,7 +132,3 @@ class Target:
 def mean_and_median(name: str, values: np.ndarray) -> dict[str, float]:
     values = np.asarray(values, dtype=float)
     return {f"{name}_mean": float(np.mean(values)), f"{name}_median": float(np.median(values))}
-
-
-def params_json(params: dict) -> str:
-    return json.dumps(params, sort_keys=True)
