@@ -20,6 +20,7 @@ include: "rules/train.smk"
 include: "rules/generate.smk"
 include: "rules/evaluate.smk"
 include: "rules/report.smk"
+include: "rules/track.smk"
 
 
 localrules:

@@ -5,11 +5,23 @@ from pathlib import Path
 from workflow.blocks import completed_blocks, plan_blocks
 from workflow.config import ConfigError, Study, load_schema
 from workflow.targets import target_class
+from workflow.tracking import TrackingError, resolve_artifacts, resolve_uri
 
 try:
     STUDY = Study.from_config(config, schema=load_schema(Path(workflow.basedir) / "config" / "schema.yaml"), validated=True)
 except ConfigError as e:
     raise WorkflowError(str(e)) from None
+
+try:
+    _uri = resolve_uri(config["tracking"]["uri"], os.getcwd())
+except TrackingError as e:
+    raise WorkflowError(f"invalid config at tracking.uri: {e}") from None
+TRACKING = {
+    "enabled": config["tracking"]["enabled"],
+    "uri": _uri,
+    "artifacts": resolve_artifacts(config["tracking"]["artifacts"], _uri, os.getcwd()),
+    "every": config["tracking"]["every"],
+}
 
 RESULTS = f"results/{STUDY.name}"
 LOGS = f"{RESULTS}/logs"
@@ -135,5 +147,45 @@ def plot_experiments():
             for e in STUDY.experiments]
 
 
+def plot_files():
+    return [f"{RESULTS}/plots/{m}.png" for m in study_metrics()]
+
+
+def chain_last_receipt(chain):
+    e = chain.experiment
+    if e.block == 1:
+        return f"{chain_dir(chain)}/gen{e.generations}/tracking.json"
+    return f"{block_dir(chain, *blocks_of(chain)[-1])}/tracking.json"
+
+
+def track_block_inputs(wildcards):
+    chain = chain_of(wildcards)
+    first, last = int(wildcards.first), int(wildcards.last)
+    here = block_dir(chain, first, last)
+    inputs = {"experiment": f"{RESULTS}/tracking/experiment.json", "metrics": f"{here}/metrics.csv",
+              "models": f"{here}/models.npz", "real": real_path(chain)}
+    if first > 0:
+        before = [b for b in blocks_of(chain) if b[1] == first - 1]
+        if not before:
+            raise WorkflowError(f"no block of {chain.path} ends at generation {first - 1}")
+        inputs["previous"] = f"{block_dir(chain, *before[0])}/tracking.json"
+    return inputs
+
+
+def track_generation_inputs(wildcards):
+    chain = chain_of(wildcards)
+    g = int(wildcards.gen)
+    here = f"{chain_dir(chain)}/gen{g}"
+    inputs = {"experiment": f"{RESULTS}/tracking/experiment.json", "model": f"{here}/model",
+              "samples": f"{here}/samples", "metrics": f"{here}/metrics.csv", "manifest": f"{here}/trainset.json",
+              "real": real_path(chain)}
+    if g > 0:
+        inputs["previous"] = f"{chain_dir(chain)}/gen{g - 1}/tracking.json"
+    return inputs
+
+
 def final_outputs():
-    return [f"{RESULTS}/metrics.csv"] + [f"{RESULTS}/plots/{m}.png" for m in study_metrics()]
+    outputs = [f"{RESULTS}/metrics.csv"] + plot_files()
+    if TRACKING["enabled"]:
+        outputs.append(f"{RESULTS}/tracking/study.json")
+    return outputs

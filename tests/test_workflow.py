@@ -9,6 +9,7 @@ pytestmark = pytest.mark.e2e
 GMM = {"components": 2, "truth": "blob", "eval_size": 300, "test_size": 100}
 TINY = {
     "study": "tiny",
+    "tracking": {"enabled": False},
     "seeds": [0, 1],
     "generations": 6,
     "experiments": [
@@ -78,7 +79,7 @@ def _outputs(root):
 
 
 def test_more_generations_run_only_the_new_ones(tmp_path):
-    cfg = {"study": "grow", "seeds": [0], "generations": 4,
+    cfg = {"study": "grow", "seeds": [0], "generations": 4, "tracking": {"enabled": False},
            "experiments": [{"name": "gauss", "target": "gaussian", "n": 20, "replicates": 20, "block": 3,
                             "regimes": ["accumulate-subsample"]},
                            {"name": "gmm", "target": "gmm", "n": 40, "block": 1, "regimes": ["replace"], "params": GMM,
@@ -106,7 +107,7 @@ def test_more_generations_run_only_the_new_ones(tmp_path):
 
 
 def test_a_changed_parameter_recomputes_what_depends_on_it(tmp_path):
-    cfg = {"study": "change", "seeds": [0], "generations": 2,
+    cfg = {"study": "change", "seeds": [0], "generations": 2, "tracking": {"enabled": False},
            "experiments": [{"name": "a", "target": "gaussian", "n": 20, "replicates": 10, "regimes": ["replace"]},
                            {"name": "b", "target": "gaussian", "n": 20, "replicates": 10, "regimes": ["replace"]}]}
     run_snakemake(tmp_path, cfg, "--cores", "2", "results/change/metrics.csv")

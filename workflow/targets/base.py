@@ -105,6 +105,31 @@ class Target:
         """The expected value of a metric per generation where theory gives it, else None."""
         return None
 
+    # -- tracking hooks (called only by tracking jobs; mlflow is imported there) ------
+    def device_name(self) -> str:
+        """The device the target computes on (a tag of every tracked run)."""
+        return "cpu"
+
+    #: packages a logged model needs to load
+    mlflow_requirements: ClassVar[list[str]] = ["numpy", "pandas", "scipy", "scikit-learn", "mlflow"]
+
+    def log_mlflow_model(self, name: str, model_dir: Path):
+        """Log the fitted model (saved in ``model_dir``) as an MLflow LoggedModel in the active run.
+
+        Default: a pyfunc "model from code" over the saved arrays (no pickle);
+        ``predict(pd.DataFrame({"n": [..], "lam": [..], "seed": [..]}))`` draws samples.
+        Targets with a native MLflow flavor override this.
+        """
+        import mlflow
+
+        code = Path(__file__).resolve().parents[1] / "mlflow_models" / "array_model.py"
+        return mlflow.pyfunc.log_model(name=name, python_model=str(code), artifacts={"model": str(model_dir)},
+                                       pip_requirements=self.mlflow_requirements)
+
+    def sample_artifacts(self, samples_dir: Path) -> list[Path]:
+        """Files worth attaching to a generation's run (sample images, sample text)."""
+        return []
+
     # -- persistence -------------------------------------------------------------
     def save(self, directory: str | Path) -> None:
         directory = Path(directory)

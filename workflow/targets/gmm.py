@@ -208,6 +208,32 @@ class GMMTarget(Target):
         self.covariances_ = np.asarray(state["covariances"], float)
         return self
 
+    # -- tracking ----------------------------------------------------------------
+    def to_sklearn(self, replicate: int = 0):
+        """A fitted ``sklearn.mixture.GaussianMixture`` for one replicate."""
+        from sklearn.mixture import GaussianMixture
+        from sklearn.mixture._gaussian_mixture import _compute_precision_cholesky
+
+        gm = GaussianMixture(self.components, covariance_type="full", reg_covar=self.params["reg_covar"],
+                             max_iter=self.params["max_iter"])
+        gm.weights_ = self.weights_[replicate].copy()
+        gm.means_ = self.means_[replicate].copy()
+        gm.covariances_ = self.covariances_[replicate].copy()
+        gm.precisions_cholesky_ = _compute_precision_cholesky(gm.covariances_, "full")
+        gm.precisions_ = np.einsum("kij,klj->kil", gm.precisions_cholesky_, gm.precisions_cholesky_)
+        gm.converged_, gm.n_iter_, gm.lower_bound_ = True, 0, -np.inf
+        gm.n_features_in_ = self.d
+        return gm
+
+    def log_mlflow_model(self, name, model_dir):
+        """``mlflow.sklearn`` (skops format: loads without unpickling) of replicate 0; all replicates as artifacts."""
+        import mlflow
+
+        info = mlflow.sklearn.log_model(self.to_sklearn(0), name=name, serialization_format="skops",
+                                        pip_requirements=["scikit-learn", "skops", "numpy"])
+        mlflow.log_artifacts(str(model_dir), artifact_path=f"{name}-all-replicates")
+        return info
+
     # -- metrics -----------------------------------------------------------------
     def evaluate(self, samples, real, reference, gen0):
         r = self.weights_.shape[0]

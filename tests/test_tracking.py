@@ -1,0 +1,217 @@
+"""MLflow tracking: what lands in the backend, and how failures and reruns behave."""
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from conftest import run_snakemake
+from workflow import io
+from workflow.tracking import TrackingError, check_backend, model_name, resolve_uri
+
+pytestmark = pytest.mark.e2e
+os.environ["MLFLOW_DISABLE_TELEMETRY"] = "true"
+
+GMM = {"components": 2, "truth": "blob", "eval_size": 300, "test_size": 100}
+TRACKED = {
+    "study": "tracked",
+    "seeds": [0],
+    "generations": 4,
+    "experiments": [
+        {"name": "gauss", "target": "gaussian", "n": 20, "replicates": 5, "block": 3, "regimes": ["replace", "mix"]},
+        {"name": "gmm", "target": "gmm", "n": 60, "generations": 2, "block": 1, "regimes": ["accumulate"], "params": GMM},
+    ],
+}
+CHAINS = {"gauss/replace/seed0": 5, "gauss/mix-rho0.1/seed0": 5, "gmm/accumulate/seed0": 3}
+
+
+def _client(uri):
+    from mlflow import MlflowClient
+
+    return MlflowClient(uri)
+
+
+def _runs(client, exp_id, kind):
+    return client.search_runs([exp_id], f"tags.`ouroboros.kind` = '{kind}'", max_results=1000)
+
+
+@pytest.fixture(scope="module")
+def tracked(tmp_path_factory):
+    work = tmp_path_factory.mktemp("tracked")
+    run_snakemake(work, TRACKED, "--cores", "2")
+    uri = f"sqlite:///{work / 'results' / 'mlflow.db'}"
+    return work, uri
+
+
+def test_run_tree_metrics_and_lineage(tracked):
+    work, uri = tracked
+    client = _client(uri)
+    exp = client.get_experiment_by_name("tracked")
+    assert exp is not None
+    parents = {r.data.tags["ouroboros.chain"]: r for r in _runs(client, exp.experiment_id, "chain")}
+    assert set(parents) == set(CHAINS)
+    children = _runs(client, exp.experiment_id, "generation")
+    assert len(children) == sum(CHAINS.values())
+    by_key = {}
+    for r in children:
+        chain = r.data.tags["ouroboros.chain"]
+        assert r.data.tags["mlflow.parentRunId"] == parents[chain].info.run_id
+        for tag in ("study", "target", "regime", "seed", "generation", "config_hash", "git_commit", "snakemake_rule", "host", "device"):
+            assert r.data.tags.get(tag), tag
+        assert r.data.params["n"] and r.data.params["lam"] == "1.0" and r.data.params["generation"] == r.data.tags["generation"]
+        by_key[(chain, int(r.data.tags["generation"]))] = r
+    # metric histories: steps = generations, on the parent too
+    hist = client.get_metric_history(parents["gauss/replace/seed0"].info.run_id, "var_ratio_mean")
+    assert sorted({m.step for m in hist}) == [0, 1, 2, 3, 4]
+    table = pd.read_csv(work / "results/tracked/metrics.csv")
+    want = table[(table.regime == "replace") & (table.metric == "var_ratio_mean")].set_index("generation")["value"]
+    assert all(m.value == pytest.approx(want[m.step]) for m in hist)
+    child_hist = client.get_metric_history(by_key[("gmm/accumulate/seed0", 2)].info.run_id, "kl_truth_model")
+    assert [m.step for m in child_hist] == [2]
+    # datasets: training digest from the manifest, evaluation set present
+    run = client.get_run(by_key[("gmm/accumulate/seed0", 2)].info.run_id)
+    contexts = {next(t.value for t in d.tags if t.key == "mlflow.data.context"): d.dataset for d in run.inputs.dataset_inputs}
+    manifest = io.load_json(work / "results/tracked/gmm/accumulate/seed0/gen2/trainset.json")
+    assert contexts["training"].digest == manifest["digest"]
+    assert "trainset.json" in contexts["training"].source
+    assert "real.npz" in contexts["evaluation"].source
+    # lineage: gen g's model input is gen g-1's logged model
+    for chain, gens in CHAINS.items():
+        receipts = []
+        for g in range(gens):
+            rec = by_key[(chain, g)]
+            inputs = client.get_run(rec.info.run_id).inputs.model_inputs
+            models = client.search_logged_models(experiment_ids=[exp.experiment_id],
+                                                 filter_string=f"source_run_id = '{rec.info.run_id}'")
+            assert len(models) == 1
+            receipts.append(models[0].model_id)
+            if g == 0:
+                assert not inputs
+            else:
+                assert [m.model_id for m in inputs] == [receipts[g - 1]]
+    assert len(_runs(client, exp.experiment_id, "study")) == 1
+
+
+def test_models_load_from_models_uri_and_sample(tracked):
+    import mlflow
+
+    work, uri = tracked
+    mlflow.set_tracking_uri(uri)
+    client = _client(uri)
+    exp = client.get_experiment_by_name("tracked")
+    names = {m.name: m for m in client.search_logged_models(experiment_ids=[exp.experiment_id])}
+    assert model_name("gauss-mix-rho0.1-seed0-gen3") in names
+    gmm = mlflow.sklearn.load_model(f"models:/{names['gmm-accumulate-seed0-gen2'].model_id}")
+    x, _ = gmm.sample(50)
+    assert x.shape == (50, 2)
+    state = io.load_npz(work / "results/tracked/gmm/accumulate/seed0/gen2/model/state.npz")
+    np.testing.assert_allclose(gmm.means_, state["means"][0])
+    gauss = mlflow.pyfunc.load_model(f"models:/{names['gauss-replace-seed0-gen4'].model_id}")
+    out = gauss.predict(pd.DataFrame({"n": [7], "lam": [0.5], "seed": [1]}))
+    assert out.shape == (5 * 7, 2) and list(out.columns) == ["replicate", "x0"]
+
+
+def test_forced_rerun_leaves_no_duplicates(tracked):
+    work, uri = tracked
+    run_snakemake(work, TRACKED, "--cores", "2", "--forcerun", "track_block", "track_generation")
+    client = _client(uri)
+    exp = client.get_experiment_by_name("tracked")
+    children = _runs(client, exp.experiment_id, "generation")
+    keys = [(r.data.tags["ouroboros.chain"], r.data.tags["generation"]) for r in children]
+    assert len(keys) == len(set(keys)) == sum(CHAINS.values())
+    assert len(_runs(client, exp.experiment_id, "chain")) == len(CHAINS)
+    names = [m.name for m in client.search_logged_models(experiment_ids=[exp.experiment_id])]
+    assert len(names) == len(set(names)) == sum(CHAINS.values())
+
+
+def test_parallel_tracking_against_sqlite_has_no_lock_failures(tmp_path):
+    cfg = {"study": "parallel", "seeds": list(range(6)), "generations": 3,
+           "experiments": [{"target": "gaussian", "n": 10, "replicates": 2, "block": 2, "regimes": ["replace"]}]}
+    proc = run_snakemake(tmp_path, cfg, "--cores", "8")
+    logs = "".join(p.read_text() for p in (tmp_path / "results/parallel/logs").rglob("*.log"))
+    assert "database is locked" not in logs + proc.stderr
+    client = _client(f"sqlite:///{tmp_path / 'results' / 'mlflow.db'}")
+    exp = client.get_experiment_by_name("parallel")
+    assert len(_runs(client, exp.experiment_id, "generation")) == 6 * 4
+
+
+def _free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture
+def server_port():
+    return _free_port()
+
+
+def _start_server(port, root: Path):
+    env = dict(os.environ, MLFLOW_DISABLE_TELEMETRY="true")
+    proc = subprocess.Popen([sys.executable, "-m", "mlflow", "server", "--host", "127.0.0.1", "--port", str(port),
+                             "--backend-store-uri", f"sqlite:///{root / 'server.db'}", "--artifacts-destination",
+                             str(root / "server-artifacts"), "--workers", "1"],
+                            stdout=open(root / "server.log", "w"), stderr=subprocess.STDOUT, env=env,
+                            start_new_session=True)
+    deadline = time.time() + 60
+    while time.time() < deadline:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=2):
+                return proc
+        except OSError:
+            if proc.poll() is not None:
+                break
+            time.sleep(0.5)
+    os.killpg(proc.pid, signal.SIGTERM)
+    raise RuntimeError(f"mlflow server did not start: {(root / 'server.log').read_text()[-2000:]}")
+
+
+def test_unreachable_server_then_real_server(tmp_path, server_port):
+    uri = f"http://127.0.0.1:{server_port}"
+    cfg = dict(TRACKED, study="remote", tracking={"uri": uri})
+    proc = run_snakemake(tmp_path, cfg, "--cores", "2", "--keep-going", check=False)
+    assert proc.returncode != 0
+    assert f"MLflow tracking server {uri} is unreachable" in proc.stderr
+    # every compute output is there
+    results = tmp_path / "results/remote"
+    assert (results / "metrics.csv").is_file()
+    assert (results / "gauss/replace/seed0/gens3-4/models.npz").is_file()
+    assert (results / "gmm/accumulate/seed0/gen2/model/state.npz").is_file()
+    assert not list(results.rglob("tracking.json"))
+    before = (results / "metrics.csv").stat().st_mtime_ns
+    server_root = tmp_path / "server"
+    server_root.mkdir()
+    server = _start_server(server_port, server_root)
+    try:
+        proc = run_snakemake(tmp_path, cfg, "--cores", "2")
+        out = proc.stdout + proc.stderr
+        assert "rule block:" not in out and "rule train:" not in out  # only tracking ran
+        assert (results / "metrics.csv").stat().st_mtime_ns == before
+        client = _client(uri)
+        exp = client.get_experiment_by_name("remote")
+        assert len(_runs(client, exp.experiment_id, "generation")) == sum(CHAINS.values())
+        import mlflow
+
+        mlflow.set_tracking_uri(uri)
+        names = {m.name: m.model_id for m in client.search_logged_models(experiment_ids=[exp.experiment_id])}
+        assert mlflow.sklearn.load_model(f"models:/{names['gmm-accumulate-seed0-gen1']}").sample(3)[0].shape == (3, 2)
+    finally:
+        os.killpg(server.pid, signal.SIGTERM)
+        server.wait(timeout=30)
+
+
+def test_uri_resolution_and_checks(tmp_path):
+    assert resolve_uri("", tmp_path) == f"sqlite:///{tmp_path.resolve() / 'results/mlflow.db'}"
+    assert resolve_uri("sqlite:///db/x.db", tmp_path) == f"sqlite:///{tmp_path.resolve() / 'db/x.db'}"
+    assert resolve_uri("http://host:5000/", tmp_path) == "http://host:5000"
+    with pytest.raises(TrackingError, match="file store"):
+        resolve_uri("file:///tmp/mlruns", tmp_path)
+    with pytest.raises(TrackingError, match="unreachable"):
+        check_backend(f"http://127.0.0.1:{_free_port()}", timeout=1)

@@ -1,0 +1,1 @@
+"""MLflow "models from code" definitions used when logging generations."""

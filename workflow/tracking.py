@@ -1,0 +1,417 @@
+"""MLflow tracking of collapse chains, kept apart from the computation.
+
+Layout in MLflow: experiment = study; one parent run per chain (experiment,
+regime, seed, config hash); one child run per tracked generation
+(``mlflow.parentRunId`` set) with params, metrics (step = generation, mirrored
+onto the parent), tags, the training and evaluation sets as dataset inputs,
+the previous tracked generation's model as a model input, and the
+generation's model as a LoggedModel; one study run with the plots and
+``metrics.csv``.
+
+Tracking jobs run after the compute jobs and only read their files, so a
+tracking failure never costs a computed result.  Every write to a SQLite
+backend happens under an exclusive file lock beside the database, so many
+concurrent tracking jobs never hit "database is locked".  Rerunning a
+generation deletes the runs (and models) it logged before for the same
+(study, chain, generation, config hash).
+"""
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import logging
+import os
+import re
+import socket
+import subprocess
+import tempfile
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+from typing import Iterable, Optional, Sequence
+
+log = logging.getLogger("ouroboros")
+
+DEFAULT_DB = "results/mlflow.db"
+DEFAULT_ARTIFACTS = "results/mlartifacts"
+METRIC_BATCH = 900
+
+
+class TrackingError(RuntimeError):
+    """The tracking backend cannot be used; the message names the URI."""
+
+
+# -- configuration -----------------------------------------------------------------
+def resolve_uri(uri: Optional[str], root: str | os.PathLike) -> str:
+    """An absolute tracking URI: SQLite paths are made absolute against ``root``."""
+    root = Path(root)
+    if not uri:
+        return f"sqlite:///{(root / DEFAULT_DB).resolve()}"
+    if uri.startswith("sqlite:///"):
+        path = Path(uri[len("sqlite:///"):])
+        return f"sqlite:///{(path if path.is_absolute() else root / path).resolve()}"
+    if uri.startswith(("http://", "https://", "databricks")):
+        return uri.rstrip("/")
+    if "://" not in uri:
+        return f"sqlite:///{(root / uri).resolve()}"
+    raise TrackingError(f"unsupported tracking.uri {uri!r}: use sqlite:///path/to/mlflow.db or http(s)://host:port "
+                        "(MLflow 3's file store is deprecated)")
+
+
+def resolve_artifacts(artifacts: Optional[str], uri: str, root: str | os.PathLike) -> Optional[str]:
+    """Where a new experiment keeps artifacts: beside a SQLite database, or the server's choice."""
+    if artifacts:
+        return artifacts if "://" in artifacts else str((Path(root) / artifacts).resolve())
+    if uri.startswith("sqlite:///"):
+        return str(Path(sqlite_path(uri)).parent / "mlartifacts")
+    return None
+
+
+def sqlite_path(uri: str) -> Optional[str]:
+    return uri[len("sqlite:///"):] if uri.startswith("sqlite:///") else None
+
+
+def config_hash(obj) -> str:
+    return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()[:12]
+
+
+# -- backend access --------------------------------------------------------------
+def check_backend(uri: str, timeout: float = 5.0) -> None:
+    """Fail fast, naming the URI, when the backend cannot be reached or written."""
+    path = sqlite_path(uri)
+    if path is not None:
+        folder = Path(path).parent
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise TrackingError(f"cannot create the folder of the tracking database {uri}: {exc}") from exc
+        if not os.access(folder, os.W_OK):
+            raise TrackingError(f"the tracking database {uri} is not writable")
+        return
+    if uri.startswith(("http://", "https://")):
+        try:
+            with urllib.request.urlopen(f"{uri}/health", timeout=timeout) as resp:
+                if resp.status != 200:
+                    raise TrackingError(f"MLflow tracking server {uri} answered /health with HTTP {resp.status}")
+        except (urllib.error.URLError, OSError, TimeoutError) as exc:
+            reason = getattr(exc, "reason", exc)
+            raise TrackingError(
+                f"MLflow tracking server {uri} is unreachable ({reason}). The computed results are kept; "
+                "start the server (or fix tracking.uri) and rerun snakemake: only the missing tracking jobs run."
+            ) from exc
+
+
+@contextlib.contextmanager
+def backend_lock(uri: str):
+    """An exclusive lock for SQLite backends (no-op for servers)."""
+    path = sqlite_path(uri)
+    if path is None:
+        yield
+        return
+    import fcntl
+
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    with open(path + ".lock", "a") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+
+
+def _client(uri: str):
+    os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+    os.environ.setdefault("DO_NOT_TRACK", "true")
+    os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "2")
+    os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "60")
+    import mlflow
+    from mlflow import MlflowClient
+
+    mlflow.set_tracking_uri(uri)
+    return MlflowClient(uri)
+
+
+def _wrap(uri: str):
+    """Turn backend failures into a TrackingError that names the URI."""
+    @contextlib.contextmanager
+    def guard():
+        try:
+            yield
+        except TrackingError:
+            raise
+        except Exception as exc:  # mlflow raises many kinds
+            raise TrackingError(f"tracking to {uri} failed: {type(exc).__name__}: {exc}") from exc
+    return guard()
+
+
+def git_commit(repo: str | os.PathLike) -> str:
+    try:
+        out = subprocess.run(["git", "-C", str(repo), "rev-parse", "HEAD"], capture_output=True, text=True, timeout=10)
+        return out.stdout.strip() if out.returncode == 0 else "unknown"
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+
+
+# -- experiment --------------------------------------------------------------------
+def init_experiment(study: str, uri: str, artifacts: Optional[str], out_receipt) -> dict:
+    """Create the database (if new) and the study's experiment, once, before any other tracking job."""
+    from workflow import io
+
+    check_backend(uri)
+    with backend_lock(uri), _wrap(uri):
+        client = _client(uri)
+        exp = client.get_experiment_by_name(study)
+        if exp is None:
+            exp_id = client.create_experiment(study, artifact_location=artifacts, tags={"ouroboros.study": study})
+        elif exp.lifecycle_stage == "deleted":
+            client.restore_experiment(exp.experiment_id)
+            exp_id = exp.experiment_id
+        else:
+            exp_id = exp.experiment_id
+    receipt = {"uri": uri, "experiment": study, "experiment_id": exp_id}
+    io.save_json(out_receipt, receipt)
+    log.info("tracking to %s, experiment %s (id %s)", uri, study, exp_id)
+    return receipt
+
+
+# -- chains and generations ------------------------------------------------------------
+class ChainTracker:
+    """Logs one chain's generations; one instance per tracking job."""
+
+    def __init__(self, spec: dict, uri: str, experiment_id: str, rule: str = "", repo: str = "."):
+        from workflow.config import Chain
+
+        self.chain = Chain.from_spec(spec)
+        self.spec = spec
+        self.uri = uri
+        self.experiment_id = experiment_id
+        self.hash = config_hash(spec)
+        self.rule = rule
+        self.repo = repo
+        check_backend(uri)
+        self.client = _client(uri)
+
+    # identity -------------------------------------------------------------------
+    @property
+    def path(self) -> str:
+        return self.chain.path
+
+    def base_tags(self) -> dict[str, str]:
+        c = self.chain
+        return {"ouroboros.study": c.study, "ouroboros.chain": c.path, "ouroboros.config_hash": self.hash,
+                "study": c.study, "experiment": c.experiment.label, "target": c.experiment.target,
+                "regime": c.regime.label, "seed": str(c.seed), "config_hash": self.hash,
+                "git_commit": git_commit(self.repo), "snakemake_rule": self.rule, "host": socket.gethostname(),
+                "device": self.chain.target().device_name()}
+
+    def params(self) -> dict[str, str]:
+        c = self.chain
+        flat = {"target": c.experiment.target, "regime": c.regime.kind, "n": c.n, "rho": c.regime.rho,
+                "fresh": c.regime.fresh, "lam": c.experiment.lam, "seed": c.seed,
+                "replicates": c.experiment.replicates, "n_synthetic": c.regime.n_synthetic(c.n)}
+        for k, v in c.experiment.params.items():
+            flat[f"target.{k}"] = json.dumps(v) if isinstance(v, (dict, list)) else v
+        return {k: str(v) for k, v in flat.items()}
+
+    def _search(self, kind: str, generation: Optional[int] = None):
+        f = (f"tags.`ouroboros.kind` = '{kind}' AND tags.`ouroboros.chain` = '{self.path}' "
+             f"AND tags.`ouroboros.study` = '{self.chain.study}' AND tags.`ouroboros.config_hash` = '{self.hash}'")
+        if generation is not None:
+            f += f" AND tags.`ouroboros.generation` = '{generation}'"
+        return self.client.search_runs([self.experiment_id], f, max_results=1000)
+
+    def parent(self) -> str:
+        """The chain's parent run, created on first use."""
+        from mlflow.entities import Param
+
+        runs = self._search("chain")
+        if runs:
+            for extra in runs[1:]:
+                self.client.delete_run(extra.info.run_id)
+            return runs[0].info.run_id
+        tags = dict(self.base_tags(), **{"ouroboros.kind": "chain"})
+        run = self.client.create_run(self.experiment_id, run_name=self.path, tags=tags)
+        self.client.log_batch(run.info.run_id, params=[Param(k, v) for k, v in self.params().items()])
+        return run.info.run_id
+
+    def _forget(self, generation: int) -> None:
+        """Delete runs and models logged earlier for this (chain, generation, config hash)."""
+        for run in self._search("generation", generation):
+            for model_id in _models_of(self.client, self.experiment_id, run.info.run_id):
+                self.client.delete_logged_model(model_id)
+            self.client.delete_run(run.info.run_id)
+
+    def mirror(self, parent: str, rows: Sequence[tuple[int, str, float]]) -> None:
+        from mlflow.entities import Metric
+
+        ts = int(time.time() * 1000)
+        metrics = [Metric(m, float(v), ts, int(g)) for g, m, v in rows]
+        for i in range(0, len(metrics), METRIC_BATCH):
+            self.client.log_batch(parent, metrics=metrics[i:i + METRIC_BATCH])
+
+    def log_generation(self, parent: str, generation: int, metrics: dict[str, float], model,
+                       model_dir: Optional[Path], train: dict, evaluation: dict,
+                       previous_model: Optional[str], artifacts: Iterable[Path] = ()) -> dict:
+        """One child run; ``train``/``evaluation`` are {source, digest, name}. Returns {run_id, model_id}."""
+        import mlflow
+        from mlflow.data.dataset_source_registry import resolve_dataset_source
+        from mlflow.data.meta_dataset import MetaDataset
+        from mlflow.entities import LoggedModelInput, Metric, Param
+
+        self._forget(generation)
+        c = self.chain
+        name = f"{c.experiment.target}-{c.regime.label}-seed{c.seed}-gen{generation}"
+        if c.experiment.label != c.experiment.target:
+            name = f"{c.experiment.label}-{c.regime.label}-seed{c.seed}-gen{generation}"
+        name = model_name(name)
+        tags = dict(self.base_tags(), **{"ouroboros.kind": "generation", "ouroboros.generation": str(generation),
+                                         "generation": str(generation), "mlflow.parentRunId": parent})
+        run = self.client.create_run(self.experiment_id, run_name=f"gen{generation}", tags=tags)
+        run_id = run.info.run_id
+        ts = int(time.time() * 1000)
+        params = dict(self.params(), generation=str(generation))
+        self.client.log_batch(run_id, metrics=[Metric(k, float(v), ts, generation) for k, v in metrics.items()],
+                              params=[Param(k, v) for k, v in params.items()])
+        model_id = None
+        with mlflow.start_run(run_id=run_id):
+            import warnings
+
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                for ds, context in ((train, "training"), (evaluation, "evaluation")):
+                    mlflow.log_input(MetaDataset(resolve_dataset_source(str(ds["source"])), name=ds["name"],
+                                                 digest=ds["digest"]), context=context)
+            if previous_model:
+                self.client.log_inputs(run_id, models=[LoggedModelInput(previous_model)])
+            if model is not None and model_dir is not None:
+                info = model.log_mlflow_model(name, Path(model_dir))
+                model_id = info.model_id
+                mlflow.set_logged_model_tags(model_id, {k: v for k, v in tags.items() if not k.startswith("mlflow.")})
+            for path in artifacts:
+                mlflow.log_artifact(str(path), artifact_path="samples")
+        return {"generation": generation, "run_id": run_id, "model_id": model_id}
+
+
+def model_name(name: str) -> str:
+    """MLflow model names may not contain / : . % " ': mix-rho0.1 becomes mix-rho0_1."""
+    return re.sub(r"[/:.%\"']", "_", name)
+
+
+def _models_of(client, experiment_id: str, run_id: str) -> list[str]:
+    try:
+        models = client.search_logged_models(experiment_ids=[experiment_id], filter_string=f"source_run_id = '{run_id}'")
+    except Exception:  # older servers: nothing to clean
+        return []
+    return [m.model_id for m in models]
+
+
+def _digest(*parts) -> str:
+    return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def track_block(spec: dict, first: int, last: int, every: int, experiment: dict, block_dir, real_path,
+                previous_receipt: Optional[str], out_receipt, rule: str = "", repo: str = ".") -> dict:
+    """Track generations first..last computed by one block job."""
+    from workflow import io, jobs
+    from workflow.chain import unstack_models
+
+    uri = experiment["uri"]
+    block_dir = Path(block_dir)
+    metrics = jobs.read_metrics(block_dir / "metrics.csv")
+    by_gen: dict[int, dict[str, float]] = {}
+    for g, m, v in metrics:
+        by_gen.setdefault(g, {})[m] = v
+    prev = io.load_json(previous_receipt) if previous_receipt else None
+    previous_model = prev["last_model_id"] if prev else None
+    tracker = ChainTracker(spec, uri, experiment["experiment_id"], rule, repo)
+    template = tracker.chain.target()
+    models = dict(unstack_models(io.load_npz(block_dir / "models.npz", ("generation",)), template))
+    evaluation = _evaluation(tracker, real_path)
+    logged = []
+    with backend_lock(uri), _wrap(uri):
+        parent = tracker.parent()
+    with tempfile.TemporaryDirectory() as tmp:
+        for g in range(first, last + 1):
+            if g % every and g != last:
+                continue
+            model_dir = Path(tmp) / f"gen{g}"
+            models[g].save(model_dir)
+            train = {"source": real_path if g == 0 else block_dir / "models.npz",
+                     "digest": _digest(tracker.hash, g, "trainset"), "name": f"{tracker.path}/gen{g}/train"}
+            with backend_lock(uri), _wrap(uri):
+                rec = tracker.log_generation(parent, g, by_gen[g], models[g], model_dir, train, evaluation, previous_model)
+            previous_model = rec["model_id"] or previous_model
+            logged.append(rec)
+    with backend_lock(uri), _wrap(uri):
+        tracker.mirror(parent, metrics)
+        tracker.client.set_terminated(parent)
+    receipt = {"uri": uri, "chain": tracker.path, "config_hash": tracker.hash, "parent_run_id": parent,
+               "first": first, "last": last, "runs": logged, "last_model_id": previous_model}
+    io.save_json(out_receipt, receipt)
+    log.info("tracked %s generations %d-%d: %d runs to %s", tracker.path, first, last, len(logged), uri)
+    return receipt
+
+
+def track_generation(spec: dict, generation: int, experiment: dict, gen_dir, real_path, previous_receipt: Optional[str],
+                     out_receipt, rule: str = "", repo: str = ".") -> dict:
+    """Track one generation computed by the train/generate/evaluate jobs."""
+    from workflow import io, jobs
+    from workflow.targets.base import Target
+
+    uri = experiment["uri"]
+    gen_dir = Path(gen_dir)
+    rows = jobs.read_metrics(gen_dir / "metrics.csv")
+    manifest = io.load_json(gen_dir / "trainset.json")
+    prev = io.load_json(previous_receipt) if previous_receipt else None
+    tracker = ChainTracker(spec, uri, experiment["experiment_id"], rule, repo)
+    model = Target.load(gen_dir / "model")
+    train = {"source": gen_dir / "trainset.json", "digest": manifest["digest"], "name": f"{tracker.path}/gen{generation}/train"}
+    artifacts = model.sample_artifacts(gen_dir / "samples")
+    with backend_lock(uri), _wrap(uri):
+        parent = tracker.parent()
+        rec = tracker.log_generation(parent, generation, {m: v for _, m, v in rows}, model, gen_dir / "model", train,
+                                     _evaluation(tracker, real_path), prev["last_model_id"] if prev else None, artifacts)
+        tracker.mirror(parent, rows)
+        tracker.client.set_terminated(parent)
+    receipt = {"uri": uri, "chain": tracker.path, "config_hash": tracker.hash, "parent_run_id": parent,
+               "first": generation, "last": generation, "runs": [rec], "last_model_id": rec["model_id"]}
+    io.save_json(out_receipt, receipt)
+    log.info("tracked %s generation %d to %s (run %s)", tracker.path, generation, uri, rec["run_id"])
+    return receipt
+
+
+def _evaluation(tracker: ChainTracker, real_path) -> dict:
+    from workflow import io, jobs
+
+    real = jobs.load_real(real_path)
+    return {"source": real_path, "digest": io.digest({"test": real["test"]}),
+            "name": f"{tracker.chain.experiment.label}/seed{tracker.chain.seed}/real-test"}
+
+
+def track_study(study: str, config: dict, experiment: dict, metrics_csv, plots: Sequence, out_receipt,
+                repo: str = ".") -> dict:
+    """The study-level run: metrics.csv and the plots."""
+    import mlflow
+    from workflow import io
+
+    uri = experiment["uri"]
+    check_backend(uri)
+    h = config_hash(config)
+    with backend_lock(uri), _wrap(uri):
+        client = _client(uri)
+        f = f"tags.`ouroboros.kind` = 'study' AND tags.`ouroboros.study` = '{study}'"
+        for old in client.search_runs([experiment["experiment_id"]], f, max_results=100):
+            client.delete_run(old.info.run_id)
+        tags = {"ouroboros.kind": "study", "ouroboros.study": study, "ouroboros.config_hash": h, "study": study,
+                "config_hash": h, "git_commit": git_commit(repo), "host": socket.gethostname()}
+        with mlflow.start_run(experiment_id=experiment["experiment_id"], run_name=f"study {study}", tags=tags) as run:
+            mlflow.log_artifact(str(metrics_csv))
+            for p in plots:
+                mlflow.log_artifact(str(p), artifact_path="plots")
+            mlflow.log_dict(config, "config.json")
+    receipt = {"uri": uri, "study": study, "run_id": run.info.run_id, "config_hash": h}
+    io.save_json(out_receipt, receipt)
+    log.info("tracked study %s to %s (run %s)", study, uri, run.info.run_id)
+    return receipt
