@@ -65,8 +65,9 @@ def reference_path(chain):
 
 
 def _first_chain(wildcards):
-    seed = int(wildcards.get("seed", STUDY.config["seeds"][0]))
-    return next(c for c in STUDY.chains if c.experiment.label == wildcards.exp and c.seed == seed)
+    chains = [c for c in STUDY.chains if c.experiment.label == wildcards.exp]
+    seed = int(wildcards.get("seed", chains[0].seed))
+    return next(c for c in chains if c.seed == seed)
 
 
 def real_spec(wildcards):
@@ -184,8 +185,27 @@ def track_generation_inputs(wildcards):
     return inputs
 
 
+def grid_generations(chain, rows=8):
+    """Up to ``rows`` generations, evenly spaced from 0 to G."""
+    g = chain.experiment.generations
+    return sorted({round(i * g / (rows - 1)) for i in range(rows)}) if g >= rows else list(range(g + 1))
+
+
+def image_chains():
+    return [c for c in STUDY.chains if c.experiment.block == 1 and c.target().image_shape]
+
+
+def sample_grid_inputs(wildcards):
+    chain = chain_of(wildcards)
+    return [f"{chain_dir(chain)}/gen{g}/samples" for g in grid_generations(chain)]
+
+
+def sample_grid_files():
+    return [f"{RESULTS}/plots/samples/{c.path}.png" for c in image_chains()]
+
+
 def final_outputs():
-    outputs = [f"{RESULTS}/metrics.csv"] + plot_files()
+    outputs = [f"{RESULTS}/metrics.csv"] + plot_files() + sample_grid_files()
     if TRACKING["enabled"]:
         outputs.append(f"{RESULTS}/tracking/study.json")
     return outputs

@@ -36,3 +36,23 @@ rule plot:
         "../envs/ouroboros.yaml"
     script:
         "../scripts/plot.py"
+
+
+rule sample_grid:
+    input:
+        sample_grid_inputs,
+    output:
+        report(
+            f"{RESULTS}/plots/samples/{{exp}}/{{regime}}/seed{{seed}}.png",
+            caption="../report/samples.rst",
+            category="Samples across generations",
+        ),
+    params:
+        generations=lambda w: grid_generations(chain_of(w)),
+        shape=lambda w: chain_of(w).target().image_shape,
+    log:
+        f"{LOGS}/plot/samples/{{exp}}/{{regime}}/seed{{seed}}.log",
+    conda:
+        "../envs/ouroboros.yaml"
+    script:
+        "../scripts/sample_grid.py"

@@ -56,7 +56,7 @@ rule track_study:
     input:
         experiment=f"{RESULTS}/tracking/experiment.json",
         metrics=f"{RESULTS}/metrics.csv",
-        plots=plot_files(),
+        plots=plot_files() + sample_grid_files(),
         chains=[chain_last_receipt(c) for c in STUDY.chains],
     output:
         f"{RESULTS}/tracking/study.json",

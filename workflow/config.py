@@ -101,6 +101,7 @@ class Experiment:
     block: int
     regimes: tuple[Regime, ...]
     sweep: dict = field(default_factory=dict)
+    seeds: tuple[int, ...] = (0,)
 
     def make_target(self) -> Target:
         return make_target(self.target, self.params)
@@ -189,7 +190,7 @@ class Study:
         dup = sorted({x for x in labels if labels.count(x) > 1})
         if dup:
             raise ConfigError(f"invalid config at experiments: duplicate experiment names {dup}; give each a distinct 'name'")
-        chains = [Chain(config["study"], e, r, s) for e in experiments for r in e.regimes for s in config["seeds"]]
+        chains = [Chain(config["study"], e, r, s) for e in experiments for r in e.regimes for s in e.seeds]
         return cls(config["study"], experiments, chains, config)
 
     def experiment(self, label: str) -> Experiment:
@@ -249,7 +250,8 @@ def _expand(config: dict, raw: dict, index: int, exp_schema: dict) -> list[Exper
         out.append(Experiment(label=label, target=exp["target"], params=exp["params"], n=exp["n"],
                               replicates=exp["replicates"], lam=float(exp["lam"]),
                               generations=exp.get("generations", config["generations"]), block=block,
-                              regimes=tuple(regimes), sweep=dict(zip(keys, values))))
+                              regimes=tuple(regimes), sweep=dict(zip(keys, values)),
+                              seeds=tuple(exp.get("seeds", config["seeds"]))))
     return out
 
 

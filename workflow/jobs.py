@@ -111,6 +111,7 @@ def generate(spec: dict, gen: int, model_dir, samples_dir) -> None:
     model = Target.load(model_dir)
     samples = run.sample(gen, model)
     save_samples(samples_dir, samples)
+    model.write_sample_artifacts(samples, Path(samples_dir))
     log.info("%s gen %d: drew %d samples per replicate (lam=%g)", chain.path, gen, run.n_synthetic, run.lam)
 
 

@@ -71,3 +71,37 @@ def plot_metric(metrics_csv, metric: str, out_png, experiments: Sequence[dict], 
     Path(out_png).parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(out_png, dpi=110)
     plt.close(fig)
+
+
+def sample_grid(sample_dirs: Sequence, generations: Sequence[int], shape: tuple[int, int], out_png,
+                per_row: int = 12, title: str = "") -> None:
+    """One row of samples per generation (the first ``per_row`` images of each)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from workflow.jobs import load_samples
+
+    h, w = shape
+    rows = []
+    for d in sample_dirs:
+        x = np.asarray(load_samples(d))[0][:per_row].reshape(-1, h, w)
+        row = np.full((h, per_row * (w + 1)), np.nan)  # separators are drawn blank
+        for i, img in enumerate(x):
+            row[:, i * (w + 1): i * (w + 1) + w] = img
+        rows.append(row)
+    fig, axes = plt.subplots(len(rows), 1, figsize=(per_row * 0.6, 0.62 * len(rows) + 0.4), squeeze=False)
+    cmap = matplotlib.colormaps["gray_r" if h <= 8 else "gray"].copy()
+    cmap.set_bad("white")
+    for ax, row, g in zip(axes[:, 0], rows, generations):
+        ax.imshow(row, cmap=cmap, vmin=0, vmax=1, interpolation="nearest")
+        ax.set_xticks([])
+        ax.set_yticks([])
+        ax.set_ylabel(f"gen {g}", rotation=0, ha="right", va="center", fontsize=8)
+    if title:
+        fig.suptitle(title, fontsize=9)
+    fig.tight_layout()
+    Path(out_png).parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(out_png, dpi=110)
+    plt.close(fig)

@@ -15,6 +15,7 @@ from workflow.targets.base import Target
 REGISTRY: dict[str, str] = {
     "gaussian": "workflow.targets.gaussian:GaussianTarget",
     "gmm": "workflow.targets.gmm:GMMTarget",
+    "vae": "workflow.targets.vae:VAETarget",
 }
 
 

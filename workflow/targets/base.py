@@ -105,6 +105,11 @@ class Target:
         """The expected value of a metric per generation where theory gives it, else None."""
         return None
 
+    @property
+    def image_shape(self) -> Optional[tuple[int, int]]:
+        """(height, width) when the target's items are images: the report then shows sample grids."""
+        return None
+
     # -- tracking hooks (called only by tracking jobs; mlflow is imported there) ------
     def device_name(self) -> str:
         """The device the target computes on (a tag of every tracked run)."""
@@ -125,6 +130,9 @@ class Target:
         code = Path(__file__).resolve().parents[1] / "mlflow_models" / "array_model.py"
         return mlflow.pyfunc.log_model(name=name, python_model=str(code), artifacts={"model": str(model_dir)},
                                        pip_requirements=self.mlflow_requirements)
+
+    def write_sample_artifacts(self, samples: Data, directory: Path) -> None:
+        """Extra files beside a generation's samples (e.g. an image grid); written by the generate job."""
 
     def sample_artifacts(self, samples_dir: Path) -> list[Path]:
         """Files worth attaching to a generation's run (sample images, sample text)."""

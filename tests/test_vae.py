@@ -1,0 +1,135 @@
+"""The VAE target: training, determinism, sampling bias, data loading, metrics."""
+import numpy as np
+import pytest
+
+from conftest import SHARED_DATA, make_chain, run_chain
+from workflow import images
+from workflow.seeding import generator
+from workflow.targets import make_target
+from workflow.targets.base import Target
+
+TINY = {"epochs": 2, "judge_epochs": 2, "iwae_k": 4, "batch_size": 64, "device": "cpu"}
+
+
+def _train(n=300, seed=0, **params):
+    t = make_target("vae", dict(TINY, **params))
+    real = t.real_data(generator("real", seed), n, 1)
+    return t, real, t.clone().fit(real["train"], generator("fit", seed))
+
+
+def test_training_lowers_the_loss(caplog):
+    caplog.set_level("INFO", logger="ouroboros")
+    _train(epochs=6)
+    losses = [float(r.getMessage().split("loss ")[1].split()[0]) for r in caplog.records if "loss" in r.getMessage()]
+    assert len(losses) == 6
+    assert losses[-1] < losses[0] - 5
+
+
+def test_same_seed_same_weights_on_cpu():
+    a = _train(seed=3)[2].net_.state_dict()
+    b = _train(seed=3)[2].net_.state_dict()
+    c = _train(seed=4)[2].net_.state_dict()
+    assert all((a[k] == b[k]).all() for k in a)
+    assert not all((a[k] == c[k]).all() for k in a)
+
+
+def test_sampling_bias_shrinks_the_spread():
+    t, real, model = _train(epochs=8, decoder="gaussian", decoder_std=0.2)
+    wide = model.sample(500, 1.0, generator("s"))[0]
+    narrow = model.sample(500, 0.1, generator("s"))[0]
+    assert narrow.std(axis=0).mean() < 0.8 * wide.std(axis=0).mean()
+    assert wide.shape == (500, 64) and 0 <= wide.min() and wide.max() <= 1
+
+
+def test_save_and_load_with_weights_only(tmp_path):
+    t, real, model = _train()
+    model.save(tmp_path / "m")
+    assert (tmp_path / "m" / "model.pt").is_file() and (tmp_path / "m" / "target.json").is_file()
+    again = Target.load(tmp_path / "m")
+    x = real["test"][0][:20]
+    np.testing.assert_array_equal(again.encode_means(x), model.encode_means(x))
+    (tmp_path / "m" / "model.pt").write_bytes(b"not a model")
+    from workflow.io import IntermediateFileError
+
+    with pytest.raises(IntermediateFileError, match="model.pt"):
+        Target.load(tmp_path / "m")
+
+
+def test_metrics_of_a_short_chain():
+    chain = make_chain(target="vae", params=dict(TINY, epochs=3), n=400, replicates=1)
+    metrics, _ = run_chain(chain, 1)
+    assert set(metrics[0]) == set(make_target("vae").metrics)
+    assert all(np.isfinite(v) for m in metrics for v in m.values())
+    assert 0 <= metrics[1]["precision"] <= 1 and 0 <= metrics[1]["recall"] <= 1
+
+
+def test_judge_learns_the_digits():
+    t = make_target("vae", dict(TINY, judge_epochs=10))
+    ref = t.reference(generator("ref"))
+    assert float(ref["judge_accuracy"]) > 0.85
+    assert ref["real_feats"].shape == (359, 64)
+
+
+def test_vae_needs_one_replicate_and_enough_real_images():
+    from workflow.regimes import Regime
+
+    t = make_target("vae")
+    assert "replicates: 1" in t.check(Regime("replace"), 100, 2)
+    assert "exceeds" in t.check(Regime("replace"), 5000, 1)
+
+
+def test_missing_mnist_files_are_named(tmp_path):
+    t = make_target("vae", {"data": "mnist", "root": str(tmp_path)})
+    from workflow.regimes import Regime
+
+    msg = t.check(Regime("replace"), 100, 1)
+    assert "t10k-images-idx3-ubyte.gz" in msg and str(tmp_path) in msg
+
+
+@pytest.mark.skipif(not (SHARED_DATA / "mnist" / "t10k-images-idx3-ubyte.gz").is_file(),
+                    reason="the MNIST test split is not in ../shared/data/mnist")
+def test_mnist_loader_on_shared_data():
+    x, y = images.load("mnist", str(SHARED_DATA / "mnist"), "test")
+    assert x.shape == (10000, 784) and x.dtype == np.float32
+    assert 0.0 == x.min() and x.max() == 1.0
+    assert np.bincount(y).tolist()[:3] == [980, 1135, 1032]
+    t = make_target("vae", {"data": "mnist", "root": str(SHARED_DATA / "mnist")})
+    real = t.real_data(generator("r"), 500, 1)
+    assert real["train"].shape == (1, 500, 784) and real["test"].shape == (1, 2000, 784)
+
+
+@pytest.mark.e2e
+def test_tiny_vae_study_with_two_regimes_tracked_to_mlflow(tmp_path, snakemake_run):
+    import os
+
+    import mlflow
+    import pandas as pd
+    import torch
+
+    os.environ["MLFLOW_DISABLE_TELEMETRY"] = "true"
+    cfg = {"study": "vae-tiny", "seeds": [0], "generations": 2,
+           "experiments": [{"name": "vae", "target": "vae", "n": 200, "regimes": ["replace", "mix"], "mix": {"rho": 0.2},
+                            "params": dict(TINY, decoder="gaussian", decoder_std=0.2)}]}
+    snakemake_run(tmp_path, cfg, "--cores", "2")
+    results = tmp_path / "results/vae-tiny"
+    table = pd.read_csv(results / "metrics.csv")
+    assert set(table["metric"]) == set(make_target("vae").metrics)
+    assert len(table) == 2 * 3 * len(make_target("vae").metrics)
+    for regime in ("replace", "mix-rho0.2"):
+        assert (results / f"plots/samples/vae/{regime}/seed0.png").stat().st_size > 2000
+        assert (results / f"vae/{regime}/seed0/gen2/model/model.pt").is_file()
+        assert (results / f"vae/{regime}/seed0/gen2/samples/grid.png").is_file()
+    log_text = (results / "logs/vae/replace/seed0/gen1/train.log").read_text()
+    assert "epoch 2/2 loss" in log_text
+    uri = f"sqlite:///{tmp_path / 'results' / 'mlflow.db'}"
+    mlflow.set_tracking_uri(uri)
+    client = mlflow.MlflowClient(uri)
+    exp = client.get_experiment_by_name("vae-tiny")
+    runs = client.search_runs([exp.experiment_id], "tags.`ouroboros.kind` = 'generation'")
+    assert len(runs) == 6
+    run = next(r for r in runs if r.data.tags["ouroboros.chain"] == "vae/replace/seed0" and r.data.tags["generation"] == "2")
+    assert "samples/grid.png" in [a.path for a in client.list_artifacts(run.info.run_id, "samples")]
+    models = {m.name: m.model_id for m in client.search_logged_models(experiment_ids=[exp.experiment_id])}
+    decoder = mlflow.pytorch.load_model(f"models:/{models['vae-replace-seed0-gen2']}")
+    images = decoder(torch.randn(4, 20))
+    assert tuple(images.shape) == (4, 64) and float(images.min()) >= 0 and float(images.max()) <= 1

@@ -1,0 +1,419 @@
+"""Variational autoencoder on images, retrained generation after generation.
+
+Shumailov et al. (Nature 2024) trained a 784-400-20 MLP VAE on MNIST, each
+generation on the previous generation's decoder outputs; here the same shape is
+scaled to the image size (hidden = max(64, 400 * pixels / 784) unless set), with
+a Bernoulli decoder by default (Gaussian optional) and a small conv VAE as an
+option.  One generation per job (train, generate and evaluate are separate
+Snakemake jobs); the model is saved as a ``torch.save`` state dict plus JSON
+hyperparameters and loaded with ``weights_only=True``.
+
+Sampling: z ~ N(0, lam I) (MAD's sampling bias: lam < 1 draws from the prior's
+centre), decoded; the synthetic images are the decoder means (``emit: mean``,
+as the paper) or Bernoulli draws (``emit: sample``).
+
+Metrics use a judge classifier trained once per experiment on the real
+training split (in the ``reference`` job, never the generation's own model).
+"""
+from __future__ import annotations
+
+import logging
+import math
+from pathlib import Path
+from typing import Optional
+
+import numpy as np
+
+from workflow import images, io, metrics as M
+from workflow.data import Data
+from workflow.regimes import Regime
+from workflow.targets.base import Target
+
+log = logging.getLogger("ouroboros")
+EVAL_SEED = 20240724  # fixed noise for the evaluation bounds: every generation is scored alike
+
+
+def _torch():
+    import torch
+
+    return torch
+
+
+def resolve_device(device: str) -> str:
+    torch = _torch()
+    if device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if device == "cuda" and not torch.cuda.is_available():
+        raise RuntimeError("device: cuda was asked for but torch sees no CUDA device")
+    return device
+
+
+def _build_net(x_dim: int, side: int, hidden: int, latent: int, arch: str):
+    torch = _torch()
+    nn = torch.nn
+
+    class VAENet(nn.Module):
+        """Encoder q(z|x) = N(mu, diag exp(logvar)); decoder gives pixel logits (Bernoulli) or means."""
+
+        def __init__(self):
+            super().__init__()
+            self.latent, self.side, self.arch = latent, side, arch
+            if arch == "conv":
+                c = 32
+                self.enc_body = nn.Sequential(nn.Unflatten(1, (1, side, side)), nn.Conv2d(1, c, 3, 2, 1), nn.ReLU(),
+                                              nn.Conv2d(c, 2 * c, 3, 2, 1), nn.ReLU(), nn.Flatten(),
+                                              nn.Linear(2 * c * math.ceil(side / 4) ** 2, hidden), nn.ReLU())
+                s4 = math.ceil(side / 4)
+                self.dec = nn.Sequential(nn.Linear(latent, hidden), nn.ReLU(), nn.Linear(hidden, 2 * c * s4 * s4), nn.ReLU(),
+                                         nn.Unflatten(1, (2 * c, s4, s4)),
+                                         nn.ConvTranspose2d(2 * c, c, 3, 2, 1, output_padding=1), nn.ReLU(),
+                                         nn.ConvTranspose2d(c, 1, 3, 2, 1, output_padding=1), nn.Flatten())
+            else:
+                self.enc_body = nn.Sequential(nn.Linear(x_dim, hidden), nn.ReLU())
+                self.dec = nn.Sequential(nn.Linear(latent, hidden), nn.ReLU(), nn.Linear(hidden, x_dim))
+            self.mu = nn.Linear(hidden, latent)
+            self.logvar = nn.Linear(hidden, latent)
+
+        def encode(self, x):
+            h = self.enc_body(x)
+            return self.mu(h), self.logvar(h)
+
+        def decode(self, z):
+            out = self.dec(z)
+            return out[:, : side * side]
+
+        def forward(self, x):
+            mu, logvar = self.encode(x)
+            z = mu + torch.randn_like(mu) * torch.exp(0.5 * logvar)
+            return self.decode(z), mu, logvar
+
+        @torch.no_grad()
+        def sample(self, n: int, lam: float = 1.0, bernoulli_decoder: bool = True):
+            """n decoded images (decoder means) from z ~ N(0, lam I)."""
+            z = math.sqrt(lam) * torch.randn(n, self.latent, device=self.mu.weight.device)
+            out = self.decode(z)
+            return torch.sigmoid(out) if bernoulli_decoder else out.clamp(0, 1)
+
+    return VAENet()
+
+
+class VAETarget(Target):
+    name = "vae"
+    default_block = 1
+    max_block = 1
+    params_schema = {
+        "type": "object",
+        "additionalProperties": False,
+        "properties": {
+            "data": {"enum": ["digits", "mnist", "fashion-mnist"], "default": "digits",
+                     "description": "real data: scikit-learn's digits (offline), or MNIST / Fashion-MNIST IDX files"},
+            "root": {"type": "string", "default": "",
+                     "description": "folder with the IDX .gz files (mnist, fashion-mnist); relative to the working directory"},
+            "split": {"enum": ["train", "test"], "default": "test",
+                      "description": "which original split is the real pool (it is split again into train/test)"},
+            "download": {"type": "boolean", "default": False},
+            "test_fraction": {"type": "number", "exclusiveMinimum": 0, "maximum": 0.5, "default": 0.2},
+            "split_seed": {"type": "integer", "minimum": 0, "default": 0},
+            "arch": {"enum": ["mlp", "conv"], "default": "mlp"},
+            "hidden": {"type": "integer", "minimum": 0, "default": 0, "description": "0: max(64, 400 * pixels / 784)"},
+            "latent": {"type": "integer", "minimum": 1, "default": 20},
+            "decoder": {"enum": ["bernoulli", "gaussian"], "default": "bernoulli"},
+            "decoder_std": {"type": "number", "exclusiveMinimum": 0, "default": 0.1},
+            "epochs": {"type": "integer", "minimum": 1, "default": 20},
+            "batch_size": {"type": "integer", "minimum": 1, "default": 128},
+            "lr": {"type": "number", "exclusiveMinimum": 0, "default": 1e-3},
+            "device": {"enum": ["auto", "cpu", "cuda"], "default": "auto"},
+            "amp": {"type": "boolean", "default": False, "description": "bf16 autocast on GPU"},
+            "emit": {"enum": ["mean", "sample"], "default": "mean"},
+            "iwae_k": {"type": "integer", "minimum": 1, "default": 50},
+            "judge_epochs": {"type": "integer", "minimum": 1, "default": 30},
+            "eval_max": {"type": "integer", "minimum": 50, "default": 2000,
+                         "description": "at most this many images enter the k-NN and pairwise metrics"},
+        },
+    }
+    metrics = {
+        "nll_real": "IWAE bound of the negative log-likelihood of real test images (nats per image)",
+        "elbo_real": "ELBO of real test images (nats per image)",
+        "class_entropy": "entropy of the judge's class histogram of generated images (nats)",
+        "class_kl": "KL of the generated class histogram to the real one (nats)",
+        "fd_judge": "Frechet distance between judge features of generated and real test images",
+        "precision": "k-NN (k = 5) manifold precision in judge-feature space",
+        "recall": "k-NN (k = 5) manifold recall in judge-feature space",
+        "latent_std_gen0": "std of the generation-0 encoder's latent means on generated images (mean over dims)",
+        "pixel_diversity": "mean pairwise Euclidean distance between generated images",
+    }
+    mlflow_requirements = ["torch", "numpy"]
+
+    def __init__(self, **params):
+        props = self.params_schema["properties"]
+        full = {k: params.get(k, v.get("default")) for k, v in props.items()}
+        unknown = set(params) - set(props)
+        if unknown:
+            raise TypeError(f"unknown VAE settings {sorted(unknown)}")
+        super().__init__(**full)
+        self.p = full
+
+    # -- data --------------------------------------------------------------------
+    def _pool(self):
+        x, y = images.load(self.p["data"], self.p["root"], self.p["split"], self.p["download"])
+        return images.split(x, y, self.p["test_fraction"], self.p["split_seed"])
+
+    @property
+    def side(self) -> int:
+        return 8 if self.p["data"] == "digits" else 28
+
+    @property
+    def image_shape(self):
+        return (self.side, self.side)
+
+    def check(self, regime: Regime, n: int, replicates: int) -> Optional[str]:
+        if replicates != 1:
+            return "the VAE runs one chain per job: set replicates: 1 (use seeds for repeats)"
+        try:
+            x_train, *_ = self._pool()
+        except images.DataError as e:
+            return str(e)
+        if n > len(x_train):
+            return f"n={n} exceeds the {len(x_train)} real training images of {self.p['data']}"
+        return None
+
+    def real_data(self, rng, n, replicates):
+        x_train, y_train, x_test, y_test = self._pool()
+        idx = np.sort(rng.choice(len(x_train), size=n, replace=False))
+        return {"train": x_train[idx][None], "train_labels": y_train[idx][None], "test": x_test[None], "test_labels": y_test[None]}
+
+    def draw_real(self, rng, m, replicates):
+        x_train, *_ = self._pool()
+        return x_train[rng.choice(len(x_train), size=m, replace=False)][None]
+
+    # -- torch plumbing --------------------------------------------------------------
+    def _hidden(self, x_dim):
+        return self.p["hidden"] or max(64, round(400 * x_dim / 784))
+
+    def _new_net(self):
+        x_dim = self.side * self.side
+        return _build_net(x_dim, self.side, self._hidden(x_dim), self.p["latent"], self.p["arch"])
+
+    def gpus(self) -> int:
+        if self.p["device"] == "cpu":
+            return 0
+        return 1 if resolve_device(self.p["device"]) == "cuda" else 0
+
+    def device_name(self) -> str:
+        return getattr(self, "device_used_", "cpu")
+
+    def _recon_nll(self, out, x):
+        torch = _torch()
+        if self.p["decoder"] == "bernoulli":
+            return torch.nn.functional.binary_cross_entropy_with_logits(out, x, reduction="none").sum(1)
+        s = self.p["decoder_std"]
+        return (0.5 * ((x - out) / s) ** 2 + math.log(s) + 0.5 * math.log(2 * math.pi)).sum(1)
+
+    # -- model -------------------------------------------------------------------
+    def fit(self, data: Data, rng: np.random.Generator) -> "VAETarget":
+        torch = _torch()
+        x = np.asarray(data)[0]
+        device = resolve_device(self.p["device"])
+        seed = int(rng.integers(2**62))
+        torch.manual_seed(seed)
+        gen = torch.Generator().manual_seed(seed + 1)
+        net = self._new_net().to(device)
+        opt = torch.optim.Adam(net.parameters(), lr=self.p["lr"])
+        xt = torch.as_tensor(x, dtype=torch.float32)
+        n, bs = len(xt), self.p["batch_size"]
+        amp = self.p["amp"] and device == "cuda"
+        for epoch in range(self.p["epochs"]):
+            perm = torch.randperm(n, generator=gen)
+            total = 0.0
+            net.train()
+            for i in range(0, n, bs):
+                xb = xt[perm[i:i + bs]].to(device)
+                with torch.autocast(device_type="cuda", dtype=torch.bfloat16, enabled=amp):
+                    out, mu, logvar = net(xb)
+                loss_vec = self._recon_nll(out.float(), xb) + 0.5 * (mu.float() ** 2 + logvar.float().exp() - 1 - logvar.float()).sum(1)
+                loss = loss_vec.mean()
+                opt.zero_grad()
+                loss.backward()
+                opt.step()
+                total += float(loss_vec.detach().sum())
+            log.info("epoch %d/%d loss %.4f (nats per image, %d images, %s)", epoch + 1, self.p["epochs"], total / n, n, device)
+        self.net_ = net.to("cpu").eval()
+        self.device_used_ = torch.cuda.get_device_name(0) if device == "cuda" else "cpu"
+        self.final_loss_ = total / n
+        return self
+
+    def sample(self, n, lam, rng):
+        torch = _torch()
+        torch.manual_seed(int(rng.integers(2**62)))
+        with torch.no_grad():
+            z = math.sqrt(lam) * torch.randn(n, self.p["latent"])
+            out = self.net_.decode(z)
+            mean = torch.sigmoid(out) if self.p["decoder"] == "bernoulli" else out.clamp(0, 1)
+            if self.p["emit"] == "sample":
+                mean = torch.bernoulli(mean) if self.p["decoder"] == "bernoulli" else (mean + self.p["decoder_std"] * torch.randn_like(mean)).clamp(0, 1)
+        return mean.numpy().astype(np.float32)[None]
+
+    def encode_means(self, x: np.ndarray) -> np.ndarray:
+        torch = _torch()
+        with torch.no_grad():
+            return self.net_.encode(torch.as_tensor(x, dtype=torch.float32))[0].numpy()
+
+    def bounds(self, x: np.ndarray, k: int) -> tuple[float, float]:
+        """(IWAE NLL bound with k samples, ELBO), nats per image, with fixed evaluation noise."""
+        torch = _torch()
+        gen = torch.Generator().manual_seed(EVAL_SEED)
+        nll, elbo = [], []
+        with torch.no_grad():
+            for i in range(0, len(x), 256):
+                xb = torch.as_tensor(x[i:i + 256], dtype=torch.float32)
+                mu, logvar = self.net_.encode(xb)
+                std = torch.exp(0.5 * logvar)
+                eps = torch.randn((k,) + mu.shape, generator=gen)
+                z = mu + std * eps  # (k, b, latent)
+                out = self.net_.decode(z.reshape(-1, mu.shape[1]))
+                log_px = -self._recon_nll(out, xb.repeat(k, 1)).reshape(k, -1)
+                log_pz = (-0.5 * z ** 2 - 0.5 * math.log(2 * math.pi)).sum(-1)
+                log_qz = (-0.5 * eps ** 2 - torch.log(std) - 0.5 * math.log(2 * math.pi)).sum(-1)
+                w = log_px + log_pz - log_qz
+                nll.append(-(torch.logsumexp(w, 0) - math.log(k)))
+                kl = 0.5 * (mu ** 2 + logvar.exp() - 1 - logvar).sum(1)
+                elbo.append(log_px[0] - kl)
+        return float(torch.cat(nll).mean()), float(torch.cat(elbo).mean())
+
+    # -- judge and metrics ---------------------------------------------------------------
+    def reference(self, rng):
+        """Train the judge classifier on the real training split; store it and real-test features."""
+        torch = _torch()
+        x_train, y_train, x_test, y_test = self._pool()
+        torch.manual_seed(int(rng.integers(2**62)))
+        gen = torch.Generator().manual_seed(int(rng.integers(2**62)))
+        judge = _judge(x_train.shape[1])
+        opt = torch.optim.Adam(judge.parameters(), lr=1e-3)
+        xt, yt = torch.as_tensor(x_train), torch.as_tensor(y_train)
+        for epoch in range(self.p["judge_epochs"]):
+            perm = torch.randperm(len(xt), generator=gen)
+            for i in range(0, len(xt), 128):
+                b = perm[i:i + 128]
+                loss = torch.nn.functional.cross_entropy(judge(xt[b]), yt[b])
+                opt.zero_grad()
+                loss.backward()
+                opt.step()
+        judge.eval()
+        feats, pred = _judge_apply(judge, x_test)
+        acc = float((pred == y_test).mean())
+        log.info("judge: %d real training images, test accuracy %.3f", len(x_train), acc)
+        hist = np.bincount(pred, minlength=10).astype(float)
+        arrays = {f"judge.{k}": v.numpy() for k, v in judge.state_dict().items()}
+        arrays.update({"real_feats": feats, "real_hist": hist / hist.sum(), "judge_accuracy": np.asarray(acc)})
+        return arrays
+
+    def evaluate(self, samples, real, reference, gen0):
+        x_gen = np.asarray(samples)[0]
+        x_test = real["test"][0]
+        out = {}
+        out["nll_real"], out["elbo_real"] = self.bounds(x_test, self.p["iwae_k"])
+        if len(x_gen) < 6:
+            return dict(out, **{k: float("nan") for k in self.metrics if k not in out})
+        judge = _judge_from(reference)
+        cap = self.p["eval_max"]
+        sub = x_gen[:cap]
+        feats, pred = _judge_apply(judge, sub)
+        out["class_entropy"], out["class_kl"] = M.class_histogram_stats(pred, reference["real_hist"], 10)
+        real_feats = reference["real_feats"][:cap]
+        out["fd_judge"] = M.frechet_distance(feats, real_feats)
+        out["precision"], out["recall"] = M.precision_recall(real_feats, feats, k=5)
+        out["latent_std_gen0"] = float(gen0.encode_means(sub).std(axis=0).mean())
+        out["pixel_diversity"] = M.mean_pairwise_distance(sub[:1000])
+        return out
+
+    # -- persistence and tracking hooks ------------------------------------------------------
+    def save(self, directory):
+        torch = _torch()
+        directory = Path(directory)
+        directory.mkdir(parents=True, exist_ok=True)
+        tmp = directory / ".model.pt.tmp"
+        torch.save(self.net_.state_dict(), tmp)
+        tmp.replace(directory / "model.pt")
+        io.save_json(directory / "target.json", {"target": self.name, "params": self.params,
+                                                 "device": self.device_name(), "side": self.side})
+
+    def _load_state(self, directory: Path) -> "VAETarget":
+        torch = _torch()
+        path = directory / "model.pt"
+        if not path.is_file():
+            raise io.IntermediateFileError(f"intermediate file is missing: {path}")
+        try:
+            state = torch.load(path, map_location="cpu", weights_only=True)
+        except Exception as exc:
+            raise io.IntermediateFileError(f"intermediate file is truncated or corrupt: {path} ({exc})") from exc
+        net = self._new_net()
+        net.load_state_dict(state)
+        self.net_ = net.eval()
+        self.device_used_ = io.load_json(directory / "target.json").get("device", "cpu")
+        return self
+
+    def write_sample_artifacts(self, samples, directory: Path) -> None:
+        """A grid of the first 64 samples (torchvision.utils.save_image)."""
+        torch = _torch()
+        from torchvision.utils import save_image
+
+        x = np.asarray(samples)[0][:64]
+        if len(x):
+            save_image(torch.as_tensor(x).reshape(-1, 1, self.side, self.side), str(Path(directory) / "grid.png"),
+                       nrow=8, padding=1)
+
+    def sample_artifacts(self, samples_dir: Path) -> list[Path]:
+        grid = Path(samples_dir) / "grid.png"
+        return [grid] if grid.is_file() else []
+
+    def decoder_module(self):
+        """The generator as a module: z (batch, latent) -> images (batch, pixels) in [0, 1]."""
+        torch = _torch()
+        net, bernoulli = self.net_, self.p["decoder"] == "bernoulli"
+
+        class Decoder(torch.nn.Module):
+            def __init__(self):
+                super().__init__()
+                self.net = net
+
+            def forward(self, z):
+                out = self.net.decode(z)
+                return torch.sigmoid(out) if bernoulli else out.clamp(0, 1)
+
+        return Decoder().eval()
+
+    def log_mlflow_model(self, name, model_dir):
+        """``mlflow.pytorch`` in MLflow 3's ``pt2`` format (a traced graph, no pickle) of the decoder:
+        ``mlflow.pytorch.load_model(uri)(z)`` with z ~ N(0, lam I) of shape (n, latent) draws n images.
+        The full state dict and hyperparameters are logged beside it."""
+        import mlflow
+
+        example = np.zeros((2, self.p["latent"]), dtype=np.float32)
+        info = mlflow.pytorch.log_model(self.decoder_module(), name=name, serialization_format="pt2",
+                                        input_example=example, pip_requirements=self.mlflow_requirements)
+        mlflow.log_artifacts(str(model_dir), artifact_path=f"{name}-state-dict")
+        return info
+
+
+def _judge(x_dim: int):
+    torch = _torch()
+    nn = torch.nn
+    return nn.Sequential(nn.Linear(x_dim, 256), nn.ReLU(), nn.Linear(256, 64), nn.ReLU(), nn.Linear(64, 10))
+
+
+def _judge_from(reference):
+    torch = _torch()
+    state = {k[len("judge."):]: torch.as_tensor(v) for k, v in reference.items() if k.startswith("judge.")}
+    judge = _judge(state["0.weight"].shape[1])
+    judge.load_state_dict(state)
+    return judge.eval()
+
+
+def _judge_apply(judge, x: np.ndarray):
+    """(penultimate features, predicted classes)."""
+    torch = _torch()
+    with torch.no_grad():
+        xt = torch.as_tensor(x, dtype=torch.float32)
+        feats = judge[:4](xt)
+        pred = judge[4](feats).argmax(1)
+    return feats.numpy().astype(np.float64), pred.numpy()
