@@ -268,6 +268,8 @@ class ChainTracker:
         name = model_name(name)
         tags = dict(self.base_tags(), **{"ouroboros.kind": "generation", "ouroboros.generation": str(generation),
                                          "generation": str(generation), "mlflow.parentRunId": parent})
+        if model is not None:
+            tags["device"] = model.device_name()
         run = self.client.create_run(self.experiment_id, run_name=f"gen{generation}", tags=tags)
         run_id = run.info.run_id
         ts = int(time.time() * 1000)
