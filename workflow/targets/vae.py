@@ -87,13 +87,6 @@ def _build_net(x_dim: int, side: int, hidden: int, latent: int, arch: str):
             z = mu + torch.randn_like(mu) * torch.exp(0.5 * logvar)
             return self.decode(z), mu, logvar
 
-        @torch.no_grad()
-        def sample(self, n: int, lam: float = 1.0, bernoulli_decoder: bool = True):
-            """n decoded images (decoder means) from z ~ N(0, lam I)."""
-            z = math.sqrt(lam) * torch.randn(n, self.latent, device=self.mu.weight.device)
-            out = self.decode(z)
-            return torch.sigmoid(out) if bernoulli_decoder else out.clamp(0, 1)
-
     return VAENet()
 
 
@@ -290,7 +283,7 @@ class VAETarget(Target):
         judge = _judge(x_train.shape[1])
         opt = torch.optim.Adam(judge.parameters(), lr=1e-3)
         xt, yt = torch.as_tensor(x_train), torch.as_tensor(y_train)
-        for epoch in range(self.p["judge_epochs"]):
+        for _ in range(self.p["judge_epochs"]):
             perm = torch.randperm(len(xt), generator=gen)
             for i in range(0, len(xt), 128):
                 b = perm[i:i + 128]
