@@ -109,18 +109,23 @@ def evaluate_inputs(wildcards):
             "reference": reference_path(chain), "gen0": f"{chain_dir(chain)}/gen0/model"}
 
 
+def blocks_before(chain, first):
+    """The chain's planned blocks before generation ``first``; the last must end at first - 1."""
+    plan = [b for b in blocks_of(chain) if b[1] < first]
+    if not plan or plan[-1][1] != first - 1:
+        raise WorkflowError(f"no block of {chain.path} ends at generation {first - 1}")
+    return plan
+
+
 def block_inputs(wildcards):
     chain = chain_of(wildcards)
-    first, last = int(wildcards.first), int(wildcards.last)
+    first = int(wildcards.first)
     inputs = {"real": real_path(chain), "reference": reference_path(chain)}
     if first == 0:
         return inputs
-    plan = [b for b in blocks_of(chain) if b[1] < first]
-    if not plan or plan[-1][1] != first - 1:
-        raise WorkflowError(f"no block of {chain.path} ends at generation {first - 1}; cannot run gens{first}-{last}")
+    plan = blocks_before(chain, first)
     inputs["state"] = f"{block_dir(chain, *plan[-1])}/state.npz"
-    run_template = chain.target()
-    if chain.regime.pools and not (run_template.stats_sufficient and not chain.regime.needs_points):
+    if chain.pool_keeps_points:
         inputs["models"] = [f"{block_dir(chain, a, b)}/models.npz" for a, b in plan]
     return inputs
 
@@ -161,15 +166,12 @@ def chain_last_receipt(chain):
 
 def track_block_inputs(wildcards):
     chain = chain_of(wildcards)
-    first, last = int(wildcards.first), int(wildcards.last)
-    here = block_dir(chain, first, last)
+    first = int(wildcards.first)
+    here = block_dir(chain, first, int(wildcards.last))
     inputs = {"experiment": f"{RESULTS}/tracking/experiment.json", "metrics": f"{here}/metrics.csv",
               "models": f"{here}/models.npz", "real": real_path(chain)}
     if first > 0:
-        before = [b for b in blocks_of(chain) if b[1] == first - 1]
-        if not before:
-            raise WorkflowError(f"no block of {chain.path} ends at generation {first - 1}")
-        inputs["previous"] = f"{block_dir(chain, *before[0])}/tracking.json"
+        inputs["previous"] = f"{block_dir(chain, *blocks_before(chain, first)[-1])}/tracking.json"
     return inputs
 
 

@@ -50,7 +50,7 @@ class ChainRun:
 
     @property
     def pool_as_stats(self) -> bool:
-        return self.template.stats_sufficient and not self.regime.needs_points
+        return self.chain.pool_as_stats
 
     @property
     def n_synthetic(self) -> int:

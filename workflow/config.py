@@ -141,6 +141,16 @@ class Chain:
         return self.experiment.make_target().for_regime(self.regime)
 
     @property
+    def pool_as_stats(self) -> bool:
+        """Whether the accumulate pool can be kept as sufficient statistics (else as points)."""
+        return target_class(self.experiment.target).stats_sufficient and not self.regime.needs_points
+
+    @property
+    def pool_keeps_points(self) -> bool:
+        """Whether resuming mid-chain must rebuild a pool of points from every earlier model."""
+        return self.regime.pools and not self.pool_as_stats
+
+    @property
     def n(self) -> int:
         return self.experiment.n
 

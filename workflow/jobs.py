@@ -134,7 +134,7 @@ def block(spec: dict, first: int, last: int, real_path, reference_dir, state_pat
         if state_path is None:
             raise ValueError(f"block {first}-{last} of {chain.path} needs the state of generation {first - 1}")
         models = None
-        if run.pool is not None and not run.pool.as_stats:
+        if chain.pool_keeps_points:
             models = [m for p in model_paths for m in unstack_models(io.load_npz(p, ("generation",)), run.template)]
         run.resume(first - 1, io.load_npz(state_path), models)
     result = run_block(run, first, last)
