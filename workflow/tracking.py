@@ -18,6 +18,7 @@ generation deletes the runs (and models) it logged before for the same
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import json
 import logging
@@ -146,7 +147,9 @@ def _wrap(uri: str):
     return guard()
 
 
+@functools.lru_cache(maxsize=None)
 def git_commit(repo: str | os.PathLike) -> str:
+    """The repository's commit (looked up once per process)."""
     try:
         out = subprocess.run(["git", "-C", str(repo), "rev-parse", "HEAD"], capture_output=True, text=True, timeout=10)
         return out.stdout.strip() if out.returncode == 0 else "unknown"
@@ -309,10 +312,6 @@ def _models_of(client, experiment_id: str, run_id: str) -> list[str]:
     return [m.model_id for m in models]
 
 
-def _digest(*parts) -> str:
-    return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:16]
-
-
 def track_block(spec: dict, first: int, last: int, every: int, experiment: dict, block_dir, real_path,
                 previous_receipt: Optional[str], out_receipt, rule: str = "", repo: str = ".") -> dict:
     """Track generations first..last computed by one block job."""
@@ -341,7 +340,7 @@ def track_block(spec: dict, first: int, last: int, every: int, experiment: dict,
             model_dir = Path(tmp) / f"gen{g}"
             models[g].save(model_dir)
             train = {"source": real_path if g == 0 else block_dir / "models.npz",
-                     "digest": _digest(tracker.hash, g, "trainset"), "name": f"{tracker.path}/gen{g}/train"}
+                     "digest": config_hash([tracker.hash, g, "trainset"]), "name": f"{tracker.path}/gen{g}/train"}
             with backend_lock(uri), _wrap(uri):
                 rec = tracker.log_generation(parent, g, by_gen[g], models[g], model_dir, train, evaluation, previous_model)
             previous_model = rec["model_id"] or previous_model
