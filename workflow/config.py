@@ -126,7 +126,10 @@ class Chain:
         return f"{self.experiment.label}/{self.regime.label}/seed{self.seed}"
 
     def rng(self, generation: int, purpose: str) -> np.random.Generator:
-        return seeding.generator(self.study, self.experiment.label, self.regime.label, self.seed, generation, purpose)
+        """Generation 0 trains on the same real data in every regime and uses the same streams (those of
+        ``replace``), so all regimes of an experiment share an identical generation 0 (a paired comparison)."""
+        regime = self.regime.label if generation > 0 else "replace"
+        return seeding.generator(self.study, self.experiment.label, regime, self.seed, generation, purpose)
 
     def real_rng(self) -> np.random.Generator:
         return real_rng(self.study, self.experiment.label, self.seed)
