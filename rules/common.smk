@@ -37,6 +37,7 @@ wildcard_constraints:
     first=r"\d+",
     last=r"\d+",
     metric=r"[a-z0-9_]+",
+    name=r"[a-z0-9_]+",
 
 
 def chain_of(wildcards):
@@ -206,8 +207,36 @@ def sample_grid_files():
     return [f"{RESULTS}/plots/samples/{c.path}.png" for c in image_chains()]
 
 
+def distribution_experiments():
+    """Experiments whose target keeps per-item distributions (one generation per job only)."""
+    return [e for e in STUDY.experiments if e.block == 1 and target_class(e.target).distributions]
+
+
+def distribution_files():
+    return [f"{RESULTS}/plots/distributions/{e.label}/{name}.png"
+            for e in distribution_experiments() for name in target_class(e.target).distributions]
+
+
+def distribution_groups(wildcards):
+    """One {regime, generation, files} per regime and generation of the experiment; files over seeds."""
+    exp = next(e for e in STUDY.experiments if e.label == wildcards.exp)
+    chains = [c for c in STUDY.chains if c.experiment.label == exp.label]
+    return [{"regime": r.label, "generation": g,
+             "files": [f"{chain_dir(c)}/gen{g}/distributions.npz" for c in chains if c.regime == r]}
+            for r in exp.regimes for g in range(exp.generations + 1)]
+
+
+def distribution_inputs(wildcards):
+    return [f for group in distribution_groups(wildcards) for f in group["files"]]
+
+
+def distribution_description(wildcards):
+    exp = next(e for e in STUDY.experiments if e.label == wildcards.exp)
+    return target_class(exp.target).distributions.get(wildcards.name, "")
+
+
 def final_outputs():
-    outputs = [f"{RESULTS}/metrics.csv"] + plot_files() + sample_grid_files()
+    outputs = [f"{RESULTS}/metrics.csv"] + plot_files() + sample_grid_files() + distribution_files()
     if TRACKING["enabled"]:
         outputs.append(f"{RESULTS}/tracking/study.json")
     return outputs

@@ -56,3 +56,23 @@ rule sample_grid:
         "../envs/ouroboros.yaml"
     script:
         "../scripts/sample_grid.py"
+
+
+rule distribution:
+    input:
+        distribution_inputs,
+    output:
+        report(
+            f"{RESULTS}/plots/distributions/{{exp}}/{{name}}.png",
+            caption="../report/distribution.rst",
+            category="Distributions by generation",
+        ),
+    params:
+        groups=distribution_groups,
+        description=distribution_description,
+    log:
+        f"{LOGS}/plot/distributions/{{exp}}/{{name}}.log",
+    conda:
+        "../envs/ouroboros.yaml"
+    script:
+        "../scripts/distribution.py"

@@ -4,4 +4,4 @@ from workflow.logs import run_job
 
 i = snakemake.input
 run_job(snakemake, jobs.evaluate, snakemake.params.spec, int(snakemake.wildcards.gen), i.model, i.samples, i.real,
-        i.reference, i.gen0, snakemake.output[0])
+        i.reference, i.gen0, snakemake.output.metrics, snakemake.output.distributions)

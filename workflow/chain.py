@@ -152,7 +152,8 @@ def run_block(run: ChainRun, first: int, last: int) -> BlockResult:
     every = max(1, (last - first + 1) // 10)
     t0 = time.perf_counter()
     for t in range(first, last + 1):
-        model, _, metrics = run.step(t)
+        model, _, values = run.step(t)
+        metrics = {k: float(v) for k, v in values.items() if np.ndim(v) == 0}  # per-item distributions stay out
         result.models.append(model.get_state())
         result.metrics.extend((t, k, v) for k, v in metrics.items())
         if (t - first) % every == 0 or t == last:

@@ -34,13 +34,20 @@ def load_reference(directory) -> dict[str, np.ndarray]:
     return io.load_npz(Path(directory) / "reference.npz")
 
 
-def save_samples(directory, samples: D.Data) -> None:
-    Path(directory).mkdir(parents=True, exist_ok=True)
-    io.save_npz(Path(directory) / "samples.npz", **D.to_arrays(samples))
-
-
 def load_samples(directory) -> D.Data:
-    return D.from_arrays(io.load_npz(Path(directory) / "samples.npz"))
+    """Samples saved in the default format (``samples.npz``)."""
+    return Target().load_samples(directory)
+
+
+def split_metrics(values: dict) -> tuple[dict[str, float], dict[str, np.ndarray]]:
+    """(scalar metrics, per-item distributions) of what ``Target.evaluate`` returned."""
+    scalars, arrays = {}, {}
+    for k, v in values.items():
+        if np.ndim(v) == 0:
+            scalars[k] = float(v)
+        else:
+            arrays[k] = np.asarray(v, dtype=float)
+    return scalars, arrays
 
 
 def write_metrics(path, rows: Iterable[tuple[int, str, float]]) -> None:
@@ -89,7 +96,7 @@ def train(spec: dict, gen: int, real_path, sample_dirs: Sequence, model_dir, man
     if len(sources) != len(sample_dirs):
         raise ValueError(f"generation {gen} of {chain.path} needs samples of generations {sources}, got {len(sample_dirs)} folders")
     for d in sample_dirs:
-        s = load_samples(d)
+        s = run.template.load_samples(d)
         if run.pool is not None:
             run.pool.add(s)
         run.previous = s
@@ -110,17 +117,21 @@ def generate(spec: dict, gen: int, model_dir, samples_dir) -> None:
     run = ChainRun(chain)
     model = Target.load(model_dir)
     samples = run.sample(gen, model)
-    save_samples(samples_dir, samples)
+    model.save_samples(samples, samples_dir)
     model.write_sample_artifacts(samples, Path(samples_dir))
     log.info("%s gen %d: drew %d samples per replicate (lam=%g)", chain.path, gen, run.n_synthetic, run.lam)
 
 
-def evaluate(spec: dict, gen: int, model_dir, samples_dir, real_path, reference_dir, gen0_dir, out_csv) -> None:
+def evaluate(spec: dict, gen: int, model_dir, samples_dir, real_path, reference_dir, gen0_dir, out_csv,
+             out_distributions=None) -> None:
+    """Score generation ``gen``: metrics.csv, and the target's per-item distributions (an .npz, maybe empty)."""
     chain = Chain.from_spec(spec)
     run = ChainRun(chain, load_real(real_path), load_reference(reference_dir))
     model = Target.load(model_dir)
     gen0 = model if gen == 0 else Target.load(gen0_dir)
-    metrics = run.evaluate(model, load_samples(samples_dir), gen0)
+    metrics, distributions = split_metrics(run.evaluate(model, model.load_samples(samples_dir), gen0))
+    if out_distributions is not None:
+        io.save_npz(out_distributions, **distributions)
     write_metrics(out_csv, [(gen, k, v) for k, v in metrics.items()])
     log.info("%s gen %d: %s", chain.path, gen, ", ".join(f"{k}={v:.4g}" for k, v in metrics.items()))
 

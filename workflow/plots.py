@@ -105,3 +105,57 @@ def sample_grid(sample_dirs: Sequence, generations: Sequence[int], shape: tuple[
     Path(out_png).parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(out_png, dpi=110)
     plt.close(fig)
+
+
+def plot_distribution(name: str, groups: Sequence[dict], out_png, description: str = "", title: str = "",
+                      bins: int = 60) -> None:
+    """Overlaid histograms of a per-item quantity, one per generation, one panel per regime.
+
+    ``groups``: dicts with ``regime``, ``generation`` and ``files`` (``distributions.npz`` of every seed).
+    Positive quantities spanning more than a factor 20 get log-spaced bins and a log x axis.
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from workflow import io
+
+    values: dict[tuple[str, int], np.ndarray] = {}
+    for g in groups:
+        parts = [io.load_npz(f).get(name) for f in g["files"]]
+        parts = [np.asarray(p, dtype=float).ravel() for p in parts if p is not None]
+        v = np.concatenate(parts) if parts else np.zeros(0)
+        values[(g["regime"], int(g["generation"]))] = v[np.isfinite(v)]
+    if not any(v.size for v in values.values()):
+        raise ValueError(f"no {name!r} values in the experiment's distributions.npz files")
+    regimes = list(dict.fromkeys(r for r, _ in values))
+    gens = sorted({gen for _, gen in values})
+    allv = np.concatenate([v for v in values.values() if v.size])
+    lo, hi = float(allv.min()), float(allv.max())
+    logx = lo > 0 and hi / lo > 20
+    edges = np.geomspace(lo, hi, bins + 1) if logx else np.linspace(lo, hi if hi > lo else lo + 1, bins + 1)
+    cmap = matplotlib.colormaps["viridis"]
+    fig, axes = plt.subplots(1, len(regimes), figsize=(4.8 * len(regimes), 3.6), squeeze=False, sharex=True, sharey=True)
+    for ax, regime in zip(axes[0], regimes):
+        for gen in gens:
+            v = values.get((regime, gen), np.zeros(0))
+            if not v.size:
+                continue
+            colour = cmap(gen / max(1, gens[-1]))
+            w = np.full(v.size, 1.0 / v.size)  # share of the generation's items per bin
+            ax.hist(v, bins=edges, weights=w, histtype="stepfilled", alpha=0.25, color=colour)
+            ax.hist(v, bins=edges, weights=w, histtype="step", lw=1.2, color=colour, label=f"gen {gen}")
+        if logx:
+            ax.set_xscale("log")
+        ax.set_title(f"{title} / {regime}" if title else regime, fontsize=9)
+        ax.set_xlabel(name)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7)
+    axes[0, 0].set_ylabel("share of items")
+    if description:
+        fig.suptitle(description, fontsize=8)
+    fig.tight_layout()
+    Path(out_png).parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(out_png, dpi=110)
+    plt.close(fig)

@@ -37,6 +37,9 @@ class Target:
     metrics: ClassVar[dict[str, str]] = {}
     #: whether fit depends on the data only through Gaussian sufficient statistics
     stats_sufficient: ClassVar[bool] = False
+    #: name -> description of per-item values ``evaluate`` also returns (as arrays); they are stored per
+    #: generation (``distributions.npz``) and drawn as overlaid histograms, one per generation
+    distributions: ClassVar[dict[str, str]] = {}
 
     def __init__(self, **params: Any):
         self.params = dict(params)
@@ -130,6 +133,19 @@ class Target:
         code = Path(__file__).resolve().parents[1] / "mlflow_models" / "array_model.py"
         return mlflow.pyfunc.log_model(name=name, python_model=str(code), artifacts={"model": str(model_dir)},
                                        pip_requirements=self.mlflow_requirements)
+
+    # -- samples on disk (what the next generation's train job reads) -------------------
+    def save_samples(self, samples: Data, directory: str | Path) -> None:
+        """Write a generation's synthetic data into ``directory`` (default: ``samples.npz``)."""
+        from workflow.data import to_arrays
+
+        Path(directory).mkdir(parents=True, exist_ok=True)
+        io.save_npz(Path(directory) / "samples.npz", **to_arrays(samples))
+
+    def load_samples(self, directory: str | Path) -> Data:
+        from workflow.data import from_arrays
+
+        return from_arrays(io.load_npz(Path(directory) / "samples.npz"))
 
     def write_sample_artifacts(self, samples: Data, directory: Path) -> None:
         """Extra files beside a generation's samples (e.g. an image grid); written by the generate job."""

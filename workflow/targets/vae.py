@@ -28,6 +28,7 @@ from workflow import images, io, metrics as M
 from workflow.data import Data
 from workflow.regimes import Regime
 from workflow.targets.base import Target
+from workflow.torchdev import device_label, resolve_device
 
 log = logging.getLogger("ouroboros")
 EVAL_SEED = 20240724  # fixed noise for the evaluation bounds: every generation is scored alike
@@ -37,15 +38,6 @@ def _torch():
     import torch
 
     return torch
-
-
-def resolve_device(device: str) -> str:
-    torch = _torch()
-    if device == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    if device == "cuda" and not torch.cuda.is_available():
-        raise RuntimeError("device: cuda was asked for but torch sees no CUDA device")
-    return device
 
 
 def _build_net(x_dim: int, side: int, hidden: int, latent: int, arch: str):
@@ -231,7 +223,7 @@ class VAETarget(Target):
                 total += float(loss_vec.detach().sum())
             log.info("epoch %d/%d loss %.4f (nats per image, %d images, %s)", epoch + 1, self.p["epochs"], total / n, n, device)
         self.net_ = net.to("cpu").eval()
-        self.device_used_ = torch.cuda.get_device_name(0) if device == "cuda" else "cpu"
+        self.device_used_ = device_label(device)
         self.final_loss_ = total / n
         return self
 
