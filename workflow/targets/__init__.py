@@ -16,6 +16,7 @@ REGISTRY: dict[str, str] = {
     "gaussian": "workflow.targets.gaussian:GaussianTarget",
     "gmm": "workflow.targets.gmm:GMMTarget",
     "vae": "workflow.targets.vae:VAETarget",
+    "lm": "workflow.targets.lm:LMTarget",
 }
 
 
