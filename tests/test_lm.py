@@ -3,14 +3,22 @@ import math
 
 import numpy as np
 import pytest
-
 from conftest import SHARED_DATA, make_chain, run_chain
+
 from workflow import text as T
 from workflow.seeding import generator
 from workflow.targets import make_target
 
 torch = pytest.importorskip("torch")
-from workflow.targets.lm import beam_search, build_gpt, generate, lr_at, sequence_ppl, stream_nll, train_lm  # noqa: E402
+from workflow.targets.lm import (  # noqa: E402
+    beam_search,
+    build_gpt,
+    generate,
+    lr_at,
+    sequence_ppl,
+    stream_nll,
+    train_lm,
+)
 
 TINY = {"n_layer": 1, "n_head": 2, "n_embd": 32, "block_size": 48, "seq_len": 16, "prompt_len": 16, "epochs": 2,
         "batch_size": 16, "device": "cpu", "log_every": 5}

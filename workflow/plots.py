@@ -67,10 +67,7 @@ def plot_metric(metrics_csv, metric: str, out_png, experiments: Sequence[dict], 
         ax.legend(fontsize=7)
     for ax in list(axes.flat)[len(exps):]:
         ax.set_visible(False)
-    fig.tight_layout()
-    Path(out_png).parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out_png, dpi=110)
-    plt.close(fig)
+    _save(fig, out_png)
 
 
 def sample_grid(sample_dirs: Sequence, generations: Sequence[int], shape: tuple[int, int], out_png,
@@ -101,10 +98,7 @@ def sample_grid(sample_dirs: Sequence, generations: Sequence[int], shape: tuple[
         ax.set_ylabel(f"gen {g}", rotation=0, ha="right", va="center", fontsize=8)
     if title:
         fig.suptitle(title, fontsize=9)
-    fig.tight_layout()
-    Path(out_png).parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out_png, dpi=110)
-    plt.close(fig)
+    _save(fig, out_png)
 
 
 def plot_distribution(name: str, groups: Sequence[dict], out_png, description: str = "", title: str = "",
@@ -155,6 +149,12 @@ def plot_distribution(name: str, groups: Sequence[dict], out_png, description: s
     axes[0, 0].set_ylabel("share of items")
     if description:
         fig.suptitle(description, fontsize=8)
+    _save(fig, out_png)
+
+
+def _save(fig, out_png) -> None:
+    import matplotlib.pyplot as plt
+
     fig.tight_layout()
     Path(out_png).parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(out_png, dpi=110)

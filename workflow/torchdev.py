@@ -5,6 +5,8 @@ without a CUDA device is an error naming the problem, never a silent fallback.
 """
 from __future__ import annotations
 
+from pathlib import Path
+
 
 def cuda_available() -> bool:
     import torch
@@ -29,3 +31,30 @@ def device_label(device: str) -> str:
 
         return torch.cuda.get_device_name(0)
     return "cpu"
+
+
+def save_state_dict(module, path) -> None:
+    """``torch.save`` of the module's state dict (tensors only), written atomically."""
+    import torch
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    torch.save(module.state_dict(), tmp)
+    tmp.replace(path)
+
+
+def load_state_dict(path) -> dict:
+    """A state dict saved by :func:`save_state_dict`, loaded with ``weights_only=True`` (no unpickling of code);
+    a missing, truncated or corrupt file is an :class:`~workflow.io.IntermediateFileError` naming it."""
+    import torch
+
+    from workflow.io import IntermediateFileError
+
+    path = Path(path)
+    if not path.is_file():
+        raise IntermediateFileError(f"intermediate file is missing: {path}")
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:
+        raise IntermediateFileError(f"intermediate file is truncated or corrupt: {path} ({exc})") from exc

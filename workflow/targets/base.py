@@ -24,6 +24,11 @@ from workflow.data import Data
 from workflow.regimes import Regime
 
 
+def settings_schema(properties: dict) -> dict:
+    """A target's ``params_schema``: an object of exactly these settings (each with its default)."""
+    return {"type": "object", "additionalProperties": False, "properties": properties}
+
+
 class Target:
     #: registry name
     name: ClassVar[str] = ""
@@ -43,6 +48,15 @@ class Target:
 
     def __init__(self, **params: Any):
         self.params = dict(params)
+
+    @classmethod
+    def with_defaults(cls, params: dict) -> dict:
+        """Every setting of ``params_schema``, with its default where ``params`` leaves it out."""
+        props = cls.params_schema["properties"]
+        unknown = set(params) - set(props)
+        if unknown:
+            raise TypeError(f"unknown {cls.name} settings {sorted(unknown)}")
+        return {k: params.get(k, v.get("default")) for k, v in props.items()}
 
     # -- sklearn-like plumbing -------------------------------------------------
     def get_params(self) -> dict:

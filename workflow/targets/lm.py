@@ -33,7 +33,7 @@ import numpy as np
 from workflow import io
 from workflow import text as T
 from workflow.regimes import Regime
-from workflow.targets.base import Target
+from workflow.targets.base import Target, settings_schema
 
 log = logging.getLogger("ouroboros")
 
@@ -198,29 +198,34 @@ def stream_nll(net, stream: np.ndarray, device: str = "cpu", batch: int = 64, ma
     The stream is cut into windows of context length + 1 that overlap by one
     token, so every token after the first is predicted exactly once.
     """
-    torch = _torch()
-    F = torch.nn.functional
     stream = np.asarray(stream, dtype=np.int64)
     if max_tokens:
         stream = stream[: max_tokens + 1]
     T_ = net.block_size
     starts = list(range(0, max(len(stream) - 1, 0), T_))
     total, count = 0.0, 0
-    with torch.no_grad():
-        for i in range(0, len(starts), batch):
-            rows = [stream[s: s + T_ + 1] for s in starts[i:i + batch]]
-            width = max(len(r) for r in rows)
-            x = torch.zeros(len(rows), width, dtype=torch.long)
-            mask = torch.zeros(len(rows), width - 1)
-            for j, r in enumerate(rows):
-                x[j, : len(r)] = torch.as_tensor(r)
-                mask[j, : len(r) - 1] = 1
-            x, mask = x.to(device), mask.to(device)
-            logits = net(x[:, :-1]).float()
-            nll = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), x[:, 1:].reshape(-1), reduction="none")
-            total += float((nll * mask.reshape(-1)).sum())
-            count += int(mask.sum())
+    for i in range(0, len(starts), batch):
+        nll, mask = _token_nll(net, [stream[s: s + T_ + 1] for s in starts[i:i + batch]], device)
+        total += float(nll.sum())
+        count += int(mask.sum())
     return (total / count if count else math.nan), count
+
+
+def _token_nll(net, rows, device: str = "cpu"):
+    """(NLL of every predicted token (B, W - 1), zero past each row's end; mask of real positions) for
+    token rows of different lengths, each token predicted from the ones before it in its row."""
+    torch = _torch()
+    width = max(len(r) for r in rows)
+    x = torch.zeros(len(rows), width, dtype=torch.long)
+    mask = torch.zeros(len(rows), width - 1)
+    for j, r in enumerate(rows):
+        x[j, : len(r)] = torch.as_tensor(np.asarray(r, dtype=np.int64))
+        mask[j, : len(r) - 1] = 1
+    x, mask = x.to(device), mask.to(device)
+    with torch.no_grad():
+        logits = net(x[:, :-1]).float()
+        nll = torch.nn.functional.cross_entropy(logits.transpose(1, 2), x[:, 1:], reduction="none")
+    return nll * mask, mask
 
 
 def sequence_ppl(net, seqs, device: str = "cpu", batch: int = 128) -> np.ndarray:
@@ -229,27 +234,17 @@ def sequence_ppl(net, seqs, device: str = "cpu", batch: int = 128) -> np.ndarray
     Sequences longer than the context length are scored on their first ``block_size`` tokens.
     """
     torch = _torch()
-    F = torch.nn.functional
     T_ = net.block_size
     out = np.full(len(seqs), np.nan)
-    with torch.no_grad():
-        for i in range(0, len(seqs), batch):
-            rows = [[0] + list(s)[:T_] for s in seqs[i:i + batch]]
-            width = max(len(r) for r in rows)
-            x = torch.zeros(len(rows), width, dtype=torch.long)
-            mask = torch.zeros(len(rows), width - 1)
-            for j, r in enumerate(rows):
-                x[j, : len(r)] = torch.as_tensor(r)
-                mask[j, : len(r) - 1] = 1
-            if width < 2:
-                continue
-            x, mask = x.to(device), mask.to(device)
-            logits = net(x[:, :-1]).float()
-            nll = F.cross_entropy(logits.transpose(1, 2), x[:, 1:], reduction="none") * mask
-            per = nll.sum(1) / mask.sum(1).clamp(min=1)
-            ppl = torch.exp(per).cpu().numpy()
-            ppl[mask.sum(1).cpu().numpy() == 0] = np.nan
-            out[i:i + len(rows)] = ppl
+    for i in range(0, len(seqs), batch):
+        rows = [[0] + list(s)[:T_] for s in seqs[i:i + batch]]
+        if max(len(r) for r in rows) < 2:
+            continue
+        nll, mask = _token_nll(net, rows, device)
+        counts = mask.sum(1)
+        ppl = torch.exp(nll.sum(1) / counts.clamp(min=1)).cpu().numpy()
+        ppl[counts.cpu().numpy() == 0] = np.nan
+        out[i:i + len(rows)] = ppl
     return out
 
 
@@ -341,63 +336,58 @@ def beam_search(net, prompts, max_new: int, beams: int = 5, banned: tuple[int, .
 # -- the target ------------------------------------------------------------------------------
 class LMTarget(Target):
     name = "lm"
-    default_block = 1
-    max_block = 1
-    params_schema = {
-        "type": "object",
-        "additionalProperties": False,
-        "properties": {
-            "corpus": {"enum": ["pydoc", "files", "hf"], "default": "pydoc",
-                       "description": "pydoc: pydoc_data.topics (offline); files: local text files; hf: a datasets name"},
-            "train": {"type": "string", "default": "", "description": "files: training text (relative to the working directory)"},
-            "valid": {"type": "string", "default": "", "description": "files: validation text (optional)"},
-            "test": {"type": "string", "default": "", "description": "files: test text"},
-            "hf_name": {"type": "string", "default": "wikitext"},
-            "hf_config": {"type": "string", "default": "wikitext-2-raw-v1"},
-            "split_seed": {"type": "integer", "minimum": 0, "default": 0, "description": "pydoc: topic split seed"},
-            "valid_fraction": {"type": "number", "minimum": 0, "maximum": 0.4, "default": 0.1},
-            "test_fraction": {"type": "number", "exclusiveMinimum": 0, "maximum": 0.4, "default": 0.1},
-            "tokenizer": {"enum": ["char", "bpe"], "default": "char"},
-            "vocab_size": {"type": "integer", "minimum": 260, "default": 1024, "description": "bpe vocabulary size"},
-            "seq_len": {"type": "integer", "minimum": 2, "default": 64,
-                        "description": "tokens per item: real training blocks and generated continuations"},
-            "prompt": {"enum": ["real", "none"], "default": "real",
-                       "description": "real: prompt with blocks of real training text; none: start from end-of-text"},
-            "prompt_len": {"type": "integer", "minimum": 1, "default": 64},
-            "n_layer": {"type": "integer", "minimum": 1, "default": 2},
-            "n_head": {"type": "integer", "minimum": 1, "default": 4},
-            "n_embd": {"type": "integer", "minimum": 8, "default": 128},
-            "block_size": {"type": "integer", "minimum": 8, "default": 128, "description": "context length (tokens)"},
-            "dropout": {"type": "number", "minimum": 0, "maximum": 0.9, "default": 0.0},
-            "epochs": {"type": "number", "exclusiveMinimum": 0, "default": 10,
-                       "description": "passes over the generation's training tokens (sets the number of steps)"},
-            "max_steps": {"type": "integer", "minimum": 0, "default": 0, "description": "cap on optimizer steps (0: none)"},
-            "batch_size": {"type": "integer", "minimum": 1, "default": 32},
-            "lr": {"type": "number", "exclusiveMinimum": 0, "default": 2e-3},
-            "min_lr_ratio": {"type": "number", "minimum": 0, "maximum": 1, "default": 0.1},
-            "warmup": {"type": "number", "minimum": 0, "maximum": 0.5, "default": 0.05,
-                       "description": "share of the steps spent warming up"},
-            "weight_decay": {"type": "number", "minimum": 0, "default": 0.1},
-            "grad_clip": {"type": "number", "minimum": 0, "default": 1.0},
-            "log_every": {"type": "integer", "minimum": 1, "default": 50},
-            "device": {"enum": ["auto", "cpu", "cuda"], "default": "auto"},
-            "amp": {"type": "boolean", "default": True, "description": "bf16 autocast on GPU (ignored on CPU)"},
-            "decoding": {"enum": ["sample", "beam"], "default": "sample",
-                         "description": "sample: ancestral sampling with the settings below; beam: beam search "
-                                        "(the paper's 5-way beam search; lam and the sampling settings are ignored)"},
-            "beams": {"type": "integer", "minimum": 1, "default": 5},
-            "temperature": {"type": "number", "minimum": 0, "default": 1.0,
-                            "description": "sampling temperature (times lam); 0 is greedy decoding"},
-            "top_k": {"type": "integer", "minimum": 0, "default": 0, "description": "0: off"},
-            "top_p": {"type": "number", "exclusiveMinimum": 0, "maximum": 1, "default": 1.0},
-            "repetition_penalty": {"type": "number", "exclusiveMinimum": 0, "default": 1.0},
-            "gen_batch": {"type": "integer", "minimum": 1, "default": 256},
-            "eval_max_tokens": {"type": "integer", "minimum": 0, "default": 0,
-                                "description": "score ppl_real on at most this many test tokens (0: all)"},
-            "tail_mass": {"type": "number", "exclusiveMinimum": 0, "maximum": 0.5, "default": 0.1},
-            "repetition_n": {"type": "integer", "minimum": 1, "default": 4},
-        },
-    }
+    max_block = 1  # one generation per job
+    params_schema = settings_schema({
+        "corpus": {"enum": ["pydoc", "files", "hf"], "default": "pydoc",
+                   "description": "pydoc: pydoc_data.topics (offline); files: local text files; hf: a datasets name"},
+        "train": {"type": "string", "default": "", "description": "files: training text (relative to the working directory)"},
+        "valid": {"type": "string", "default": "", "description": "files: validation text (optional)"},
+        "test": {"type": "string", "default": "", "description": "files: test text"},
+        "hf_name": {"type": "string", "default": "wikitext"},
+        "hf_config": {"type": "string", "default": "wikitext-2-raw-v1"},
+        "split_seed": {"type": "integer", "minimum": 0, "default": 0, "description": "pydoc: topic split seed"},
+        "valid_fraction": {"type": "number", "minimum": 0, "maximum": 0.4, "default": 0.1},
+        "test_fraction": {"type": "number", "exclusiveMinimum": 0, "maximum": 0.4, "default": 0.1},
+        "tokenizer": {"enum": ["char", "bpe"], "default": "char"},
+        "vocab_size": {"type": "integer", "minimum": 260, "default": 1024, "description": "bpe vocabulary size"},
+        "seq_len": {"type": "integer", "minimum": 2, "default": 64,
+                    "description": "tokens per item: real training blocks and generated continuations"},
+        "prompt": {"enum": ["real", "none"], "default": "real",
+                   "description": "real: prompt with blocks of real training text; none: start from end-of-text"},
+        "prompt_len": {"type": "integer", "minimum": 1, "default": 64},
+        "n_layer": {"type": "integer", "minimum": 1, "default": 2},
+        "n_head": {"type": "integer", "minimum": 1, "default": 4},
+        "n_embd": {"type": "integer", "minimum": 8, "default": 128},
+        "block_size": {"type": "integer", "minimum": 8, "default": 128, "description": "context length (tokens)"},
+        "dropout": {"type": "number", "minimum": 0, "maximum": 0.9, "default": 0.0},
+        "epochs": {"type": "number", "exclusiveMinimum": 0, "default": 10,
+                   "description": "passes over the generation's training tokens (sets the number of steps)"},
+        "max_steps": {"type": "integer", "minimum": 0, "default": 0, "description": "cap on optimizer steps (0: none)"},
+        "batch_size": {"type": "integer", "minimum": 1, "default": 32},
+        "lr": {"type": "number", "exclusiveMinimum": 0, "default": 2e-3},
+        "min_lr_ratio": {"type": "number", "minimum": 0, "maximum": 1, "default": 0.1},
+        "warmup": {"type": "number", "minimum": 0, "maximum": 0.5, "default": 0.05,
+                   "description": "share of the steps spent warming up"},
+        "weight_decay": {"type": "number", "minimum": 0, "default": 0.1},
+        "grad_clip": {"type": "number", "minimum": 0, "default": 1.0},
+        "log_every": {"type": "integer", "minimum": 1, "default": 50},
+        "device": {"enum": ["auto", "cpu", "cuda"], "default": "auto"},
+        "amp": {"type": "boolean", "default": True, "description": "bf16 autocast on GPU (ignored on CPU)"},
+        "decoding": {"enum": ["sample", "beam"], "default": "sample",
+                     "description": "sample: ancestral sampling with the settings below; beam: beam search "
+                                    "(the paper's 5-way beam search; lam and the sampling settings are ignored)"},
+        "beams": {"type": "integer", "minimum": 1, "default": 5},
+        "temperature": {"type": "number", "minimum": 0, "default": 1.0,
+                        "description": "sampling temperature (times lam); 0 is greedy decoding"},
+        "top_k": {"type": "integer", "minimum": 0, "default": 0, "description": "0: off"},
+        "top_p": {"type": "number", "exclusiveMinimum": 0, "maximum": 1, "default": 1.0},
+        "repetition_penalty": {"type": "number", "exclusiveMinimum": 0, "default": 1.0},
+        "gen_batch": {"type": "integer", "minimum": 1, "default": 256},
+        "eval_max_tokens": {"type": "integer", "minimum": 0, "default": 0,
+                            "description": "score ppl_real on at most this many test tokens (0: all)"},
+        "tail_mass": {"type": "number", "exclusiveMinimum": 0, "maximum": 0.5, "default": 0.1},
+        "repetition_n": {"type": "integer", "minimum": 1, "default": 4},
+    })
     metrics = {
         "ppl_real": "perplexity of the generation's model on the real test split (per token)",
         "ppl_gen0_mean": "mean per-sequence perplexity of the generation's synthetic text under the generation-0 model",
@@ -416,13 +406,8 @@ class LMTarget(Target):
     mlflow_requirements = ["torch", "numpy", "pandas", "tokenizers", "mlflow"]
 
     def __init__(self, **params):
-        props = self.params_schema["properties"]
-        unknown = set(params) - set(props)
-        if unknown:
-            raise TypeError(f"unknown LM settings {sorted(unknown)}")
-        full = {k: params.get(k, v.get("default")) for k, v in props.items()}
-        super().__init__(**full)
-        self.p = full
+        super().__init__(**self.with_defaults(params))
+        self.p = self.params
 
     # -- corpus and tokenizer ----------------------------------------------------------
     @property
@@ -652,12 +637,10 @@ class LMTarget(Target):
 
     # -- persistence --------------------------------------------------------------------------------
     def save(self, directory):
-        torch = _torch()
+        from workflow.torchdev import save_state_dict
+
         directory = Path(directory)
-        directory.mkdir(parents=True, exist_ok=True)
-        tmp = directory / ".model.pt.tmp"
-        torch.save(self.net_.state_dict(), tmp)
-        tmp.replace(directory / "model.pt")
+        save_state_dict(self.net_, directory / "model.pt")
         io.save_text(directory / "tokenizer.json", self.tokenizer.to_json())
         io.save_json(directory / "target.json", {"target": self.name, "params": self.params,
                                                  "device": self.device_name(),
@@ -665,17 +648,21 @@ class LMTarget(Target):
                                                  "final_loss": getattr(self, "final_loss_", None)})
 
     def _load_state(self, directory: Path) -> "LMTarget":
-        torch = _torch()
-        for name in ("model.pt", "tokenizer.json"):
-            if not (directory / name).is_file():
-                raise io.IntermediateFileError(f"intermediate file is missing: {directory / name}")
+        from workflow.torchdev import load_state_dict
+
+        path = directory / "tokenizer.json"
+        if not path.is_file():
+            raise io.IntermediateFileError(f"intermediate file is missing: {path}")
         try:
-            self.tokenizer_ = T.tokenizer_from_json((directory / "tokenizer.json").read_text(encoding="utf-8"))
-            state = torch.load(directory / "model.pt", map_location="cpu", weights_only=True)
-            net = self._new_net()
-            net.load_state_dict(state)
+            self.tokenizer_ = T.tokenizer_from_json(path.read_text(encoding="utf-8"))
         except Exception as exc:
-            raise io.IntermediateFileError(f"model files in {directory} are truncated or corrupt ({exc})") from exc
+            raise io.IntermediateFileError(f"intermediate file is truncated or corrupt: {path} ({exc})") from exc
+        state = load_state_dict(directory / "model.pt")
+        net = self._new_net()
+        try:
+            net.load_state_dict(state)
+        except RuntimeError as exc:
+            raise io.IntermediateFileError(f"{directory / 'model.pt'} does not fit {directory / 'target.json'} ({exc})") from exc
         self.net_ = net.eval()
         self.device_used_ = io.load_json(directory / "target.json").get("device", "cpu")
         return self

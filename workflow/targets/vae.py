@@ -24,11 +24,17 @@ from typing import Optional
 
 import numpy as np
 
-from workflow import images, io, metrics as M
+from workflow import images, io
+from workflow import metrics as M
 from workflow.data import Data
 from workflow.regimes import Regime
-from workflow.targets.base import Target
-from workflow.torchdev import device_label, resolve_device
+from workflow.targets.base import Target, settings_schema
+from workflow.torchdev import (
+    device_label,
+    load_state_dict,
+    resolve_device,
+    save_state_dict,
+)
 
 log = logging.getLogger("ouroboros")
 EVAL_SEED = 20240724  # fixed noise for the evaluation bounds: every generation is scored alike
@@ -84,38 +90,33 @@ def _build_net(x_dim: int, side: int, hidden: int, latent: int, arch: str):
 
 class VAETarget(Target):
     name = "vae"
-    default_block = 1
-    max_block = 1
-    params_schema = {
-        "type": "object",
-        "additionalProperties": False,
-        "properties": {
-            "data": {"enum": ["digits", "mnist", "fashion-mnist"], "default": "digits",
-                     "description": "real data: scikit-learn's digits (offline), or MNIST / Fashion-MNIST IDX files"},
-            "root": {"type": "string", "default": "",
-                     "description": "folder with the IDX .gz files (mnist, fashion-mnist); relative to the working directory"},
-            "split": {"enum": ["train", "test"], "default": "test",
-                      "description": "which original split is the real pool (it is split again into train/test)"},
-            "download": {"type": "boolean", "default": False},
-            "test_fraction": {"type": "number", "exclusiveMinimum": 0, "maximum": 0.5, "default": 0.2},
-            "split_seed": {"type": "integer", "minimum": 0, "default": 0},
-            "arch": {"enum": ["mlp", "conv"], "default": "mlp"},
-            "hidden": {"type": "integer", "minimum": 0, "default": 0, "description": "0: max(64, 400 * pixels / 784)"},
-            "latent": {"type": "integer", "minimum": 1, "default": 20},
-            "decoder": {"enum": ["bernoulli", "gaussian"], "default": "bernoulli"},
-            "decoder_std": {"type": "number", "exclusiveMinimum": 0, "default": 0.1},
-            "epochs": {"type": "integer", "minimum": 1, "default": 20},
-            "batch_size": {"type": "integer", "minimum": 1, "default": 128},
-            "lr": {"type": "number", "exclusiveMinimum": 0, "default": 1e-3},
-            "device": {"enum": ["auto", "cpu", "cuda"], "default": "auto"},
-            "amp": {"type": "boolean", "default": False, "description": "bf16 autocast on GPU"},
-            "emit": {"enum": ["mean", "sample"], "default": "mean"},
-            "iwae_k": {"type": "integer", "minimum": 1, "default": 50},
-            "judge_epochs": {"type": "integer", "minimum": 1, "default": 30},
-            "eval_max": {"type": "integer", "minimum": 50, "default": 2000,
-                         "description": "at most this many images enter the k-NN and pairwise metrics"},
-        },
-    }
+    max_block = 1  # one generation per job
+    params_schema = settings_schema({
+        "data": {"enum": ["digits", "mnist", "fashion-mnist"], "default": "digits",
+                 "description": "real data: scikit-learn's digits (offline), or MNIST / Fashion-MNIST IDX files"},
+        "root": {"type": "string", "default": "",
+                 "description": "folder with the IDX .gz files (mnist, fashion-mnist); relative to the working directory"},
+        "split": {"enum": ["train", "test"], "default": "test",
+                  "description": "which original split is the real pool (it is split again into train/test)"},
+        "download": {"type": "boolean", "default": False},
+        "test_fraction": {"type": "number", "exclusiveMinimum": 0, "maximum": 0.5, "default": 0.2},
+        "split_seed": {"type": "integer", "minimum": 0, "default": 0},
+        "arch": {"enum": ["mlp", "conv"], "default": "mlp"},
+        "hidden": {"type": "integer", "minimum": 0, "default": 0, "description": "0: max(64, 400 * pixels / 784)"},
+        "latent": {"type": "integer", "minimum": 1, "default": 20},
+        "decoder": {"enum": ["bernoulli", "gaussian"], "default": "bernoulli"},
+        "decoder_std": {"type": "number", "exclusiveMinimum": 0, "default": 0.1},
+        "epochs": {"type": "integer", "minimum": 1, "default": 20},
+        "batch_size": {"type": "integer", "minimum": 1, "default": 128},
+        "lr": {"type": "number", "exclusiveMinimum": 0, "default": 1e-3},
+        "device": {"enum": ["auto", "cpu", "cuda"], "default": "auto"},
+        "amp": {"type": "boolean", "default": False, "description": "bf16 autocast on GPU"},
+        "emit": {"enum": ["mean", "sample"], "default": "mean"},
+        "iwae_k": {"type": "integer", "minimum": 1, "default": 50},
+        "judge_epochs": {"type": "integer", "minimum": 1, "default": 30},
+        "eval_max": {"type": "integer", "minimum": 50, "default": 2000,
+                     "description": "at most this many images enter the k-NN and pairwise metrics"},
+    })
     metrics = {
         "nll_real": "IWAE bound of the negative log-likelihood of real test images (nats per image)",
         "elbo_real": "ELBO of real test images (nats per image)",
@@ -130,13 +131,8 @@ class VAETarget(Target):
     mlflow_requirements = ["torch", "numpy"]
 
     def __init__(self, **params):
-        props = self.params_schema["properties"]
-        full = {k: params.get(k, v.get("default")) for k, v in props.items()}
-        unknown = set(params) - set(props)
-        if unknown:
-            raise TypeError(f"unknown VAE settings {sorted(unknown)}")
-        super().__init__(**full)
-        self.p = full
+        super().__init__(**self.with_defaults(params))
+        self.p = self.params
 
     # -- data --------------------------------------------------------------------
     def _pool(self):
@@ -313,26 +309,14 @@ class VAETarget(Target):
 
     # -- persistence and tracking hooks ------------------------------------------------------
     def save(self, directory):
-        torch = _torch()
         directory = Path(directory)
-        directory.mkdir(parents=True, exist_ok=True)
-        tmp = directory / ".model.pt.tmp"
-        torch.save(self.net_.state_dict(), tmp)
-        tmp.replace(directory / "model.pt")
+        save_state_dict(self.net_, directory / "model.pt")
         io.save_json(directory / "target.json", {"target": self.name, "params": self.params,
                                                  "device": self.device_name(), "side": self.side})
 
     def _load_state(self, directory: Path) -> "VAETarget":
-        torch = _torch()
-        path = directory / "model.pt"
-        if not path.is_file():
-            raise io.IntermediateFileError(f"intermediate file is missing: {path}")
-        try:
-            state = torch.load(path, map_location="cpu", weights_only=True)
-        except Exception as exc:
-            raise io.IntermediateFileError(f"intermediate file is truncated or corrupt: {path} ({exc})") from exc
         net = self._new_net()
-        net.load_state_dict(state)
+        net.load_state_dict(load_state_dict(directory / "model.pt"))
         self.net_ = net.eval()
         self.device_used_ = io.load_json(directory / "target.json").get("device", "cpu")
         return self
