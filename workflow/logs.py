@@ -34,14 +34,18 @@ def job_logging(log_path, level: int = logging.INFO):
 
 
 def run_job(snakemake, func, *args, **kwargs):
-    """Run ``func`` with logging to the rule's first log file.
+    """Run ``func`` with logging to the rule's first log file, holding a GPU slot per GPU the job
+    declared (``resources: gpu``; see :mod:`workflow.gpus`).
 
     On failure the job's log holds the traceback and stderr gets a one-line
     summary pointing at it, so Snakemake's own output stays readable.
     """
+    from workflow.gpus import gpu_slots
+
     log_path = snakemake.log[0]
+    gpus = int(getattr(snakemake.resources, "gpu", 0) or 0)
     try:
-        with job_logging(log_path):
+        with job_logging(log_path), gpu_slots(gpus):
             return func(*args, **kwargs)
     except Exception as exc:
         print(f"{type(exc).__name__}: {exc}\n(full traceback in {log_path})", file=sys.stderr)
