@@ -3,9 +3,12 @@ import os
 from pathlib import Path
 
 from workflow.blocks import completed_blocks, plan_blocks
-from workflow.config import ConfigError, Study, load_schema
+from workflow.config import ConfigError, Study, load_schema, put_checkout_on_pythonpath
 from workflow.targets import target_class
 from workflow.tracking import TrackingError, resolve_artifacts, resolve_uri
+
+# Jobs import this checkout's `workflow` package also where it is not installed (`--use-conda`).
+put_checkout_on_pythonpath(workflow.basedir)
 
 try:
     STUDY = Study.from_config(config, schema=load_schema(Path(workflow.basedir) / "config" / "schema.yaml"), validated=True)

@@ -122,4 +122,14 @@ def test_device_choice(monkeypatch, cuda):
     for name in ("vae", "lm"):
         assert make_target(name, {"device": "auto"}).gpus() == (1 if cuda else 0)
         assert make_target(name, {"device": "cpu"}).gpus() == 0
+        assert make_target(name, {"device": "cuda"}).gpus() == 1  # a login node without GPUs still asks for one
     assert make_target("gaussian").gpus() == 0
+
+
+def test_slurm_jobs_on_one_node_do_not_share_slots(monkeypatch, tmp_path):
+    monkeypatch.setenv("OUROBOROS_GPU_LOCKS", str(tmp_path / "locks"))
+    a = {"CUDA_VISIBLE_DEVICES": "0", "SLURM_JOB_ID": "11", "OUROBOROS_GPU_LOCKS": str(tmp_path / "locks")}
+    b = {"CUDA_VISIBLE_DEVICES": "0", "SLURM_JOB_ID": "12", "OUROBOROS_GPU_LOCKS": str(tmp_path / "locks")}
+    assert gpus.slot_dir(a) != gpus.slot_dir(b)
+    with gpus.gpu_slots(1, environ=a) as x, gpus.gpu_slots(1, environ=b, wait_s=0.2) as y:
+        assert x == y == ["0"]  # each SLURM job owns its (renumbered) GPU 0

@@ -272,3 +272,12 @@ def check_registry_matches_schema(schema: Optional[dict] = None) -> None:
     enum = set((schema or load_schema())["$defs"]["experiment"]["properties"]["target"]["enum"])
     if enum != set(REGISTRY):
         raise RuntimeError(f"config/schema.yaml lists targets {sorted(enum)} but the registry has {sorted(REGISTRY)}")
+
+
+def put_checkout_on_pythonpath(basedir: str) -> None:
+    """Put the checkout first on ``PYTHONPATH`` for every job Snakemake starts, so jobs import this
+    checkout's ``workflow`` package also in environments where it is not installed (``--use-conda``)."""
+    import os
+
+    parts = [str(basedir)] + [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p and p != str(basedir)]
+    os.environ["PYTHONPATH"] = os.pathsep.join(parts)

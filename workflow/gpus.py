@@ -51,9 +51,15 @@ def visible_gpus(environ: Optional[dict] = None) -> list[str]:
     return query_gpu_ids()
 
 
-def slot_dir() -> Path:
-    """Node-local lock folder (``OUROBOROS_GPU_LOCKS`` overrides it)."""
-    return Path(os.environ.get("OUROBOROS_GPU_LOCKS") or Path(tempfile.gettempdir()) / f"ouroboros-gpus-{os.getuid()}")
+def slot_dir(environ: Optional[dict] = None) -> Path:
+    """Node-local lock folder (``OUROBOROS_GPU_LOCKS`` overrides it).
+
+    Inside a SLURM job the folder is the job's own: SLURM already gave the job its GPUs (and may number
+    them from 0 in every job), so slots are only shared out among the Snakemake jobs of that SLURM job."""
+    env = os.environ if environ is None else environ
+    base = Path(env.get("OUROBOROS_GPU_LOCKS") or Path(tempfile.gettempdir()) / f"ouroboros-gpus-{os.getuid()}")
+    job = env.get("SLURM_JOB_ID")
+    return base / f"slurm-job{job}" if job else base
 
 
 @contextlib.contextmanager
@@ -73,7 +79,7 @@ def gpu_slots(count: int, wait_s: float = 3600.0, poll_s: float = 0.5,
         raise GPUError(f"the job needs {count} GPU(s) but this machine shows {len(ids)} "
                        f"({'CUDA_VISIBLE_DEVICES=' + env['CUDA_VISIBLE_DEVICES'] if 'CUDA_VISIBLE_DEVICES' in env else 'nvidia-smi -L'}); "
                        "set the target's device: cpu, or run where GPUs are")
-    folder = slot_dir()
+    folder = slot_dir(env)
     folder.mkdir(parents=True, exist_ok=True)
     held: list[tuple[str, int]] = []
     deadline = time.monotonic() + wait_s

@@ -24,6 +24,19 @@ def resolve_device(device: str) -> str:
     return device
 
 
+def gpus_for(device: str) -> int:
+    """GPUs a job declares (``resources: gpu``) for a target's ``device`` setting.
+
+    ``cuda`` always asks for one, wherever Snakemake itself runs (a cluster login node may have none;
+    the job fails on a node without CUDA, naming the problem); ``auto`` asks for one when this machine
+    shows a CUDA device; ``cpu`` never does."""
+    if device == "cpu":
+        return 0
+    if device == "cuda":
+        return 1
+    return 1 if resolve_device(device) == "cuda" else 0
+
+
 def device_label(device: str) -> str:
     """What runs a job: the GPU's name, or ``cpu``."""
     if device == "cuda":

@@ -491,9 +491,9 @@ class LMTarget(Target):
         return resolve_device(self.p["device"])
 
     def gpus(self) -> int:
-        if self.p["device"] == "cpu":
-            return 0
-        return 1 if self._device() == "cuda" else 0
+        from workflow.torchdev import gpus_for
+
+        return gpus_for(self.p["device"])
 
     def device_name(self) -> str:
         return getattr(self, "device_used_", "cpu")

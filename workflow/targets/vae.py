@@ -176,9 +176,9 @@ class VAETarget(Target):
         return _build_net(x_dim, self.side, self._hidden(x_dim), self.p["latent"], self.p["arch"])
 
     def gpus(self) -> int:
-        if self.p["device"] == "cpu":
-            return 0
-        return 1 if resolve_device(self.p["device"]) == "cuda" else 0
+        from workflow.torchdev import gpus_for
+
+        return gpus_for(self.p["device"])
 
     def device_name(self) -> str:
         return getattr(self, "device_used_", "cpu")
