@@ -54,3 +54,16 @@ def test_slurm_profile_dry_run_shows_submissions_with_resources(tmp_path):
     train = out[out.index("rule train:"):][:600]
     assert "gpu=1" in train and "mem_mb=8000" in train and "runtime=240" in train
     assert "Group job small" in out or "group" in out.lower()
+
+
+@pytest.mark.e2e
+def test_slurm_profile_dry_run_of_the_default_study(tmp_path):
+    """Every rule of the default study (tracking on) in the SLURM profile's groups: a valid DAG."""
+    pytest.importorskip("snakemake_executor_plugin_slurm", reason="pip install -e '.[slurm]'")
+    proc = run_snakemake(tmp_path, None, "--profile", str(REPO / "profiles/slurm"), "-n",
+                         "--configfile", str(REPO / "config/config.yaml"))
+    out = proc.stdout + proc.stderr
+    assert "Group job small" in out and "Group job report" in out
+    for rule in ("track_init", "track_block", "track_generation", "track_study", "train", "sample_grid",
+                 "distribution"):
+        assert f"rule {rule}:" in out
