@@ -10,7 +10,8 @@ REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = REPO.parent / "shared" / "data"
 
 
-def run_snakemake(workdir: Path, config: dict | None, *args: str, check: bool = True) -> subprocess.CompletedProcess:
+def run_snakemake(workdir: Path, config: dict | None, *args: str, check: bool = True,
+                  timeout: float | None = None) -> subprocess.CompletedProcess:
     """Run the workflow in ``workdir`` on ``config`` (written to workdir/config.yaml)."""
     workdir.mkdir(parents=True, exist_ok=True)
     cmd = [sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile"), "--directory", str(workdir)]
@@ -18,7 +19,7 @@ def run_snakemake(workdir: Path, config: dict | None, *args: str, check: bool = 
         (workdir / "study.yaml").write_text(yaml.safe_dump(config))
         cmd += ["--configfile", str(workdir / "study.yaml")]
     env = dict(os.environ, PYTHONHASHSEED="0")
-    proc = subprocess.run(cmd + list(args), capture_output=True, text=True, env=env)
+    proc = subprocess.run(cmd + list(args), capture_output=True, text=True, env=env, timeout=timeout)
     if check and proc.returncode != 0:
         raise AssertionError(f"snakemake failed ({proc.returncode}):\n{proc.stdout[-4000:]}\n{proc.stderr[-6000:]}")
     return proc

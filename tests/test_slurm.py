@@ -78,7 +78,7 @@ def slurm_cluster(tmp_path_factory):
     mem = int(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**20 * 0.8)
     conf = root / "slurm.conf"
     conf.write_text(f"""ClusterName=ouroboros-test
-SlurmctldHost={host}
+SlurmctldHost={host}(127.0.0.1)
 SlurmUser=root
 SlurmdUser=root
 AuthType=auth/munge
@@ -101,7 +101,7 @@ SelectType=select/cons_tres
 SelectTypeParameters=CR_Core_Memory
 ReturnToService=2
 MpiDefault=none
-NodeName={host} CPUs={os.cpu_count()} RealMemory={mem} State=UNKNOWN
+NodeName={host} NodeAddr=127.0.0.1 CPUs={os.cpu_count()} RealMemory={mem} State=UNKNOWN
 PartitionName=debug Nodes=ALL Default=YES MaxTime=INFINITE State=UP
 """)
     # Job steps find the configuration at the standard path only (the jobstep plugin drops SLURM_CONF
@@ -181,7 +181,8 @@ def test_tiny_study_through_the_slurm_profile_matches_a_local_run(tmp_path, slur
     remote = tmp_path / "slurm"
     proc = run_snakemake(remote, TINY, "--profile", str(REPO / "profiles" / "slurm"), "--jobs", "4",
                          "--slurm-status-command", "squeue", "--slurm-no-account",
-                         "--slurm-init-seconds-before-status-checks", "1", "--latency-wait", "5")
+                         "--slurm-init-seconds-before-status-checks", "1", "--latency-wait", "5",
+                         timeout=1200)  # a job SLURM cannot place would otherwise wait for ever
     out = proc.stdout + proc.stderr
     submitted = re.findall(r"has been submitted with SLURM jobid (\d+)", out)
     assert len(submitted) >= 5, f"expected SLURM submissions, got {submitted}:\n{out[-3000:]}"
