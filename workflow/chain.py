@@ -146,6 +146,17 @@ def unstack_models(arrays: dict[str, np.ndarray], template: Target) -> list[tupl
     return [(int(g), template.clone().set_state({k: arrays[k][i] for k in keys})) for i, g in enumerate(gens)]
 
 
+def split_metrics(values: dict) -> tuple[dict[str, float], dict[str, np.ndarray]]:
+    """(scalar metrics, per-item distributions) of what ``Target.evaluate`` returned."""
+    scalars, arrays = {}, {}
+    for k, v in values.items():
+        if np.ndim(v) == 0:
+            scalars[k] = float(v)
+        else:
+            arrays[k] = np.asarray(v, dtype=float)
+    return scalars, arrays
+
+
 def run_block(run: ChainRun, first: int, last: int) -> BlockResult:
     """Generations first..last of a chain already positioned after generation first - 1."""
     result = BlockResult(first, last)
@@ -153,7 +164,7 @@ def run_block(run: ChainRun, first: int, last: int) -> BlockResult:
     t0 = time.perf_counter()
     for t in range(first, last + 1):
         model, _, values = run.step(t)
-        metrics = {k: float(v) for k, v in values.items() if np.ndim(v) == 0}  # per-item distributions stay out
+        metrics, _ = split_metrics(values)  # per-item distributions are not kept in block mode
         result.models.append(model.get_state())
         result.metrics.extend((t, k, v) for k, v in metrics.items())
         if (t - first) % every == 0 or t == last:

@@ -15,7 +15,7 @@ import numpy as np
 
 from workflow import data as D
 from workflow import io, seeding
-from workflow.chain import ChainRun, run_block, unstack_models
+from workflow.chain import ChainRun, run_block, split_metrics, unstack_models
 from workflow.config import Chain, real_rng
 from workflow.targets import make_target
 from workflow.targets.base import Target
@@ -37,17 +37,6 @@ def load_reference(directory) -> dict[str, np.ndarray]:
 def load_samples(directory) -> D.Data:
     """Samples saved in the default format (``samples.npz``)."""
     return Target().load_samples(directory)
-
-
-def split_metrics(values: dict) -> tuple[dict[str, float], dict[str, np.ndarray]]:
-    """(scalar metrics, per-item distributions) of what ``Target.evaluate`` returned."""
-    scalars, arrays = {}, {}
-    for k, v in values.items():
-        if np.ndim(v) == 0:
-            scalars[k] = float(v)
-        else:
-            arrays[k] = np.asarray(v, dtype=float)
-    return scalars, arrays
 
 
 def write_metrics(path, rows: Iterable[tuple[int, str, float]]) -> None:

@@ -20,7 +20,7 @@ from typing import Any, ClassVar, Optional
 import numpy as np
 
 from workflow import io
-from workflow.data import Data
+from workflow.data import Data, from_arrays, to_arrays
 from workflow.regimes import Regime
 
 
@@ -151,14 +151,10 @@ class Target:
     # -- samples on disk (what the next generation's train job reads) -------------------
     def save_samples(self, samples: Data, directory: str | Path) -> None:
         """Write a generation's synthetic data into ``directory`` (default: ``samples.npz``)."""
-        from workflow.data import to_arrays
-
         Path(directory).mkdir(parents=True, exist_ok=True)
         io.save_npz(Path(directory) / "samples.npz", **to_arrays(samples))
 
     def load_samples(self, directory: str | Path) -> Data:
-        from workflow.data import from_arrays
-
         return from_arrays(io.load_npz(Path(directory) / "samples.npz"))
 
     def write_sample_artifacts(self, samples: Data, directory: Path) -> None:

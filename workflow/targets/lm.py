@@ -574,9 +574,6 @@ class LMTarget(Target):
         log.info("generated %d continuations of %d tokens in %.1fs", n, self.p["seq_len"], time.perf_counter() - t0)
         return texts[None]
 
-    def sequence_ppl(self, texts) -> np.ndarray:
-        return sequence_ppl(self.net_, self.tokenizer.encode_batch([str(t) for t in texts]))
-
     def ppl_stream(self, docs, max_tokens: int = 0) -> float:
         nll, _ = stream_nll(self.net_, self._items_stream(docs), max_tokens=max_tokens)
         return float(math.exp(nll))
@@ -591,21 +588,19 @@ class LMTarget(Target):
         return {"tokenizer": np.array(self.tokenizer.to_json()), "real_counts": counts, "tail": tail}
 
     def evaluate(self, samples, real, reference, gen0):
-        if "tokenizer" in reference and str(reference["tokenizer"]) != self.tokenizer.to_json():
-            raise RuntimeError("this model's tokenizer differs from the experiment's reference tokenizer "
+        fixed = str(reference["tokenizer"])
+        if self.tokenizer.to_json() != fixed or gen0.tokenizer.to_json() != fixed:
+            raise RuntimeError("a model's tokenizer differs from the experiment's reference tokenizer "
                                "(was the corpus or the tokenizers package changed mid-study?)")
-        texts = [str(t) for t in np.asarray(samples)[0]]
-        seqs = self.tokenizer.encode_batch(texts)
+        seqs = self.tokenizer.encode_batch([str(t) for t in np.asarray(samples)[0]])
         out = {"ppl_real": self.ppl_stream(list(real["test"][0]), self.p["eval_max_tokens"])}
-        per_seq = gen0.sequence_ppl(texts)
+        per_seq = sequence_ppl(gen0.net_, seqs)  # same tokenizer: the sequences serve both models
         s = T.summarize_ppl(per_seq[np.isfinite(per_seq)])
         out.update({"ppl_gen0_mean": s["mean"], "ppl_gen0_p05": s["p05"], "ppl_gen0_p95": s["p95"]})
         for k in (1, 2, 3):
             out[f"distinct_{k}"] = T.distinct_n(seqs, k)
         out["unigram_entropy"] = T.unigram_entropy(seqs)
-        tail = reference["tail"] if "tail" in reference else T.tail_tokens(
-            T.token_counts([self._train_stream()], self.tokenizer.vocab_size), self.p["tail_mass"])
-        out["tail_coverage"] = T.tail_coverage(seqs, tail)
+        out["tail_coverage"] = T.tail_coverage(seqs, reference["tail"])
         out["repetition_rate"] = T.repetition_rate(seqs, self.p["repetition_n"])
         out["ppl_gen0"] = per_seq  # a distribution: stored per sequence, not a metric
         return out
