@@ -16,8 +16,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from workflow.targets import make_target
-from workflow.targets.lm import beam_search, build_gpt, generate
+from ouroboros.targets import make_target
+from ouroboros.nets.gpt import beam_search, build_gpt, generate
 
 SIZES = {
     "small": dict(tokenizer="bpe", vocab_size=1024, n_layer=2, n_head=4, n_embd=128, block_size=128),

@@ -1,14 +1,16 @@
-# Paths, the study object and input functions shared by every stage.
+# The study object, output patterns (spelled once, in ouroboros.paths) and input functions shared by every stage.
 import os
 from pathlib import Path
 
-from workflow.blocks import completed_blocks, plan_blocks
-from workflow.config import ConfigError, Study, load_schema, put_checkout_on_pythonpath
-from workflow.targets import target_class
-from workflow.tracking import TrackingError, resolve_artifacts, resolve_uri
+from ouroboros import paths
+from ouroboros.blocks import completed_blocks, plan_blocks
+from ouroboros.config import ConfigError, Study, load_schema, put_package_on_pythonpath
+from ouroboros.curation import METRICS as CURATION_METRICS
+from ouroboros.targets import target_class
+from ouroboros.tracking import TrackingError, resolve_artifacts, resolve_uri
 
-# Jobs import this checkout's `workflow` package also where it is not installed (`--use-conda`).
-put_checkout_on_pythonpath(workflow.basedir)
+# Jobs import this checkout's `ouroboros` package (workflow/ouroboros) also where it is not installed (`--use-conda`).
+put_package_on_pythonpath(workflow.basedir)
 
 try:
     STUDY = Study.from_config(config, schema=load_schema(Path(workflow.basedir) / "config" / "schema.yaml"), validated=True)
@@ -26,17 +28,23 @@ TRACKING = {
     "every": config["tracking"]["every"],
 }
 
-RESULTS = f"results/{STUDY.name}"
-LOGS = f"{RESULTS}/logs"
-CHAIN = f"{RESULTS}/{{exp}}/{{regime}}/seed{{seed}}"
-CHAIN_LOG = f"{LOGS}/{{exp}}/{{regime}}/seed{{seed}}"
+S = STUDY.name
+LOGS = paths.logs(S)
+# output patterns of the rules
+CHAIN = paths.chain_dir(S, "{exp}", "{regime}", "{seed}")
+CHAIN_LOG = paths.chain_log_dir(S, "{exp}", "{regime}", "{seed}")
+GEN = paths.gen_dir(S, "{exp}", "{regime}", "{seed}", "{gen}")
+GEN0 = paths.gen0_dir(S, "{exp}", "{seed}")
+SEED_LOG = paths.seed_log_dir(S, "{exp}", "{seed}")
+BLOCK = paths.block_dir(S, "{exp}", "{regime}", "{seed}", "{first}", "{last}")
 
 
 wildcard_constraints:
     exp=r"[A-Za-z0-9][A-Za-z0-9_.+-]*",
     regime=r"[a-z][a-z0-9.-]*",
     seed=r"\d+",
-    gen=r"\d+",
+    gen=r"[1-9]\d*",
+    cgen=r"\d+",
     first=r"\d+",
     last=r"\d+",
     metric=r"[a-z0-9_]+",
@@ -47,12 +55,27 @@ def chain_of(wildcards):
     return STUDY.chain(wildcards.exp, wildcards.regime, int(wildcards.seed))
 
 
+def first_chain(wildcards):
+    """The experiment's first chain of the seed (what generation 0 and the real data are made from)."""
+    chains = [c for c in STUDY.chains if c.experiment.label == wildcards.exp]
+    seed = int(wildcards.get("seed", chains[0].seed))
+    return next(c for c in chains if c.seed == seed)
+
+
 def chain_dir(chain):
-    return f"{RESULTS}/{chain.path}"
+    return chain.dir()
+
+
+def gen_dir(chain, g):
+    return chain.gen_dir(g)
 
 
 def chain_spec(wildcards):
     return chain_of(wildcards).spec()
+
+
+def gen0_spec(wildcards):
+    return first_chain(wildcards).gen0_spec()
 
 
 def gpu_request(wildcards):
@@ -60,27 +83,25 @@ def gpu_request(wildcards):
     return chain_of(wildcards).target().gpus()
 
 
+def gen0_gpu_request(wildcards):
+    return first_chain(wildcards).target().gpus()
+
+
 def real_path(chain):
-    return f"{RESULTS}/{chain.experiment.label}/seed{chain.seed}/real.npz"
+    return paths.real_data(S, chain.experiment.label, chain.seed)
 
 
 def reference_path(chain):
-    return f"{RESULTS}/{chain.experiment.label}/reference"
-
-
-def _first_chain(wildcards):
-    chains = [c for c in STUDY.chains if c.experiment.label == wildcards.exp]
-    seed = int(wildcards.get("seed", chains[0].seed))
-    return next(c for c in chains if c.seed == seed)
+    return paths.reference_dir(S, chain.experiment.label)
 
 
 def real_spec(wildcards):
-    return _first_chain(wildcards).real_spec()
+    return first_chain(wildcards).real_spec()
 
 
 def reference_spec(wildcards):
     spec = real_spec(wildcards)
-    return {k: spec[k] for k in ("study", "experiment", "target", "params")}
+    return {k: spec[k] for k in ("study", "experiment", "stream", "target", "params")}
 
 
 def blocks_of(chain):
@@ -90,27 +111,59 @@ def blocks_of(chain):
 
 
 def block_dir(chain, first, last):
-    return f"{chain_dir(chain)}/gens{first}-{last}"
+    return paths.block_dir(S, chain.experiment.label, chain.regime.label, chain.seed, first, last)
+
+
+def curation_csv(chain, g):
+    return paths.curation_metrics(S, chain.experiment.label, chain.regime.label, chain.seed, g)
 
 
 def chain_metric_files(chain):
     e = chain.experiment
     if e.block == 1:
-        return [f"{chain_dir(chain)}/gen{g}/metrics.csv" for g in range(e.generations + 1)]
+        files = [f"{gen_dir(chain, g)}/metrics.csv" for g in range(e.generations + 1)]
+        if e.curation is not None:
+            files += [curation_csv(chain, g) for g in range(e.generations + 1)]
+        return files
     return [f"{block_dir(chain, a, b)}/metrics.csv" for a, b in blocks_of(chain)]
+
+
+def synthetic_dir(chain, j):
+    """Where generation j's synthetic data for this chain lie: its curated folder, or the drawn samples."""
+    if chain.experiment.curation is not None:
+        return paths.curated_dir(S, chain.experiment.label, chain.regime.label, chain.seed, j)
+    return f"{gen_dir(chain, j)}/samples"
 
 
 def train_inputs(wildcards):
     chain = chain_of(wildcards)
     sources = chain.regime.sources(int(wildcards.gen))
-    return {"real": real_path(chain), "samples": [f"{chain_dir(chain)}/gen{j}/samples" for j in sources]}
+    return {"real": real_path(chain), "samples": [synthetic_dir(chain, j) for j in sources]}
+
+
+def gen0_train_inputs(wildcards):
+    return {"real": real_path(first_chain(wildcards))}
 
 
 def evaluate_inputs(wildcards):
     chain = chain_of(wildcards)
-    here = f"{chain_dir(chain)}/gen{wildcards.gen}"
+    here = gen_dir(chain, wildcards.gen)
     return {"model": f"{here}/model", "samples": f"{here}/samples", "real": real_path(chain),
-            "reference": reference_path(chain), "gen0": f"{chain_dir(chain)}/gen0/model"}
+            "reference": reference_path(chain), "gen0": f"{gen_dir(chain, 0)}/model"}
+
+
+def gen0_evaluate_inputs(wildcards):
+    chain = first_chain(wildcards)
+    here = gen_dir(chain, 0)
+    return {"model": f"{here}/model", "samples": f"{here}/samples", "real": real_path(chain),
+            "reference": reference_path(chain), "gen0": f"{here}/model"}
+
+
+def curate_inputs(wildcards):
+    chain = chain_of(wildcards)
+    here = gen_dir(chain, wildcards.cgen)
+    return {"samples": f"{here}/samples", "model": f"{here}/model", "gen0": f"{gen_dir(chain, 0)}/model",
+            "reference": reference_path(chain)}
 
 
 def blocks_before(chain, first):
@@ -140,10 +193,14 @@ def study_metrics():
         for m in target_class(e.target).metrics:
             if m not in names:
                 names.append(m)
+    if any(e.curation is not None for e in STUDY.experiments):
+        names += list(CURATION_METRICS)
     return names
 
 
 def metric_description(wildcards):
+    if wildcards.metric in CURATION_METRICS:
+        return CURATION_METRICS[wildcards.metric]
     for e in STUDY.experiments:
         d = target_class(e.target).metrics.get(wildcards.metric)
         if d:
@@ -153,18 +210,18 @@ def metric_description(wildcards):
 
 def plot_experiments():
     return [{"label": e.label, "target": e.target, "params": e.params, "n": e.n, "lam": e.lam,
-             "regimes": [{"kind": r.kind, "rho": r.rho, "fresh": r.fresh} for r in e.regimes]}
+             "curation": e.curation, "regimes": [r.to_spec() for r in e.regimes]}
             for e in STUDY.experiments]
 
 
 def plot_files():
-    return [f"{RESULTS}/plots/{m}.png" for m in study_metrics()]
+    return [paths.plot(S, m) for m in study_metrics()]
 
 
 def chain_last_receipt(chain):
     e = chain.experiment
     if e.block == 1:
-        return f"{chain_dir(chain)}/gen{e.generations}/tracking.json"
+        return f"{gen_dir(chain, e.generations)}/tracking.json"
     return f"{block_dir(chain, *blocks_of(chain)[-1])}/tracking.json"
 
 
@@ -172,7 +229,7 @@ def track_block_inputs(wildcards):
     chain = chain_of(wildcards)
     first = int(wildcards.first)
     here = block_dir(chain, first, int(wildcards.last))
-    inputs = {"experiment": f"{RESULTS}/tracking/experiment.json", "metrics": f"{here}/metrics.csv",
+    inputs = {"experiment": paths.tracking_experiment(S), "metrics": f"{here}/metrics.csv",
               "models": f"{here}/models.npz", "real": real_path(chain)}
     if first > 0:
         inputs["previous"] = f"{block_dir(chain, *blocks_before(chain, first)[-1])}/tracking.json"
@@ -182,13 +239,22 @@ def track_block_inputs(wildcards):
 def track_generation_inputs(wildcards):
     chain = chain_of(wildcards)
     g = int(wildcards.gen)
-    here = f"{chain_dir(chain)}/gen{g}"
-    inputs = {"experiment": f"{RESULTS}/tracking/experiment.json", "model": f"{here}/model",
+    here = gen_dir(chain, g)
+    inputs = {"experiment": paths.tracking_experiment(S), "model": f"{here}/model",
               "samples": f"{here}/samples", "metrics": f"{here}/metrics.csv", "manifest": f"{here}/trainset.json",
-              "real": real_path(chain)}
-    if g > 0:
-        inputs["previous"] = f"{chain_dir(chain)}/gen{g - 1}/tracking.json"
+              "real": real_path(chain), "previous": f"{gen_dir(chain, g - 1)}/tracking.json"}
+    if g == 1:
+        inputs["gen0_metrics"] = f"{gen_dir(chain, 0)}/metrics.csv"
+    if chain.experiment.curation is not None:
+        inputs["curation"] = [curation_csv(chain, j) for j in ([0, 1] if g == 1 else [g])]
     return inputs
+
+
+def track_gen0_inputs(wildcards):
+    chain = first_chain(wildcards)
+    here = gen_dir(chain, 0)
+    return {"experiment": paths.tracking_experiment(S), "model": f"{here}/model", "samples": f"{here}/samples",
+            "metrics": f"{here}/metrics.csv", "manifest": f"{here}/trainset.json", "real": real_path(chain)}
 
 
 def grid_generations(chain, rows=8):
@@ -203,11 +269,11 @@ def image_chains():
 
 def sample_grid_inputs(wildcards):
     chain = chain_of(wildcards)
-    return [f"{chain_dir(chain)}/gen{g}/samples" for g in grid_generations(chain)]
+    return [f"{gen_dir(chain, g)}/samples" for g in grid_generations(chain)]
 
 
 def sample_grid_files():
-    return [f"{RESULTS}/plots/samples/{c.path}.png" for c in image_chains()]
+    return [paths.sample_grid(S, c.experiment.label, c.regime.label, c.seed) for c in image_chains()]
 
 
 def distribution_experiments():
@@ -216,7 +282,7 @@ def distribution_experiments():
 
 
 def distribution_files():
-    return [f"{RESULTS}/plots/distributions/{e.label}/{name}.png"
+    return [paths.distribution_plot(S, e.label, name)
             for e in distribution_experiments() for name in target_class(e.target).distributions]
 
 
@@ -225,12 +291,12 @@ def distribution_groups(wildcards):
     exp = next(e for e in STUDY.experiments if e.label == wildcards.exp)
     chains = [c for c in STUDY.chains if c.experiment.label == exp.label]
     return [{"regime": r.label, "generation": g,
-             "files": [f"{chain_dir(c)}/gen{g}/distributions.npz" for c in chains if c.regime == r]}
+             "files": [f"{gen_dir(c, g)}/distributions.npz" for c in chains if c.regime == r]}
             for r in exp.regimes for g in range(exp.generations + 1)]
 
 
 def distribution_inputs(wildcards):
-    return [f for group in distribution_groups(wildcards) for f in group["files"]]
+    return sorted({f for group in distribution_groups(wildcards) for f in group["files"]})
 
 
 def distribution_description(wildcards):
@@ -239,7 +305,7 @@ def distribution_description(wildcards):
 
 
 def final_outputs():
-    outputs = [f"{RESULTS}/metrics.csv"] + plot_files() + sample_grid_files() + distribution_files()
+    outputs = [paths.metrics_table(S)] + plot_files() + sample_grid_files() + distribution_files()
     if TRACKING["enabled"]:
-        outputs.append(f"{RESULTS}/tracking/study.json")
+        outputs.append(paths.tracking_study(S))
     return outputs

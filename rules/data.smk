@@ -3,11 +3,11 @@
 
 rule real_data:
     output:
-        f"{RESULTS}/{{exp}}/seed{{seed}}/real.npz",
+        paths.real_data(S, "{exp}", "{seed}"),
     params:
         spec=real_spec,
     log:
-        f"{LOGS}/{{exp}}/seed{{seed}}/real_data.log",
+        f"{SEED_LOG}/real_data.log",
     conda:
         "../envs/ouroboros.yaml"
     script:
@@ -16,7 +16,7 @@ rule real_data:
 
 rule reference:
     output:
-        directory(f"{RESULTS}/{{exp}}/reference"),
+        directory(paths.reference_dir(S, "{exp}")),
     params:
         spec=reference_spec,
     log:

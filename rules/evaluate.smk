@@ -6,10 +6,11 @@ rule evaluate:
     input:
         unpack(evaluate_inputs),
     output:
-        metrics=f"{CHAIN}/gen{{gen}}/metrics.csv",
-        distributions=f"{CHAIN}/gen{{gen}}/distributions.npz",
+        metrics=f"{GEN}/metrics.csv",
+        distributions=f"{GEN}/distributions.npz",
     params:
         spec=chain_spec,
+        gen=lambda w: int(w.gen),
     resources:
         gpu=gpu_request,
     log:
@@ -18,3 +19,18 @@ rule evaluate:
         "../envs/ouroboros.yaml"
     script:
         "../scripts/evaluate.py"
+
+
+use rule evaluate as evaluate_gen0 with:
+    input:
+        unpack(gen0_evaluate_inputs),
+    output:
+        metrics=f"{GEN0}/metrics.csv",
+        distributions=f"{GEN0}/distributions.npz",
+    params:
+        spec=gen0_spec,
+        gen=0,
+    resources:
+        gpu=gen0_gpu_request,
+    log:
+        f"{SEED_LOG}/gen0/evaluate.log",

@@ -5,7 +5,7 @@ rule collect:
     input:
         [f for c in STUDY.chains for f in chain_metric_files(c)],
     output:
-        f"{RESULTS}/metrics.csv",
+        paths.metrics_table(S),
     params:
         chains=[c.columns() for c in STUDY.chains],
         files=[chain_metric_files(c) for c in STUDY.chains],
@@ -19,10 +19,10 @@ rule collect:
 
 rule plot:
     input:
-        f"{RESULTS}/metrics.csv",
+        paths.metrics_table(S),
     output:
         report(
-            f"{RESULTS}/plots/{{metric}}.png",
+            paths.plot(S, "{metric}"),
             caption="../report/metric.rst",
             category="Metrics by generation",
         ),
@@ -43,7 +43,7 @@ rule sample_grid:
         sample_grid_inputs,
     output:
         report(
-            f"{RESULTS}/plots/samples/{{exp}}/{{regime}}/seed{{seed}}.png",
+            paths.sample_grid(S, "{exp}", "{regime}", "{seed}"),
             caption="../report/samples.rst",
             category="Samples across generations",
         ),
@@ -63,7 +63,7 @@ rule distribution:
         distribution_inputs,
     output:
         report(
-            f"{RESULTS}/plots/distributions/{{exp}}/{{name}}.png",
+            paths.distribution_plot(S, "{exp}", "{name}"),
             caption="../report/distribution.rst",
             category="Distributions by generation",
         ),

@@ -4,7 +4,7 @@
 
 rule track_init:
     output:
-        f"{RESULTS}/tracking/experiment.json",
+        paths.tracking_experiment(S),
     params:
         study=STUDY.name,
         uri=TRACKING["uri"],
@@ -21,7 +21,7 @@ rule track_block:
     input:
         unpack(track_block_inputs),
     output:
-        f"{CHAIN}/gens{{first}}-{{last}}/tracking.json",
+        f"{BLOCK}/tracking.json",
     params:
         spec=chain_spec,
         every=TRACKING["every"],
@@ -39,9 +39,11 @@ rule track_generation:
     input:
         unpack(track_generation_inputs),
     output:
-        f"{CHAIN}/gen{{gen}}/tracking.json",
+        f"{GEN}/tracking.json",
     params:
         spec=chain_spec,
+        gen=lambda w: int(w.gen),
+        shared=False,
         uri=TRACKING["uri"],
         repo=workflow.basedir,
     log:
@@ -52,14 +54,29 @@ rule track_generation:
         "../scripts/track_generation.py"
 
 
+use rule track_generation as track_gen0 with:
+    input:
+        unpack(track_gen0_inputs),
+    output:
+        f"{GEN0}/tracking.json",
+    params:
+        spec=gen0_spec,
+        gen=0,
+        shared=True,
+        uri=TRACKING["uri"],
+        repo=workflow.basedir,
+    log:
+        f"{SEED_LOG}/gen0/tracking.log",
+
+
 rule track_study:
     input:
-        experiment=f"{RESULTS}/tracking/experiment.json",
-        metrics=f"{RESULTS}/metrics.csv",
+        experiment=paths.tracking_experiment(S),
+        metrics=paths.metrics_table(S),
         plots=plot_files() + sample_grid_files(),
         chains=[chain_last_receipt(c) for c in STUDY.chains],
     output:
-        f"{RESULTS}/tracking/study.json",
+        paths.tracking_study(S),
     params:
         study=STUDY.name,
         config=STUDY.config,

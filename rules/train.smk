@@ -1,15 +1,17 @@
-# Training: one generation per job (train -> generate -> evaluate), or a block of
-# generations per job for cheap targets (train, generate and evaluate in memory).
+# Training: one generation per job (train -> generate -> [curate] -> evaluate), generation 0 once per
+# (experiment, seed) and shared by every regime; or a block of generations per job for cheap targets
+# (train, generate, curate and evaluate in memory).
 
 
 rule train:
     input:
         unpack(train_inputs),
     output:
-        model=directory(f"{CHAIN}/gen{{gen}}/model"),
-        manifest=f"{CHAIN}/gen{{gen}}/trainset.json",
+        model=directory(f"{GEN}/model"),
+        manifest=f"{GEN}/trainset.json",
     params:
         spec=chain_spec,
+        gen=lambda w: int(w.gen),
     resources:
         gpu=gpu_request,
     log:
@@ -20,13 +22,28 @@ rule train:
         "../scripts/train.py"
 
 
+use rule train as train_gen0 with:
+    input:
+        unpack(gen0_train_inputs),
+    output:
+        model=directory(f"{GEN0}/model"),
+        manifest=f"{GEN0}/trainset.json",
+    params:
+        spec=gen0_spec,
+        gen=0,
+    resources:
+        gpu=gen0_gpu_request,
+    log:
+        f"{SEED_LOG}/gen0/train.log",
+
+
 rule block:
     input:
         unpack(block_inputs),
     output:
-        state=f"{CHAIN}/gens{{first}}-{{last}}/state.npz",
-        models=f"{CHAIN}/gens{{first}}-{{last}}/models.npz",
-        metrics=f"{CHAIN}/gens{{first}}-{{last}}/metrics.csv",
+        state=f"{BLOCK}/state.npz",
+        models=f"{BLOCK}/models.npz",
+        metrics=f"{BLOCK}/metrics.csv",
     params:
         spec=chain_spec,
     resources:

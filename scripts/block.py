@@ -1,6 +1,6 @@
 """Snakemake adapter: run a block of generations of a cheap target in one job."""
-from workflow import jobs
-from workflow.logs import run_job
+from ouroboros import jobs
+from ouroboros.logs import run_job
 
 i, o, w = snakemake.input, snakemake.output, snakemake.wildcards
 run_job(snakemake, jobs.block, snakemake.params.spec, int(w.first), int(w.last), i.real, i.reference,

@@ -1,6 +1,6 @@
 """Snakemake adapter: overlaid per-generation histograms of one per-item distribution of an experiment."""
-from workflow.logs import run_job
-from workflow.plots import plot_distribution
+from ouroboros.logs import run_job
+from ouroboros.plots import plot_distribution
 
 w = snakemake.wildcards
 run_job(snakemake, plot_distribution, w.name, snakemake.params.groups, snakemake.output[0],

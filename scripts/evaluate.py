@@ -1,7 +1,7 @@
 """Snakemake adapter: score generation g's model against real held-out data."""
-from workflow import jobs
-from workflow.logs import run_job
+from ouroboros import jobs
+from ouroboros.logs import run_job
 
 i = snakemake.input
-run_job(snakemake, jobs.evaluate, snakemake.params.spec, int(snakemake.wildcards.gen), i.model, i.samples, i.real,
+run_job(snakemake, jobs.evaluate, snakemake.params.spec, snakemake.params.gen, i.model, i.samples, i.real,
         i.reference, i.gen0, snakemake.output.metrics, snakemake.output.distributions)

@@ -1,6 +1,6 @@
 """Snakemake adapter: draw one metric against generation for every experiment."""
-from workflow.logs import run_job
-from workflow.plots import plot_metric
+from ouroboros.logs import run_job
+from ouroboros.plots import plot_metric
 
 run_job(snakemake, plot_metric, snakemake.input[0], snakemake.wildcards.metric, snakemake.output[0],
         experiments=snakemake.params.experiments, band=snakemake.params.band)

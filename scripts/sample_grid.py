@@ -1,6 +1,6 @@
 """Snakemake adapter: a chain's samples, one row per generation."""
-from workflow.logs import run_job
-from workflow.plots import sample_grid
+from ouroboros.logs import run_job
+from ouroboros.plots import sample_grid
 
 w = snakemake.wildcards
 run_job(snakemake, sample_grid, list(snakemake.input), snakemake.params.generations, tuple(snakemake.params.shape),

@@ -1,7 +1,7 @@
 """Snakemake adapter: log a block's generations to MLflow."""
-from workflow import io
-from workflow.logs import run_job
-from workflow.tracking import track_block
+from ouroboros import io
+from ouroboros.logs import run_job
+from ouroboros.tracking import track_block
 
 i, w, p = snakemake.input, snakemake.wildcards, snakemake.params
 block_dir = i.metrics.rsplit("/", 1)[0]

@@ -1,7 +1,7 @@
 """Snakemake adapter: the study-level MLflow run with the plots and metrics table."""
-from workflow import io
-from workflow.logs import run_job
-from workflow.tracking import track_study
+from ouroboros import io
+from ouroboros.logs import run_job
+from ouroboros.tracking import track_study
 
 i, p = snakemake.input, snakemake.params
 run_job(snakemake, lambda: track_study(p.study, p.config, io.load_json(i.experiment), i.metrics, list(i.plots),

@@ -31,23 +31,23 @@ def snakemake_run():
 
 
 def make_chain(target="gaussian", params=None, regime="replace", rho=0.1, fresh=False, n=10, replicates=100,
-               lam=1.0, seed=0, study="test", label="exp", generations=10, block=5):
-    from workflow.config import Chain, Experiment
-    from workflow.regimes import Regime
-    from workflow.targets import make_target
+               lam=1.0, seed=0, study="test", label="exp", generations=10, block=5, curation=None):
+    from ouroboros.config import Chain, Experiment
+    from ouroboros.regimes import make_regime
+    from ouroboros.targets import make_target
 
     params = dict(params or {})
     make_target(target, params)  # fail early on bad params
-    reg = Regime(regime, rho=rho, fresh=fresh) if regime == "mix" else Regime(regime)
+    reg = make_regime(regime, rho=rho, fresh=fresh) if regime == "mix" else make_regime(regime)
     exp = Experiment(label=label, target=target, params=params, n=n, replicates=replicates, lam=lam,
-                     generations=generations, block=block, regimes=(reg,))
+                     generations=generations, block=block, regimes=(reg,), curation=curation)
     return Chain(study, exp, reg, seed)
 
 
 def run_chain(chain, generations):
     """Run generations 0..G in memory; returns (per-generation metrics list, ChainRun)."""
-    from workflow.chain import ChainRun
-    from workflow.seeding import generator
+    from ouroboros.chain import ChainRun
+    from ouroboros.seeding import generator
 
     target = chain.experiment.make_target()
     real = target.real_data(chain.real_rng(), chain.n, chain.experiment.replicates)
@@ -55,3 +55,20 @@ def run_chain(chain, generations):
     run = ChainRun(chain, real, ref)
     out = [run.step(t)[2] for t in range(generations + 1)]
     return out, run
+
+
+def assert_shared_gen0(results: Path, client, experiment_id: str, exp: str, regimes: list[str], runs) -> None:
+    """Generation 0 of a one-generation-per-job experiment is computed and tracked once per seed, shared by
+    every regime: one gen0 folder beside the real data, none in the chains, and gen 1 of every chain has
+    the shared model as its model input."""
+    assert sorted(p.name for p in (results / exp / "seed0").iterdir()) == ["gen0", "real.npz"]
+    for regime in regimes:
+        assert not (results / exp / regime / "seed0" / "gen0" / "model").exists()
+    gen0 = [r for r in runs if r.data.tags["ouroboros.chain"] == f"{exp}/seed0"]
+    assert len(gen0) == 1 and gen0[0].data.tags["generation"] == "0"
+    model = client.search_logged_models(experiment_ids=[experiment_id],
+                                        filter_string=f"source_run_id = '{gen0[0].info.run_id}'")[0].model_id
+    for regime in regimes:
+        gen1 = next(r for r in runs if r.data.tags["ouroboros.chain"] == f"{exp}/{regime}/seed0"
+                    and r.data.tags["generation"] == "1")
+        assert [m.model_id for m in client.get_run(gen1.info.run_id).inputs.model_inputs] == [model]

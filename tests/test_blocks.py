@@ -1,4 +1,4 @@
-from workflow.blocks import completed_blocks, plan_blocks
+from ouroboros.blocks import completed_blocks, plan_blocks
 
 
 def test_plan_from_scratch():

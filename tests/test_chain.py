@@ -3,9 +3,9 @@ import numpy as np
 import pytest
 
 from conftest import make_chain
-from workflow import io, jobs
-from workflow.chain import ChainRun, run_block, unstack_models
-from workflow.seeding import generator
+from ouroboros import io, jobs
+from ouroboros.chain import ChainRun, run_block, unstack_models
+from ouroboros.seeding import generator
 
 CASES = [
     ("gaussian", {"method": "sample"}, "replace"),
@@ -88,7 +88,7 @@ def test_models_are_plain_arrays_without_pickle(tmp_path):
     model.save(tmp_path / "m")
     with np.load(tmp_path / "m" / "state.npz", allow_pickle=False) as z:
         assert set(z.files) == {"weights", "means", "covariances"}
-    from workflow.targets.base import Target
+    from ouroboros.targets.base import Target
 
     again = Target.load(tmp_path / "m")
     np.testing.assert_array_equal(again.means_, model.means_)

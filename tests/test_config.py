@@ -5,7 +5,7 @@ import pytest
 import yaml
 
 from conftest import REPO, SHARED_DATA
-from workflow.config import ConfigError, Study, check_registry_matches_schema
+from ouroboros.config import ConfigError, Study, check_registry_matches_schema
 
 GOOD = {"study": "tiny", "seeds": [0], "generations": 3,
         "experiments": [{"target": "gaussian", "n": 10, "regimes": ["replace", "mix"]}]}
@@ -66,8 +66,12 @@ def test_regimes_study_sweeps_d_and_n():
 BAD = [
     (["experiments", 0, "target"], "gausian", ["target", "gaussian", "gmm"]),
     (["experiments", 0, "regimes"], ["replace", "resample"], ["regimes", "accumulate-subsample"]),
-    (["experiments", 0, "mix"], {"rho": 1.5}, ["rho", "maximum"]),
-    (["experiments", 0, "mix"], {"rho": -0.1}, ["rho", "minimum"]),
+    (["experiments", 0, "regimes", 1], {"kind": "mix", "rho": 1.5}, ["regimes[1].rho", "maximum"]),
+    (["experiments", 0, "regimes", 1], {"kind": "mix", "rho": -0.1}, ["regimes[1].rho", "minimum"]),
+    (["experiments", 0, "regimes", 1], {"kind": "mix", "share": 0.1}, ["regimes[1]", "share", "allowed keys: fresh, rho"]),
+    (["experiments", 0, "mix"], {"rho": 0.1}, ["mix", "not allowed", "allowed keys"]),
+    (["experiments", 0, "lam"], float("nan"), ["lam", "not a finite number"]),
+    (["experiments", 0, "lam"], float("inf"), ["lam", "not a finite number"]),
     (["experiments", 0, "n"], 1, ["n", "minimum of 2"]),
     (["generations"], 0, ["generations", "minimum of 1"]),
     (["generations"], -5, ["generations"]),

@@ -3,10 +3,10 @@ import pytest
 from scipy import stats
 
 from conftest import make_chain, run_chain
-from workflow.data import Stats
-from workflow.regimes import Regime
-from workflow.seeding import generator
-from workflow.targets.gaussian import GaussianTarget, psd_sqrt, wishart_identity
+from ouroboros.data import Stats
+from ouroboros.regimes import make_regime as Regime
+from ouroboros.seeding import generator
+from ouroboros.targets.gaussian import GaussianTarget, psd_sqrt, wishart_identity
 
 
 @pytest.mark.parametrize("ddof", [0, 1])

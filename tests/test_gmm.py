@@ -1,8 +1,8 @@
 import numpy as np
 import pytest
 
-from workflow.seeding import generator
-from workflow.targets.gmm import GMMTarget, mixture_logpdf
+from ouroboros.seeding import generator
+from ouroboros.targets.gmm import GMMTarget, mixture_logpdf
 
 
 def _at_truth(target, r=2):

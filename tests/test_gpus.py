@@ -1,12 +1,12 @@
 """GPU placement and device choice, on a machine without GPUs: the machine is mocked only where it is asked
-(``workflow.gpus.query_gpu_ids`` and ``workflow.torchdev.cuda_available``)."""
+(``ouroboros.gpus.query_gpu_ids`` and ``ouroboros.torchdev.cuda_available``)."""
 import multiprocessing as mp
 import os
 
 import pytest
 
-from workflow import gpus, torchdev
-from workflow.targets import make_target
+from ouroboros import gpus, torchdev
+from ouroboros.targets import make_target
 
 
 @pytest.fixture

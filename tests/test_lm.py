@@ -3,14 +3,14 @@ import math
 
 import numpy as np
 import pytest
-from conftest import SHARED_DATA, make_chain, run_chain
+from conftest import SHARED_DATA, assert_shared_gen0, make_chain, run_chain
 
-from workflow import text as T
-from workflow.seeding import generator
-from workflow.targets import make_target
+from ouroboros import text as T
+from ouroboros.seeding import generator
+from ouroboros.targets import make_target
 
 torch = pytest.importorskip("torch")
-from workflow.targets.lm import (  # noqa: E402
+from ouroboros.nets.gpt import (  # noqa: E402
     beam_search,
     build_gpt,
     generate,
@@ -131,7 +131,7 @@ def test_beam_search_finds_the_most_probable_continuation():
 
 
 def test_top_p_keeps_the_smallest_nucleus():
-    from workflow.targets.lm import next_token
+    from ouroboros.nets.gpt import next_token
 
     logits = torch.log(torch.tensor([[0.5, 0.3, 0.15, 0.05]]))
     picks = {int(next_token(logits, None, temperature=1.0, top_k=0, top_p=0.7, repetition_penalty=1.0,
@@ -140,7 +140,7 @@ def test_top_p_keeps_the_smallest_nucleus():
 
 
 def test_repetition_penalty_lowers_seen_tokens():
-    from workflow.targets.lm import next_token
+    from ouroboros.nets.gpt import next_token
 
     logits = torch.tensor([[2.0, 1.9, -1.0]])
     history = torch.tensor([[0, 0]])
@@ -208,7 +208,7 @@ def test_samples_file_round_trips_newlines_and_backslashes(tmp_path):
 
 
 def test_truncated_samples_file_is_reported(tmp_path):
-    from workflow.io import IntermediateFileError
+    from ouroboros.io import IntermediateFileError
 
     (tmp_path / "s.txt").write_text("one\ntwo")
     with pytest.raises(IntermediateFileError, match="truncated"):
@@ -289,14 +289,14 @@ def test_save_and_load_with_weights_only(tmp_path):
     t.fit(t.real_data(generator("lm-save"), 40, 1)["train"], generator("fit"))
     t.save(tmp_path / "m")
     assert {p.name for p in (tmp_path / "m").iterdir()} == {"model.pt", "tokenizer.json", "target.json"}
-    from workflow.targets.base import Target
+    from ouroboros.targets.base import Target
 
     u = Target.load(tmp_path / "m")
     a = t.generate_tokens(3, 1.0, np.random.default_rng(0))[1]
     b = u.generate_tokens(3, 1.0, np.random.default_rng(0))[1]
     assert np.array_equal(a, b)
     (tmp_path / "m" / "model.pt").write_bytes(b"not a model")
-    from workflow.io import IntermediateFileError
+    from ouroboros.io import IntermediateFileError
 
     with pytest.raises(IntermediateFileError, match="model.pt|corrupt"):
         Target.load(tmp_path / "m")
@@ -311,7 +311,7 @@ def test_tiny_lm_study_with_two_regimes_tracked_to_mlflow(tmp_path, snakemake_ru
 
     os.environ["MLFLOW_DISABLE_TELEMETRY"] = "true"
     cfg = {"study": "lm-tiny", "seeds": [0], "generations": 2,
-           "experiments": [{"name": "lm", "target": "lm", "n": 100, "regimes": ["replace", "mix"], "mix": {"rho": 0.1},
+           "experiments": [{"name": "lm", "target": "lm", "n": 100, "regimes": ["replace", {"kind": "mix", "rho": 0.1}],
                             "params": TINY}]}
     snakemake_run(tmp_path, cfg, "--cores", "2")
     results = tmp_path / "results/lm-tiny"
@@ -330,7 +330,8 @@ def test_tiny_lm_study_with_two_regimes_tracked_to_mlflow(tmp_path, snakemake_ru
     client = mlflow.MlflowClient(uri)
     exp = client.get_experiment_by_name("lm-tiny")
     runs = client.search_runs([exp.experiment_id], "tags.`ouroboros.kind` = 'generation'")
-    assert len(runs) == 6
+    assert len(runs) == 5  # generation 0 once, shared by both regimes
+    assert_shared_gen0(results, client, exp.experiment_id, "lm", ["replace", "mix-rho0.1"], runs)
     run = next(r for r in runs if r.data.tags["ouroboros.chain"] == "lm/replace/seed0" and r.data.tags["generation"] == "2")
     assert set(names) <= set(run.data.metrics)
     assert "samples/samples.txt" in [a.path for a in client.list_artifacts(run.info.run_id, "samples")]

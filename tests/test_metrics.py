@@ -2,7 +2,7 @@
 import numpy as np
 import pytest
 
-from workflow.metrics import class_histogram_stats, frechet_distance, knn_radii, mean_pairwise_distance, precision_recall
+from ouroboros.metrics import class_histogram_stats, frechet_distance, knn_radii, mean_pairwise_distance, precision_recall
 
 
 def _grid(offset=0.0, step=1.0, n=10):

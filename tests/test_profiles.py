@@ -51,7 +51,7 @@ def test_slurm_profile_dry_run_shows_submissions_with_resources(tmp_path):
                             "regimes": ["replace"], "generations": 10, "block": 5}]}
     proc = run_snakemake(tmp_path, cfg, "--profile", str(REPO / "profiles/slurm"), "-n")
     out = proc.stdout + proc.stderr
-    train = out[out.index("rule train:"):][:600]
+    train = out[out.index("rule train:"):].split("\n\n")[0]
     assert "gpu=1" in train and "mem_mb=8000" in train and "runtime=240" in train
     assert "Group job small" in out or "group" in out.lower()
 

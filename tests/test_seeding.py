@@ -1,6 +1,6 @@
 import numpy as np
 
-from workflow.seeding import generator, seed_sequence
+from ouroboros.seeding import generator, seed_sequence
 
 
 def test_same_key_same_stream_in_any_order():

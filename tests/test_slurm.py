@@ -166,7 +166,7 @@ TINY = {
     "study": "slurm-tiny", "seeds": [0], "generations": 20, "tracking": {"enabled": False},
     "experiments": [
         {"name": "gaussian", "target": "gaussian", "n": 50, "replicates": 20, "block": 10,
-         "regimes": ["replace", "accumulate", "mix"], "mix": {"rho": 0.2}, "params": {"d": 2}},
+         "regimes": ["replace", "accumulate", {"kind": "mix", "rho": 0.2}], "params": {"d": 2}},
         {"name": "gauss-pergen", "target": "gaussian", "n": 30, "replicates": 5, "block": 1, "generations": 2,
          "regimes": ["replace"], "params": {"d": 1}},
         {"name": "gmm", "target": "gmm", "n": 200, "replicates": 2, "generations": 6, "block": 3,

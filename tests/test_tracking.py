@@ -13,8 +13,8 @@ import pandas as pd
 import pytest
 
 from conftest import run_snakemake
-from workflow import io
-from workflow.tracking import TrackingError, check_backend, model_name, resolve_uri
+from ouroboros import io
+from ouroboros.tracking import TrackingError, check_backend, model_name, resolve_uri
 
 pytestmark = pytest.mark.e2e
 os.environ["MLFLOW_DISABLE_TELEMETRY"] = "true"
@@ -25,11 +25,16 @@ TRACKED = {
     "seeds": [0],
     "generations": 4,
     "experiments": [
-        {"name": "gauss", "target": "gaussian", "n": 20, "replicates": 5, "block": 3, "regimes": ["replace", "mix"]},
+        {"name": "gauss", "target": "gaussian", "n": 20, "replicates": 5, "block": 3,
+         "regimes": ["replace", {"kind": "mix", "rho": 0.1}]},
         {"name": "gmm", "target": "gmm", "n": 60, "generations": 2, "block": 1, "regimes": ["accumulate"], "params": GMM},
     ],
 }
-CHAINS = {"gauss/replace/seed0": 5, "gauss/mix-rho0.1/seed0": 5, "gmm/accumulate/seed0": 3}
+# tracked generations per parent run: the GMM runs one generation per job, so its generation 0 is shared
+# by its regimes and tracked once per seed under its own parent ("gmm/seed0")
+CHAINS = {"gauss/replace/seed0": range(5), "gauss/mix-rho0.1/seed0": range(5), "gmm/accumulate/seed0": range(1, 3),
+          "gmm/seed0": range(1)}
+RUNS = sum(len(g) for g in CHAINS.values())
 
 
 def _client(uri):
@@ -58,7 +63,7 @@ def test_run_tree_metrics_and_lineage(tracked):
     parents = {r.data.tags["ouroboros.chain"]: r for r in _runs(client, exp.experiment_id, "chain")}
     assert set(parents) == set(CHAINS)
     children = _runs(client, exp.experiment_id, "generation")
-    assert len(children) == sum(CHAINS.values())
+    assert len(children) == RUNS
     by_key = {}
     for r in children:
         chain = r.data.tags["ouroboros.chain"]
@@ -82,20 +87,23 @@ def test_run_tree_metrics_and_lineage(tracked):
     assert contexts["training"].digest == manifest["digest"]
     assert "trainset.json" in contexts["training"].source
     assert "real.npz" in contexts["evaluation"].source
-    # lineage: gen g's model input is gen g-1's logged model
-    for chain, gens in CHAINS.items():
-        receipts = []
-        for g in range(gens):
-            rec = by_key[(chain, g)]
-            inputs = client.get_run(rec.info.run_id).inputs.model_inputs
-            models = client.search_logged_models(experiment_ids=[exp.experiment_id],
-                                                 filter_string=f"source_run_id = '{rec.info.run_id}'")
-            assert len(models) == 1
-            receipts.append(models[0].model_id)
-            if g == 0:
-                assert not inputs
-            else:
-                assert [m.model_id for m in inputs] == [receipts[g - 1]]
+    # the shared generation 0's metrics are on the chain's parent too, so its curves start at generation 0
+    hist = client.get_metric_history(parents["gmm/accumulate/seed0"].info.run_id, "kl_truth_model")
+    assert sorted(m.step for m in hist) == [0, 1, 2]
+    # lineage: gen g's model input is gen g-1's logged model (gen 1 of the GMM: the shared gen 0's)
+    model_of = {}
+    for key, rec in by_key.items():
+        models = client.search_logged_models(experiment_ids=[exp.experiment_id],
+                                             filter_string=f"source_run_id = '{rec.info.run_id}'")
+        assert len(models) == 1
+        model_of[key] = models[0].model_id
+    for (chain, g), rec in by_key.items():
+        inputs = [m.model_id for m in client.get_run(rec.info.run_id).inputs.model_inputs]
+        if g == 0:
+            assert not inputs
+        else:
+            previous = (chain, g - 1) if (chain, g - 1) in model_of else ("gmm/seed0", 0)
+            assert inputs == [model_of[previous]], (chain, g)
     assert len(_runs(client, exp.experiment_id, "study")) == 1
 
 
@@ -120,15 +128,15 @@ def test_models_load_from_models_uri_and_sample(tracked):
 
 def test_forced_rerun_leaves_no_duplicates(tracked):
     work, uri = tracked
-    run_snakemake(work, TRACKED, "--cores", "2", "--forcerun", "track_block", "track_generation")
+    run_snakemake(work, TRACKED, "--cores", "2", "--forcerun", "track_block", "track_generation", "track_gen0")
     client = _client(uri)
     exp = client.get_experiment_by_name("tracked")
     children = _runs(client, exp.experiment_id, "generation")
     keys = [(r.data.tags["ouroboros.chain"], r.data.tags["generation"]) for r in children]
-    assert len(keys) == len(set(keys)) == sum(CHAINS.values())
+    assert len(keys) == len(set(keys)) == RUNS
     assert len(_runs(client, exp.experiment_id, "chain")) == len(CHAINS)
     names = [m.name for m in client.search_logged_models(experiment_ids=[exp.experiment_id])]
-    assert len(names) == len(set(names)) == sum(CHAINS.values())
+    assert len(names) == len(set(names)) == RUNS
 
 
 def test_parallel_tracking_against_sqlite_has_no_lock_failures(tmp_path):
@@ -196,7 +204,7 @@ def test_unreachable_server_then_real_server(tmp_path, server_port):
         assert (results / "metrics.csv").stat().st_mtime_ns == before
         client = _client(uri)
         exp = client.get_experiment_by_name("remote")
-        assert len(_runs(client, exp.experiment_id, "generation")) == sum(CHAINS.values())
+        assert len(_runs(client, exp.experiment_id, "generation")) == RUNS
         import mlflow
 
         mlflow.set_tracking_uri(uri)

@@ -2,11 +2,11 @@
 import numpy as np
 import pytest
 
-from conftest import SHARED_DATA, make_chain, run_chain
-from workflow import images
-from workflow.seeding import generator
-from workflow.targets import make_target
-from workflow.targets.base import Target
+from conftest import SHARED_DATA, assert_shared_gen0, make_chain, run_chain
+from ouroboros import images
+from ouroboros.seeding import generator
+from ouroboros.targets import make_target
+from ouroboros.targets.base import Target
 
 TINY = {"epochs": 2, "judge_epochs": 2, "iwae_k": 4, "batch_size": 64, "device": "cpu"}
 
@@ -49,7 +49,7 @@ def test_save_and_load_with_weights_only(tmp_path):
     x = real["test"][0][:20]
     np.testing.assert_array_equal(again.encode_means(x), model.encode_means(x))
     (tmp_path / "m" / "model.pt").write_bytes(b"not a model")
-    from workflow.io import IntermediateFileError
+    from ouroboros.io import IntermediateFileError
 
     with pytest.raises(IntermediateFileError, match="model.pt"):
         Target.load(tmp_path / "m")
@@ -71,7 +71,7 @@ def test_judge_learns_the_digits():
 
 
 def test_vae_needs_one_replicate_and_enough_real_images():
-    from workflow.regimes import Regime
+    from ouroboros.regimes import make_regime as Regime
 
     t = make_target("vae")
     assert "replicates: 1" in t.check(Regime("replace"), 100, 2)
@@ -80,7 +80,7 @@ def test_vae_needs_one_replicate_and_enough_real_images():
 
 def test_missing_mnist_files_are_named(tmp_path):
     t = make_target("vae", {"data": "mnist", "root": str(tmp_path)})
-    from workflow.regimes import Regime
+    from ouroboros.regimes import make_regime as Regime
 
     msg = t.check(Regime("replace"), 100, 1)
     assert "t10k-images-idx3-ubyte.gz" in msg and str(tmp_path) in msg
@@ -108,7 +108,7 @@ def test_tiny_vae_study_with_two_regimes_tracked_to_mlflow(tmp_path, snakemake_r
 
     os.environ["MLFLOW_DISABLE_TELEMETRY"] = "true"
     cfg = {"study": "vae-tiny", "seeds": [0], "generations": 2,
-           "experiments": [{"name": "vae", "target": "vae", "n": 200, "regimes": ["replace", "mix"], "mix": {"rho": 0.2},
+           "experiments": [{"name": "vae", "target": "vae", "n": 200, "regimes": ["replace", {"kind": "mix", "rho": 0.2}],
                             "params": dict(TINY, decoder="gaussian", decoder_std=0.2)}]}
     snakemake_run(tmp_path, cfg, "--cores", "2")
     results = tmp_path / "results/vae-tiny"
@@ -126,7 +126,8 @@ def test_tiny_vae_study_with_two_regimes_tracked_to_mlflow(tmp_path, snakemake_r
     client = mlflow.MlflowClient(uri)
     exp = client.get_experiment_by_name("vae-tiny")
     runs = client.search_runs([exp.experiment_id], "tags.`ouroboros.kind` = 'generation'")
-    assert len(runs) == 6
+    assert len(runs) == 5  # generation 0 once, shared by both regimes
+    assert_shared_gen0(results, client, exp.experiment_id, "vae", ["replace", "mix-rho0.2"], runs)
     run = next(r for r in runs if r.data.tags["ouroboros.chain"] == "vae/replace/seed0" and r.data.tags["generation"] == "2")
     assert "samples/grid.png" in [a.path for a in client.list_artifacts(run.info.run_id, "samples")]
     models = {m.name: m.model_id for m in client.search_logged_models(experiment_ids=[exp.experiment_id])}

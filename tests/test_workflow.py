@@ -1,4 +1,5 @@
 """End to end: snakemake on tiny studies in temporary folders."""
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -14,7 +15,7 @@ TINY = {
     "generations": 6,
     "experiments": [
         {"name": "gauss", "target": "gaussian", "n": 20, "replicates": 50, "block": 3,
-         "regimes": ["replace", "accumulate-subsample", "mix"], "mix": {"rho": 0.2, "fresh": True}},
+         "regimes": ["replace", "accumulate-subsample", {"kind": "mix", "rho": 0.2, "fresh": True}]},
         {"name": "gmm", "target": "gmm", "n": 60, "replicates": 1, "generations": 2, "block": 1,
          "regimes": ["accumulate"], "params": GMM},
     ],
@@ -48,8 +49,10 @@ def test_metrics_table(tiny):
 def test_every_generation_of_a_one_per_job_target_has_its_files(tiny):
     chain = tiny / "results/tiny/gmm/accumulate/seed1"
     for g in range(3):
+        gdir = chain / f"gen{g}" if g else tiny / "results/tiny/gmm/seed1/gen0"  # generation 0 is shared
         for name in ("model/state.npz", "model/target.json", "samples/samples.npz", "metrics.csv", "trainset.json"):
-            assert (chain / f"gen{g}" / name).is_file(), name
+            assert (gdir / name).is_file(), name
+    assert not (chain / "gen0").exists()
     logs = tiny / "results/tiny/logs/gmm/accumulate/seed1/gen2"
     assert {p.name for p in logs.iterdir()} == {"train.log", "generate.log", "evaluate.log"}
     assert "fitted on 180 items" in (logs / "train.log").read_text()
@@ -117,3 +120,31 @@ def test_a_changed_parameter_recomputes_what_depends_on_it(tmp_path):
     assert "output: results/change/b/replace/seed0/gens0-2" in out
     assert "output: results/change/a/replace/seed0/gens0-2" not in out
     assert "rule real_data" not in out  # lam does not change the real data
+
+
+def test_a_curated_study_end_to_end(tmp_path):
+    """Curation in both execution shapes; generation 0 shared, drawing for the neediest regime."""
+    cfg = {"study": "cur", "seeds": [0], "generations": 2, "tracking": {"enabled": False},
+           "experiments": [
+               {"name": "gmm", "target": "gmm", "n": 40, "replicates": 2, "block": 1, "params": GMM,
+                "regimes": ["replace", {"kind": "mix", "rho": 0.5}],
+                "curation": {"selector": "top", "q": 0.5, "scorer": "truth"}},
+               {"name": "gauss", "target": "gaussian", "n": 20, "replicates": 10, "regimes": ["accumulate"],
+                "curation": {"selector": "random", "oversample": 2}, "sweep": {"oversample": [2, 3]}}]}
+    run_snakemake(tmp_path, cfg, "--cores", "2")
+    res = tmp_path / "results/cur"
+    drawn = np.load(res / "gmm/seed0/gen0/samples/samples.npz")["points"]
+    assert drawn.shape == (2, 80, 2)  # replace keeps 40 of 80 candidates; mix keeps 20 of the first 40
+    for regime, kept in (("replace", 40), ("mix-rho0.5", 20)):
+        curated = np.load(res / f"gmm/{regime}/seed0/gen0/curated/samples.npz")["points"]
+        assert curated.shape == (2, kept, 2)
+        assert set(map(tuple, curated[0])) <= set(map(tuple, drawn[0, : 2 * kept]))
+    table = pd.read_csv(res / "metrics.csv")
+    kept = table[table.metric == "curation_kept_fraction"]
+    assert set(kept.experiment) == {"gmm", "gauss_oversample2", "gauss_oversample3"}
+    assert len(kept[kept.experiment == "gmm"]) == 2 * 3
+    assert np.allclose(kept[kept.experiment == "gmm"].value, 0.5)
+    assert np.allclose(kept[kept.experiment == "gauss_oversample3"].value, 1 / 3)
+    assert {"curation.selector", "curation.q"} <= set(table.columns)
+    assert (res / "plots/curation_kept_fraction.png").stat().st_size > 5000
+    assert (res / "plots/curation_score_kept.png").is_file()

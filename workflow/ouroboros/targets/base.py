@@ -2,7 +2,7 @@
 
 ``Target(**params)`` holds hyperparameters; ``fit(data, rng)`` learns R
 replicate models at once (``data`` shaped ``(R, n, ...)`` or
-:class:`~workflow.data.Stats`) and returns ``self``; fitted attributes end in
+:class:`~ouroboros.data.Stats`) and returns ``self``; fitted attributes end in
 an underscore.  ``sample(n, lam, rng)`` draws n items per replicate with
 sampling bias ``lam`` (lam < 1 narrows the spread, lam = 1 is unbiased).
 ``evaluate(...)`` scores the fitted model against real held-out data.
@@ -19,14 +19,11 @@ from typing import Any, ClassVar, Optional
 
 import numpy as np
 
-from workflow import io
-from workflow.data import Data, from_arrays, to_arrays
-from workflow.regimes import Regime
-
-
-def settings_schema(properties: dict) -> dict:
-    """A target's ``params_schema``: an object of exactly these settings (each with its default)."""
-    return {"type": "object", "additionalProperties": False, "properties": properties}
+from ouroboros import data as D
+from ouroboros import io
+from ouroboros.data import Data, from_arrays, to_arrays
+from ouroboros.regimes import Regime
+from ouroboros.settings import settings_schema  # noqa: F401  (targets build their params_schema with it)
 
 
 class Target:
@@ -45,6 +42,9 @@ class Target:
     #: name -> description of per-item values ``evaluate`` also returns (as arrays); they are stored per
     #: generation (``distributions.npz``) and drawn as overlaid histograms, one per generation
     distributions: ClassVar[dict[str, str]] = {}
+    #: curation hooks the target provides: ``candidates`` (its samples are items a curation step can keep),
+    #: ``truth_logpdf``, ``loglik``, ``features``, ``judge_score``, ``duplicates`` (see below)
+    curation_hooks: ClassVar[tuple[str, ...]] = ()
 
     def __init__(self, **params: Any):
         self.params = dict(params)
@@ -70,8 +70,9 @@ class Target:
         return f"{type(self).__name__}({args})"
 
     # -- per-chain configuration -----------------------------------------------
-    def for_regime(self, regime: Regime) -> "Target":
-        """The target as used in a chain with this regime (resolves ``auto`` settings)."""
+    def for_regime(self, regime: Regime, curated: bool = False) -> "Target":
+        """The target as used in a chain with this regime, with or without a curation step
+        (resolves ``auto`` settings)."""
         return self
 
     def gpus(self) -> int:
@@ -102,6 +103,45 @@ class Target:
     def sample(self, n: int, lam: float, rng: np.random.Generator) -> Data:
         raise NotImplementedError
 
+    def sample_parts(self, sizes: list[int], lam: float, rng: np.random.Generator) -> Data:
+        """Samples drawn in consecutive parts of the given sizes from one stream (generation 0, shared by
+        regimes that need different numbers of items; each takes the first ones, see ``data.take_first``).
+
+        Items are drawn at once and cut, so one part equals ``sample(n)``; targets whose samples are
+        sufficient statistics override this to draw each part on its own.
+        """
+        total = int(sum(sizes))
+        return self.sample(total, lam, rng)
+
+    # -- curation hooks (see ouroboros.curation; a target lists those it provides in curation_hooks) -----
+    def truth_logpdf(self, items) -> np.ndarray:
+        """Log-density of the real distribution at candidates (R, N, ...) -> (R, N)."""
+        raise NotImplementedError
+
+    def loglik(self, items) -> np.ndarray:
+        """Log-likelihood of candidates (R, N, ...) under this fitted model, replicate by replicate -> (R, N)."""
+        raise NotImplementedError
+
+    def features(self, items) -> np.ndarray:
+        """Numeric features of candidates (R, N, ...) -> (R, N, f) (what a reward is a function of)."""
+        return np.asarray(items, dtype=float).reshape(np.shape(items)[0], np.shape(items)[1], -1)
+
+    def feature_dim(self) -> Optional[int]:
+        """Length of the feature vector of one item, where known from the settings."""
+        return None
+
+    def judge_score(self, items, reference: dict) -> np.ndarray:
+        """A judge's confidence in candidates (R, N, ...) -> (R, N)."""
+        raise NotImplementedError
+
+    def duplicates(self, items, settings: dict, reference: dict) -> np.ndarray:
+        """(R, N) True where a candidate duplicates an earlier kept one (``settings``: the dedup selector's).
+
+        Default for vector items: exactly equal (``tolerance`` 0) or within ``tolerance`` (Euclidean) of an
+        earlier kept item, greedily in candidate order.
+        """
+        return D.near_duplicates(self.features(items), settings["tolerance"])
+
     def evaluate(
         self,
         samples: Data,
@@ -118,8 +158,10 @@ class Target:
         raise NotImplementedError
 
     # -- theory ------------------------------------------------------------------
-    def closed_form(self, metric: str, generations: np.ndarray, regime: Regime, n: int, lam: float) -> Optional[np.ndarray]:
-        """The expected value of a metric per generation where theory gives it, else None."""
+    def closed_form(self, metric: str, generations: np.ndarray, regime: Regime, n: int, lam: float,
+                    curation: Optional[dict] = None) -> Optional[np.ndarray]:
+        """The expected value of a metric per generation where theory gives it, else None
+        (``curation``: the experiment's curation spec, or None)."""
         return None
 
     @property
@@ -174,7 +216,7 @@ class Target:
     @classmethod
     def load(cls, directory: str | Path) -> "Target":
         """Load a saved model; dispatches on the target name recorded beside it."""
-        from workflow.targets import target_class
+        from ouroboros.targets import target_class
 
         directory = Path(directory)
         meta = io.load_json(directory / "target.json")

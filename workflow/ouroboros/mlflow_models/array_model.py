@@ -7,7 +7,7 @@ The model's artifacts are the target's saved folder (``target.json`` +
     model.predict(pandas.DataFrame({"n": [1000], "lam": [1.0], "seed": [0]}))
 
 returns a DataFrame with a ``replicate`` column and one column per dimension
-(x0, x1, ...), n rows per replicate.  Loading needs the ``workflow`` package
+(x0, x1, ...), n rows per replicate.  Loading needs the ``ouroboros`` package
 (this project, ``pip install -e .``).
 """
 import mlflow
@@ -17,7 +17,7 @@ import pandas as pd
 
 class ArrayTargetModel(mlflow.pyfunc.PythonModel):
     def load_context(self, context):
-        from workflow.targets.base import Target
+        from ouroboros.targets.base import Target
 
         self.target = Target.load(context.artifacts["model"])
 

@@ -1,9 +1,9 @@
-"""The recursive loop: train on data, sample, build the next training set, repeat.
+"""The recursive loop: train on data, sample, curate, build the next training set, repeat.
 
 :class:`ChainRun` holds what a chain needs between generations (the real data,
-the generation-0 and latest models, the latest samples, the pool of the
-accumulate regimes).  The same :meth:`ChainRun.trainset`, fit, sample and
-evaluate calls serve both ways the workflow runs a chain:
+the generation-0 and latest models, the latest synthetic data, the pool of the
+accumulate regimes).  The same :meth:`ChainRun.trainset`, fit, draw, curate
+and evaluate calls serve both ways the workflow runs a chain:
 
 * one generation per job (train, generate and evaluate rules; models and
   samples are files), and
@@ -24,10 +24,11 @@ from typing import Iterable, Optional
 
 import numpy as np
 
-from workflow import data as D
-from workflow.config import Chain
-from workflow.regimes import Pool, build_trainset
-from workflow.targets.base import Target
+from ouroboros import data as D
+from ouroboros.config import Chain
+from ouroboros.curation import Context
+from ouroboros.regimes import Pool, build_trainset
+from ouroboros.targets.base import Target
 
 log = logging.getLogger("ouroboros")
 
@@ -47,6 +48,7 @@ class ChainRun:
         self.model: Optional[Target] = None
         self.previous: Optional[D.Data] = None
         self.pool: Optional[Pool] = Pool(real["train"], self.pool_as_stats) if self.regime.pools and real else None
+        self.curation = chain.curation()
 
     @property
     def pool_as_stats(self) -> bool:
@@ -54,9 +56,9 @@ class ChainRun:
 
     @property
     def n_synthetic(self) -> int:
-        return self.regime.n_synthetic(self.n)
+        return self.chain.n_synthetic
 
-    # -- the three steps of a generation ---------------------------------------
+    # -- the steps of a generation ---------------------------------------------------
     def trainset(self, t: int) -> D.Data:
         return build_trainset(self.regime, t, self.n, self.real["train"], self.previous, self.pool,
                               self.chain.rng(t, "trainset"),
@@ -65,28 +67,46 @@ class ChainRun:
     def fit(self, t: int, data: D.Data) -> Target:
         return self.template.clone().fit(data, self.chain.rng(t, "fit"))
 
+    def draw(self, t: int, model: Target) -> D.Data:
+        """What generation t's model draws: the chain's candidates; at t = 0 every regime's, in parts."""
+        return model.sample_parts(self.chain.emit_parts(t), self.lam, self.chain.rng(t, "sample"))
+
+    def synthetic(self, t: int, model: Target, drawn: Optional[D.Data] = None) -> tuple[D.Data, dict[str, float]]:
+        """S_t: this chain's share of what model t drew (the first items), curated if the chain curates;
+        with the curation metrics."""
+        drawn = self.draw(t, model) if drawn is None else drawn
+        candidates = D.take_first(drawn, self.chain.n_candidates)
+        if self.curation is None:
+            return candidates, {}
+        ctx = Context(model=model, gen0=model if t == 0 else self.gen0, target=self.template,
+                      reference=self.reference or {}, rng=self.chain.rng(t, "curate"))
+        return self.curation.apply(candidates, self.n_synthetic, ctx)
+
     def sample(self, t: int, model: Target) -> D.Data:
-        return model.sample(self.n_synthetic, self.lam, self.chain.rng(t, "sample"))
+        """S_t drawn afresh from model t with its own streams (the same items every time)."""
+        return self.synthetic(t, model)[0]
 
     def evaluate(self, model: Target, samples: D.Data, gen0: Optional[Target] = None) -> dict[str, float]:
-        return model.evaluate(samples, self.real, self.reference, gen0 if gen0 is not None else self.gen0)
+        return model.evaluate(D.whole(samples), self.real, self.reference, gen0 if gen0 is not None else self.gen0)
 
     # -- bookkeeping -------------------------------------------------------------
-    def record(self, t: int, model: Target, samples: D.Data) -> None:
-        """Generation t is done: its samples become S_t."""
+    def record(self, t: int, model: Target, synthetic: D.Data) -> None:
+        """Generation t is done: its synthetic data become S_t."""
         if t == 0:
             self.gen0 = model
         self.model = model
-        self.previous = samples
+        self.previous = synthetic
         if self.pool is not None:
-            self.pool.add(samples)
+            self.pool.add(synthetic)
 
     def step(self, t: int) -> tuple[Target, D.Data, dict[str, float]]:
         model = self.fit(t, self.trainset(t))
-        samples = self.sample(t, model)
-        metrics = self.evaluate(model, samples, gen0=model if t == 0 else None)
-        self.record(t, model, samples)
-        return model, samples, metrics
+        drawn = self.draw(t, model)
+        metrics = self.evaluate(model, drawn, gen0=model if t == 0 else None)
+        synthetic, curated = self.synthetic(t, model, drawn)
+        metrics.update(curated)
+        self.record(t, model, synthetic)
+        return model, synthetic, metrics
 
     # -- resuming a chain mid-way --------------------------------------------------
     def state(self) -> dict[str, np.ndarray]:

@@ -7,8 +7,8 @@ from typing import Sequence
 
 import numpy as np
 
-from workflow.regimes import Regime
-from workflow.targets import make_target
+from ouroboros import regimes as R
+from ouroboros.targets import make_target
 
 
 def plot_metric(metrics_csv, metric: str, out_png, experiments: Sequence[dict], band: str = "minmax") -> None:
@@ -30,7 +30,7 @@ def plot_metric(metrics_csv, metric: str, out_png, experiments: Sequence[dict], 
     colours = plt.rcParams["axes.prop_cycle"].by_key()["color"]
     for ax, exp in zip(axes.flat, exps):
         sub = table[table["experiment"] == exp["label"]]
-        regimes = [Regime(**r).label for r in exp["regimes"]]
+        regimes = [R.from_spec(r).label for r in exp["regimes"]]
         for i, label in enumerate(regimes):
             rows = sub[sub["regime"] == label]
             if rows.empty:
@@ -47,9 +47,9 @@ def plot_metric(metrics_csv, metric: str, out_png, experiments: Sequence[dict], 
                 ax.fill_between(gens, lo, hi, color=colour, alpha=0.2, lw=0)
         target = make_target(exp["target"], exp["params"])
         for r in exp["regimes"]:
-            regime = Regime(**r)
+            regime = R.from_spec(r)
             gens = np.sort(sub["generation"].unique())
-            expected = target.closed_form(metric, gens, regime, exp["n"], exp["lam"])
+            expected = target.closed_form(metric, gens, regime, exp["n"], exp["lam"], exp.get("curation"))
             if expected is not None:
                 ax.plot(gens, expected, "k--", lw=1, label=f"theory ({regime.label})")
                 break
@@ -78,7 +78,7 @@ def sample_grid(sample_dirs: Sequence, generations: Sequence[int], shape: tuple[
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from workflow.jobs import load_samples
+    from ouroboros.jobs import load_samples
 
     h, w = shape
     rows = []
@@ -113,7 +113,7 @@ def plot_distribution(name: str, groups: Sequence[dict], out_png, description: s
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from workflow import io
+    from ouroboros import io
 
     values: dict[tuple[str, int], np.ndarray] = {}
     for g in groups:

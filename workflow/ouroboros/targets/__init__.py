@@ -1,6 +1,6 @@
 """Targets: the model families a collapse chain can train.
 
-A target is one module with one :class:`~workflow.targets.base.Target`
+A target is one module with one :class:`~ouroboros.targets.base.Target`
 subclass, registered here by name.  Adding a target changes no rule: add the
 module, register it below, and add its name to ``config/schema.yaml``'s enum.
 Modules are imported lazily so a Gaussian job never imports torch.
@@ -9,14 +9,14 @@ from __future__ import annotations
 
 import importlib
 
-from workflow.targets.base import Target
+from ouroboros.targets.base import Target
 
 #: name -> "module:Class"
 REGISTRY: dict[str, str] = {
-    "gaussian": "workflow.targets.gaussian:GaussianTarget",
-    "gmm": "workflow.targets.gmm:GMMTarget",
-    "vae": "workflow.targets.vae:VAETarget",
-    "lm": "workflow.targets.lm:LMTarget",
+    "gaussian": "ouroboros.targets.gaussian:GaussianTarget",
+    "gmm": "ouroboros.targets.gmm:GMMTarget",
+    "vae": "ouroboros.targets.vae:VAETarget",
+    "lm": "ouroboros.targets.lm:LMTarget",
 }
 
 

@@ -15,10 +15,11 @@ from typing import Optional
 import numpy as np
 from scipy.special import logsumexp
 
-from workflow.data import Data, Stats
-from workflow.regimes import Regime
-from workflow.targets.base import Target
-from workflow.targets.gaussian import psd_sqrt
+from ouroboros import data as D
+from ouroboros.data import Data, Stats
+from ouroboros.regimes import Regime
+from ouroboros.targets.base import Target
+from ouroboros.targets.gaussian import psd_sqrt
 
 PRESETS = {
     "separated": {"weights": [1 / 3, 1 / 3, 1 / 3], "means": [[-4.0, 0.0], [4.0, 0.0], [0.0, 6.0]], "stds": [1.0, 1.0, 1.0]},
@@ -81,6 +82,7 @@ def push_forward(u: np.ndarray, z: np.ndarray, w, mu, cov, lam: float = 1.0) -> 
 class GMMTarget(Target):
     name = "gmm"
     default_block = 50
+    curation_hooks = ("candidates", "truth_logpdf", "loglik", "features", "duplicates")
     params_schema = {
         "type": "object",
         "additionalProperties": False,
@@ -124,8 +126,8 @@ class GMMTarget(Target):
         self.d = self.truth_mu.shape[1]
 
     def check(self, regime: Regime, n: int, replicates: int) -> Optional[str]:
-        if regime.n_synthetic(n) and regime.n_synthetic(n) < self.components and regime.kind in ("replace", "mix"):
-            return f"a mix/replace generation with {regime.n_synthetic(n)} synthetic points cannot fit {self.components} components"
+        if regime.n_synthetic(n) and regime.n_synthetic(n) < self.components and not regime.pools:
+            return f"a {regime.kind} generation with {regime.n_synthetic(n)} synthetic points cannot fit {self.components} components"
         if n < self.components:
             return f"n={n} is smaller than components={self.components}"
         return None
@@ -172,7 +174,7 @@ class GMMTarget(Target):
 
         if isinstance(data, Stats):
             raise TypeError("the GMM target fits points, not sufficient statistics")
-        r = data.shape[0]
+        r = D.counts(data).shape[0]
         seeds = rng.integers(0, 2**31 - 1, size=r)
         w = np.empty((r, self.components))
         mu = np.empty((r, self.components, self.d))
@@ -183,7 +185,11 @@ class GMMTarget(Target):
                                  max_iter=self.params["max_iter"], random_state=int(seeds[i]))
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", ConvergenceWarning)
-                gm.fit(data[i])
+                x = D.items(data, i)
+                if len(x) < self.components:
+                    raise ValueError(f"replicate {i} has {len(x)} training points (after curation), fewer than "
+                                     f"components={self.components}")
+                gm.fit(x)
             w[i], mu[i], cov[i], self.converged_[i] = gm.weights_, gm.means_, gm.covariances_, gm.converged_
         self.weights_, self.means_, self.covariances_ = w, mu, cov
         return self
@@ -198,6 +204,17 @@ class GMMTarget(Target):
         r = self.weights_.shape[0]
         x = np.broadcast_to(x, (r,) + x.shape[-2:])
         return mixture_logpdf(x, self.weights_, self.means_, self.covariances_)
+
+    # -- curation hooks ----------------------------------------------------------------
+    def truth_logpdf(self, items):
+        x = np.asarray(items, dtype=float)
+        return mixture_logpdf(x, *self._truth_stack(x.shape[0]))
+
+    def loglik(self, items):
+        return self.logpdf(np.asarray(items, dtype=float))
+
+    def feature_dim(self):
+        return self.d
 
     def get_state(self):
         return {"weights": self.weights_, "means": self.means_, "covariances": self.covariances_}

@@ -160,7 +160,7 @@ def git_commit(repo: str | os.PathLike) -> str:
 # -- experiment --------------------------------------------------------------------
 def init_experiment(study: str, uri: str, artifacts: Optional[str], out_receipt) -> dict:
     """Create the database (if new) and the study's experiment, once, before any other tracking job."""
-    from workflow import io
+    from ouroboros import io
 
     check_backend(uri)
     with backend_lock(uri), _wrap(uri):
@@ -183,10 +183,12 @@ def init_experiment(study: str, uri: str, artifacts: Optional[str], out_receipt)
 class ChainTracker:
     """Logs one chain's generations; one instance per tracking job."""
 
-    def __init__(self, spec: dict, uri: str, experiment_id: str, rule: str = "", repo: str = "."):
-        from workflow.config import Chain
+    def __init__(self, spec: dict, uri: str, experiment_id: str, rule: str = "", repo: str = ".", shared: bool = False):
+        """``shared``: the tracker of an experiment's generation 0, shared by its regimes (one per seed)."""
+        from ouroboros.config import Chain
 
         self.chain = Chain.from_spec(spec)
+        self.shared = shared
         self.spec = spec
         self.uri = uri
         self.experiment_id = experiment_id
@@ -199,21 +201,33 @@ class ChainTracker:
     # identity -------------------------------------------------------------------
     @property
     def path(self) -> str:
-        return self.chain.path
+        c = self.chain
+        return f"{c.experiment.label}/seed{c.seed}" if self.shared else c.path
+
+    @property
+    def regime_label(self) -> str:
+        return "shared" if self.shared else self.chain.regime.label
 
     def base_tags(self) -> dict[str, str]:
         c = self.chain
-        return {"ouroboros.study": c.study, "ouroboros.chain": c.path, "ouroboros.config_hash": self.hash,
+        return {"ouroboros.study": c.study, "ouroboros.chain": self.path, "ouroboros.config_hash": self.hash,
                 "study": c.study, "experiment": c.experiment.label, "target": c.experiment.target,
-                "regime": c.regime.label, "seed": str(c.seed), "config_hash": self.hash,
+                "regime": self.regime_label, "seed": str(c.seed), "config_hash": self.hash,
                 "git_commit": git_commit(self.repo), "snakemake_rule": self.rule, "host": socket.gethostname(),
                 "device": self.chain.target().device_name()}
 
     def params(self) -> dict[str, str]:
         c = self.chain
-        flat = {"target": c.experiment.target, "regime": c.regime.kind, "n": c.n, "rho": c.regime.rho,
-                "fresh": c.regime.fresh, "lam": c.experiment.lam, "seed": c.seed,
-                "replicates": c.experiment.replicates, "n_synthetic": c.regime.n_synthetic(c.n)}
+        flat = {"target": c.experiment.target, "n": c.n, "lam": c.experiment.lam, "seed": c.seed,
+                "replicates": c.experiment.replicates}
+        if self.shared:
+            flat.update(regime="shared", n_drawn=sum(c.emit_parts(0)))
+        else:
+            flat.update(c.regime.mlflow_params())
+            flat.update(n_synthetic=c.n_synthetic, n_candidates=c.n_candidates)
+            cur = c.curation()
+            if cur is not None:
+                flat.update(cur.mlflow_params())
         for k, v in c.experiment.params.items():
             flat[f"target.{k}"] = json.dumps(v) if isinstance(v, (dict, list)) else v
         return {k: str(v) for k, v in flat.items()}
@@ -265,9 +279,8 @@ class ChainTracker:
 
         self._forget(generation)
         c = self.chain
-        name = f"{c.experiment.target}-{c.regime.label}-seed{c.seed}-gen{generation}"
-        if c.experiment.label != c.experiment.target:
-            name = f"{c.experiment.label}-{c.regime.label}-seed{c.seed}-gen{generation}"
+        middle = "" if self.shared else f"-{c.regime.label}"
+        name = f"{c.experiment.label}{middle}-seed{c.seed}-gen{generation}"
         name = model_name(name)
         tags = dict(self.base_tags(), **{"ouroboros.kind": "generation", "ouroboros.generation": str(generation),
                                          "generation": str(generation), "mlflow.parentRunId": parent})
@@ -315,8 +328,8 @@ def _models_of(client, experiment_id: str, run_id: str) -> list[str]:
 def track_block(spec: dict, first: int, last: int, every: int, experiment: dict, block_dir, real_path,
                 previous_receipt: Optional[str], out_receipt, rule: str = "", repo: str = ".") -> dict:
     """Track generations first..last computed by one block job."""
-    from workflow import io, jobs
-    from workflow.chain import unstack_models
+    from ouroboros import io, jobs
+    from ouroboros.chain import unstack_models
 
     uri = experiment["uri"]
     block_dir = Path(block_dir)
@@ -356,23 +369,31 @@ def track_block(spec: dict, first: int, last: int, every: int, experiment: dict,
 
 
 def track_generation(spec: dict, generation: int, experiment: dict, gen_dir, real_path, previous_receipt: Optional[str],
-                     out_receipt, rule: str = "", repo: str = ".") -> dict:
-    """Track one generation computed by the train/generate/evaluate jobs."""
-    from workflow import io, jobs
-    from workflow.targets.base import Target
+                     out_receipt, rule: str = "", repo: str = ".", extra_metrics: Sequence = (),
+                     shared: bool = False) -> dict:
+    """Track one generation computed by the train/generate/evaluate jobs.
+
+    ``extra_metrics``: more metrics files of the chain to log (its curation metrics; at generation 1 also
+    generation 0's, which is tracked once per experiment and seed, ``shared``), each row at its generation.
+    """
+    from ouroboros import io, jobs
+    from ouroboros.targets.base import Target
 
     uri = experiment["uri"]
     gen_dir = Path(gen_dir)
     rows = jobs.read_metrics(gen_dir / "metrics.csv")
+    for path in extra_metrics:
+        rows += jobs.read_metrics(path)
     manifest = io.load_json(gen_dir / "trainset.json")
     prev = io.load_json(previous_receipt) if previous_receipt else None
-    tracker = ChainTracker(spec, uri, experiment["experiment_id"], rule, repo)
+    tracker = ChainTracker(spec, uri, experiment["experiment_id"], rule, repo, shared=shared)
     model = Target.load(gen_dir / "model")
     train = {"source": gen_dir / "trainset.json", "digest": manifest["digest"], "name": f"{tracker.path}/gen{generation}/train"}
     artifacts = model.sample_artifacts(gen_dir / "samples")
     with backend_lock(uri), _wrap(uri):
         parent = tracker.parent()
-        rec = tracker.log_generation(parent, generation, {m: v for _, m, v in rows}, model, gen_dir / "model", train,
+        rec = tracker.log_generation(parent, generation, {m: v for g, m, v in rows if g == generation}, model,
+                                     gen_dir / "model", train,
                                      _evaluation(tracker, real_path), prev["last_model_id"] if prev else None, artifacts)
         tracker.mirror(parent, rows)
         tracker.client.set_terminated(parent)
@@ -384,7 +405,7 @@ def track_generation(spec: dict, generation: int, experiment: dict, gen_dir, rea
 
 
 def _evaluation(tracker: ChainTracker, real_path) -> dict:
-    from workflow import io, jobs
+    from ouroboros import io, jobs
 
     real = jobs.load_real(real_path)
     return {"source": real_path, "digest": io.digest({"test": real["test"]}),
@@ -395,7 +416,7 @@ def track_study(study: str, config: dict, experiment: dict, metrics_csv, plots: 
                 repo: str = ".") -> dict:
     """The study-level run: metrics.csv and the plots."""
     import mlflow
-    from workflow import io
+    from ouroboros import io
 
     uri = experiment["uri"]
     check_backend(uri)

@@ -30,10 +30,11 @@ from typing import Optional
 
 import numpy as np
 
-from workflow import io
-from workflow import text as T
-from workflow.regimes import Regime
-from workflow.targets.base import Target, settings_schema
+from ouroboros import data as D
+from ouroboros import io
+from ouroboros import text as T
+from ouroboros.targets.base import settings_schema
+from ouroboros.targets.torch_base import TorchTarget
 
 log = logging.getLogger("ouroboros")
 
@@ -44,299 +45,17 @@ def _torch():
     return torch
 
 
-# -- the model ---------------------------------------------------------------------------
-def build_gpt(vocab_size: int, block_size: int, n_layer: int, n_head: int, n_embd: int, dropout: float = 0.0):
-    """A nanoGPT-style decoder; ``forward(idx, cache=None)`` returns logits (B, T, vocab).
+def _gpt():
+    from ouroboros.nets import gpt
 
-    ``cache`` is a list with one dict per layer (from :meth:`new_cache`); when
-    given, keys and values of ``idx`` are appended to it and positions continue
-    after the cached ones, so generation feeds one new token per step.
-    """
-    torch = _torch()
-    nn = torch.nn
-    F = torch.nn.functional
-
-    class SelfAttention(nn.Module):
-        def __init__(self):
-            super().__init__()
-            self.qkv = nn.Linear(n_embd, 3 * n_embd)
-            self.proj = nn.Linear(n_embd, n_embd)
-
-        def forward(self, x, cache=None):
-            b, t, c = x.shape
-            q, k, v = self.qkv(x).split(c, dim=2)
-            q, k, v = (y.view(b, t, n_head, c // n_head).transpose(1, 2) for y in (q, k, v))
-            past = 0
-            if cache is not None:
-                if "k" in cache:
-                    past = cache["k"].shape[2]
-                    k = torch.cat([cache["k"], k], dim=2)
-                    v = torch.cat([cache["v"], v], dim=2)
-                cache["k"], cache["v"] = k, v
-            drop = dropout if self.training else 0.0
-            if past == 0:
-                y = F.scaled_dot_product_attention(q, k, v, is_causal=True, dropout_p=drop)
-            elif t == 1:
-                y = F.scaled_dot_product_attention(q, k, v, dropout_p=drop)
-            else:  # several new tokens after a cached prefix: query i sees keys up to past + i
-                mask = torch.ones(t, past + t, dtype=torch.bool, device=x.device).tril(diagonal=past)
-                y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=drop)
-            return self.proj(y.transpose(1, 2).reshape(b, t, c))
-
-    class Block(nn.Module):
-        def __init__(self):
-            super().__init__()
-            self.ln1 = nn.LayerNorm(n_embd)
-            self.attn = SelfAttention()
-            self.ln2 = nn.LayerNorm(n_embd)
-            self.mlp = nn.Sequential(nn.Linear(n_embd, 4 * n_embd), nn.GELU(), nn.Linear(4 * n_embd, n_embd),
-                                     nn.Dropout(dropout))
-
-        def forward(self, x, cache=None):
-            x = x + self.attn(self.ln1(x), cache)
-            return x + self.mlp(self.ln2(x))
-
-    class GPT(nn.Module):
-        def __init__(self):
-            super().__init__()
-            self.block_size = block_size
-            self.wte = nn.Embedding(vocab_size, n_embd)
-            self.wpe = nn.Embedding(block_size, n_embd)
-            self.drop = nn.Dropout(dropout)
-            self.blocks = nn.ModuleList(Block() for _ in range(n_layer))
-            self.ln_f = nn.LayerNorm(n_embd)
-            self.head = nn.Linear(n_embd, vocab_size, bias=False)
-            self.head.weight = self.wte.weight  # tied
-            self.apply(self._init)
-            for name, p in self.named_parameters():
-                if name.endswith("proj.weight") or name.endswith("mlp.2.weight"):
-                    nn.init.normal_(p, 0.0, 0.02 / math.sqrt(2 * n_layer))
-
-        @staticmethod
-        def _init(m):
-            if isinstance(m, nn.Linear):
-                nn.init.normal_(m.weight, 0.0, 0.02)
-                if m.bias is not None:
-                    nn.init.zeros_(m.bias)
-            elif isinstance(m, nn.Embedding):
-                nn.init.normal_(m.weight, 0.0, 0.02)
-
-        def new_cache(self):
-            return [{} for _ in self.blocks]
-
-        def forward(self, idx, cache=None):
-            past = cache[0]["k"].shape[2] if cache is not None and "k" in cache[0] else 0
-            t = idx.shape[1]
-            if past + t > self.block_size:
-                raise ValueError(f"sequence of {past + t} tokens exceeds the context length {self.block_size}")
-            pos = torch.arange(past, past + t, device=idx.device)
-            x = self.drop(self.wte(idx) + self.wpe(pos))
-            for i, block in enumerate(self.blocks):
-                x = block(x, None if cache is None else cache[i])
-            return self.head(self.ln_f(x))
-
-    return GPT()
-
-
-def lr_at(step: int, steps: int, lr: float, warmup: int, min_lr: float) -> float:
-    """Linear warmup to ``lr`` over ``warmup`` steps, then cosine decay to ``min_lr`` at the last step."""
-    if step < warmup:
-        return lr * (step + 1) / warmup
-    if steps <= warmup + 1:
-        return lr
-    frac = (step - warmup) / (steps - 1 - warmup)
-    return min_lr + 0.5 * (lr - min_lr) * (1 + math.cos(math.pi * frac))
-
-
-def train_lm(net, stream: np.ndarray, *, steps: int, batch_size: int, lr: float, warmup: int, min_lr: float,
-             weight_decay: float, grad_clip: float, device: str, amp: bool, seed: int, log_every: int = 50,
-             valid: Optional[np.ndarray] = None) -> list[float]:
-    """Train on random windows of a token stream; returns the loss of every step."""
-    torch = _torch()
-    F = torch.nn.functional
-    T_ = net.block_size
-    if len(stream) < T_ + 1:
-        raise ValueError(f"the training text has {len(stream)} tokens, fewer than the context length + 1 ({T_ + 1})")
-    torch.manual_seed(seed)
-    rng = np.random.default_rng(seed)
-    data = torch.as_tensor(stream.astype(np.int64))
-    offsets = torch.arange(T_ + 1)
-    decay = [p for n, p in net.named_parameters() if p.dim() >= 2]
-    no_decay = [p for n, p in net.named_parameters() if p.dim() < 2]
-    opt = torch.optim.AdamW([{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}],
-                            lr=lr, betas=(0.9, 0.95))
-    net.train()
-    losses = []
-    t0 = time.perf_counter()
-    for step in range(steps):
-        for group in opt.param_groups:
-            group["lr"] = lr_at(step, steps, lr, warmup, min_lr)
-        starts = torch.as_tensor(rng.integers(0, len(stream) - T_, size=batch_size))
-        chunk = data[starts[:, None] + offsets].to(device)
-        with torch.autocast(device_type="cuda", dtype=torch.bfloat16, enabled=amp):
-            logits = net(chunk[:, :-1])
-        loss = F.cross_entropy(logits.float().reshape(-1, logits.shape[-1]), chunk[:, 1:].reshape(-1))
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        if grad_clip > 0:
-            torch.nn.utils.clip_grad_norm_(net.parameters(), grad_clip)
-        opt.step()
-        losses.append(float(loss.detach()))
-        if (step + 1) % log_every == 0 or step == steps - 1:
-            recent = losses[-log_every:]
-            log.info("step %d/%d loss %.4f lr %.2e (%.1fs)", step + 1, steps, sum(recent) / len(recent),
-                     opt.param_groups[0]["lr"], time.perf_counter() - t0)
-    net.eval()
-    if valid is not None and len(valid) > T_:
-        log.info("validation: %.4f nats per token", stream_nll(net, valid, device)[0])
-    return losses
-
-
-def stream_nll(net, stream: np.ndarray, device: str = "cpu", batch: int = 64, max_tokens: int = 0) -> tuple[float, int]:
-    """(mean negative log-likelihood per predicted token, tokens predicted) over a token stream.
-
-    The stream is cut into windows of context length + 1 that overlap by one
-    token, so every token after the first is predicted exactly once.
-    """
-    stream = np.asarray(stream, dtype=np.int64)
-    if max_tokens:
-        stream = stream[: max_tokens + 1]
-    T_ = net.block_size
-    starts = list(range(0, max(len(stream) - 1, 0), T_))
-    total, count = 0.0, 0
-    for i in range(0, len(starts), batch):
-        nll, mask = _token_nll(net, [stream[s: s + T_ + 1] for s in starts[i:i + batch]], device)
-        total += float(nll.sum())
-        count += int(mask.sum())
-    return (total / count if count else math.nan), count
-
-
-def _token_nll(net, rows, device: str = "cpu"):
-    """(NLL of every predicted token (B, W - 1), zero past each row's end; mask of real positions) for
-    token rows of different lengths, each token predicted from the ones before it in its row."""
-    torch = _torch()
-    width = max(len(r) for r in rows)
-    x = torch.zeros(len(rows), width, dtype=torch.long)
-    mask = torch.zeros(len(rows), width - 1)
-    for j, r in enumerate(rows):
-        x[j, : len(r)] = torch.as_tensor(np.asarray(r, dtype=np.int64))
-        mask[j, : len(r) - 1] = 1
-    x, mask = x.to(device), mask.to(device)
-    with torch.no_grad():
-        logits = net(x[:, :-1]).float()
-        nll = torch.nn.functional.cross_entropy(logits.transpose(1, 2), x[:, 1:], reduction="none")
-    return nll * mask, mask
-
-
-def sequence_ppl(net, seqs, device: str = "cpu", batch: int = 128) -> np.ndarray:
-    """Per-sequence perplexity exp(mean NLL of the sequence's tokens), each read after an end-of-text token.
-
-    Sequences longer than the context length are scored on their first ``block_size`` tokens.
-    """
-    torch = _torch()
-    T_ = net.block_size
-    out = np.full(len(seqs), np.nan)
-    for i in range(0, len(seqs), batch):
-        rows = [[0] + list(s)[:T_] for s in seqs[i:i + batch]]
-        if max(len(r) for r in rows) < 2:
-            continue
-        nll, mask = _token_nll(net, rows, device)
-        counts = mask.sum(1)
-        ppl = torch.exp(nll.sum(1) / counts.clamp(min=1)).cpu().numpy()
-        ppl[counts.cpu().numpy() == 0] = np.nan
-        out[i:i + len(rows)] = ppl
-    return out
-
-
-def next_token(logits, history, *, temperature: float, top_k: int, top_p: float, repetition_penalty: float,
-               generator=None, banned: tuple[int, ...] = ()):
-    """Pick the next token of each row of ``logits`` (B, vocab) given the tokens so far (B, t)."""
-    torch = _torch()
-    logits = logits.float().clone()
-    if repetition_penalty != 1.0 and history is not None and history.shape[1]:
-        seen = torch.gather(logits, 1, history)
-        logits.scatter_(1, history, torch.where(seen > 0, seen / repetition_penalty, seen * repetition_penalty))
-    for b in banned:
-        logits[:, b] = -float("inf")
-    if temperature <= 0:
-        return logits.argmax(dim=-1)
-    logits = logits / temperature
-    if top_k and top_k < logits.shape[-1]:
-        kth = torch.topk(logits, top_k, dim=-1).values[:, -1:]
-        logits = logits.masked_fill(logits < kth, -float("inf"))
-    if top_p < 1.0:
-        sorted_logits, order = torch.sort(logits, descending=True, dim=-1)
-        probs = torch.softmax(sorted_logits, dim=-1)
-        drop = probs.cumsum(-1) - probs > top_p  # keep the smallest set whose mass reaches top_p
-        sorted_logits = sorted_logits.masked_fill(drop, -float("inf"))
-        logits = torch.full_like(logits, -float("inf")).scatter(1, order, sorted_logits)
-    probs = torch.softmax(logits, dim=-1)
-    return torch.multinomial(probs, 1, generator=generator)[:, 0]
-
-
-def generate(net, prompts, max_new: int, *, temperature: float = 1.0, top_k: int = 0, top_p: float = 1.0,
-             repetition_penalty: float = 1.0, generator=None, use_cache: bool = True, banned: tuple[int, ...] = (0,),
-             amp: bool = False):
-    """Continue every row of ``prompts`` (B, P) by ``max_new`` tokens; returns the new tokens (B, max_new)."""
-    torch = _torch()
-    if prompts.shape[1] + max_new > net.block_size + 1:
-        raise ValueError(f"prompt ({prompts.shape[1]}) + continuation ({max_new}) exceed the context length {net.block_size}")
-    device = prompts.device
-    kw = dict(temperature=temperature, top_k=top_k, top_p=top_p, repetition_penalty=repetition_penalty,
-              generator=generator, banned=banned)
-    with torch.no_grad(), torch.autocast(device_type="cuda", dtype=torch.bfloat16, enabled=amp):
-        cache = net.new_cache() if use_cache else None
-        seq = prompts
-        logits = net(prompts, cache)[:, -1]
-        for i in range(max_new):
-            tok = next_token(logits, seq, **kw).to(device)
-            seq = torch.cat([seq, tok[:, None]], dim=1)
-            if i == max_new - 1:
-                break
-            logits = net(tok[:, None], cache)[:, -1] if use_cache else net(seq)[:, -1]
-    return seq[:, prompts.shape[1]:]
-
-
-def beam_search(net, prompts, max_new: int, beams: int = 5, banned: tuple[int, ...] = (0,), amp: bool = False):
-    """The most probable continuation of each prompt found by beam search (Shumailov et al. used 5 beams).
-
-    Every row of ``prompts`` (B, P) keeps ``beams`` hypotheses ranked by total log-probability; all have
-    the same length, so no length penalty is needed.  Returns the best continuation per row (B, max_new).
-    """
-    torch = _torch()
-    if prompts.shape[1] + max_new > net.block_size + 1:
-        raise ValueError(f"prompt ({prompts.shape[1]}) + continuation ({max_new}) exceed the context length {net.block_size}")
-    b, device = prompts.shape[0], prompts.device
-    with torch.no_grad(), torch.autocast(device_type="cuda", dtype=torch.bfloat16, enabled=amp):
-        cache = net.new_cache()
-        x = prompts.repeat_interleave(beams, dim=0)  # (B*K, P)
-        logits = net(x, cache)[:, -1]
-        score = torch.full((b, beams), -float("inf"), device=device)
-        score[:, 0] = 0.0  # the K copies of a prompt are one hypothesis at first
-        out = torch.zeros(b * beams, 0, dtype=torch.long, device=device)
-        for i in range(max_new):
-            logp = torch.log_softmax(logits.float(), dim=-1)
-            for t in banned:
-                logp[:, t] = -float("inf")
-            vocab = logp.shape[-1]
-            total = (score.reshape(-1, 1) + logp).reshape(b, beams * vocab)
-            score, flat = torch.topk(total, beams, dim=-1)  # (B, K)
-            parent = (flat // vocab + torch.arange(b, device=device)[:, None] * beams).reshape(-1)
-            tok = (flat % vocab).reshape(-1)
-            out = torch.cat([out[parent], tok[:, None]], dim=1)
-            if i == max_new - 1:
-                break
-            for layer in cache:
-                layer["k"], layer["v"] = layer["k"][parent], layer["v"][parent]
-            logits = net(tok[:, None], cache)[:, -1]
-    best = score.argmax(dim=-1) + torch.arange(b, device=device) * beams
-    return out[best]
+    return gpt
 
 
 # -- the target ------------------------------------------------------------------------------
-class LMTarget(Target):
+class LMTarget(TorchTarget):
     name = "lm"
-    max_block = 1  # one generation per job
+    display = "LM"
+    curation_hooks = ("candidates", "loglik", "duplicates")
     params_schema = settings_schema({
         "corpus": {"enum": ["pydoc", "files", "hf"], "default": "pydoc",
                    "description": "pydoc: pydoc_data.topics (offline); files: local text files; hf: a datasets name"},
@@ -405,10 +124,6 @@ class LMTarget(Target):
     }
     mlflow_requirements = ["torch", "numpy", "pandas", "tokenizers", "mlflow"]
 
-    def __init__(self, **params):
-        super().__init__(**self.with_defaults(params))
-        self.p = self.params
-
     # -- corpus and tokenizer ----------------------------------------------------------
     @property
     def corpus_key(self) -> tuple:
@@ -440,10 +155,8 @@ class LMTarget(Target):
         s, L = self._train_stream(), self.p["seq_len"]
         return s[: len(s) // L * L].reshape(-1, L)
 
-    def check(self, regime: Regime, n: int, replicates: int) -> Optional[str]:
+    def check_data(self, n: int) -> Optional[str]:
         p = self.p
-        if replicates != 1:
-            return "the LM runs one chain per job: set replicates: 1 (use seeds for repeats)"
         if p["n_embd"] % p["n_head"]:
             return f"n_embd ({p['n_embd']}) must be a multiple of n_head ({p['n_head']})"
         used = (p["prompt_len"] if p["prompt"] == "real" else 1) + p["seq_len"]
@@ -483,20 +196,9 @@ class LMTarget(Target):
     # -- torch plumbing ---------------------------------------------------------------------
     def _new_net(self):
         p = self.p
-        return build_gpt(self.tokenizer.vocab_size, p["block_size"], p["n_layer"], p["n_head"], p["n_embd"], p["dropout"])
-
-    def _device(self) -> str:
-        from workflow.torchdev import resolve_device
-
-        return resolve_device(self.p["device"])
-
-    def gpus(self) -> int:
-        from workflow.torchdev import gpus_for
-
-        return gpus_for(self.p["device"])
-
-    def device_name(self) -> str:
-        return getattr(self, "device_used_", "cpu")
+        gpt = _gpt()
+        return gpt.GPT(gpt.GPTConfig(self.tokenizer.vocab_size, p["block_size"], p["n_layer"], p["n_head"], p["n_embd"],
+                                     p["dropout"]))
 
     def steps_for(self, tokens: int) -> int:
         p = self.p
@@ -506,10 +208,8 @@ class LMTarget(Target):
     # -- model --------------------------------------------------------------------------------
     def fit(self, data, rng) -> "LMTarget":
         torch = _torch()
-        from workflow.torchdev import device_label
-
         p = self.p
-        items = np.asarray(data)[0]
+        items = D.items(data, 0)
         stream = self._items_stream(items)
         device = self._device()
         seed = int(rng.integers(2**62))
@@ -522,13 +222,13 @@ class LMTarget(Target):
                  len(items), len(stream), steps, p["batch_size"], p["block_size"], device)
         valid_docs = self.corpus()["valid"]
         valid = self._items_stream(valid_docs) if valid_docs else None
-        losses = train_lm(net, stream, steps=steps, batch_size=p["batch_size"], lr=p["lr"],
+        losses = _gpt().train_lm(net, stream, steps=steps, batch_size=p["batch_size"], lr=p["lr"],
                           warmup=int(p["warmup"] * steps), min_lr=p["lr"] * p["min_lr_ratio"],
                           weight_decay=p["weight_decay"], grad_clip=p["grad_clip"], device=device,
                           amp=p["amp"] and device == "cuda", seed=seed + 1, log_every=p["log_every"],
                           valid=None if valid is None else valid[: 64 * p["block_size"]])
         self.net_ = net.to("cpu").eval()
-        self.device_used_ = device_label(device)
+        self._record_device(device)
         self.final_loss_ = float(np.mean(losses[-max(1, len(losses) // 20):]))
         return self
 
@@ -556,9 +256,9 @@ class LMTarget(Target):
             for i in range(0, n, p["gen_batch"]):
                 x = torch.as_tensor(prompts[i:i + p["gen_batch"]], device=device)
                 if p["decoding"] == "beam":
-                    out.append(beam_search(net, x, max_new, p["beams"], amp=p["amp"] and device == "cuda").cpu().numpy())
+                    out.append(_gpt().beam_search(net, x, max_new, p["beams"], amp=p["amp"] and device == "cuda").cpu().numpy())
                     continue
-                out.append(generate(net, x, max_new, temperature=temperature * lam, top_k=p["top_k"],
+                out.append(_gpt().generate(net, x, max_new, temperature=temperature * lam, top_k=p["top_k"],
                                     top_p=p["top_p"], repetition_penalty=p["repetition_penalty"], generator=gen,
                                     amp=p["amp"] and device == "cuda").cpu().numpy())
         finally:
@@ -575,7 +275,7 @@ class LMTarget(Target):
         return texts[None]
 
     def ppl_stream(self, docs, max_tokens: int = 0) -> float:
-        nll, _ = stream_nll(self.net_, self._items_stream(docs), max_tokens=max_tokens)
+        nll, _ = _gpt().stream_nll(self.net_, self._items_stream(docs), max_tokens=max_tokens)
         return float(math.exp(nll))
 
     # -- reference material and metrics ---------------------------------------------------------
@@ -594,7 +294,7 @@ class LMTarget(Target):
                                "(was the corpus or the tokenizers package changed mid-study?)")
         seqs = self.tokenizer.encode_batch([str(t) for t in np.asarray(samples)[0]])
         out = {"ppl_real": self.ppl_stream(list(real["test"][0]), self.p["eval_max_tokens"])}
-        per_seq = sequence_ppl(gen0.net_, seqs)  # same tokenizer: the sequences serve both models
+        per_seq = _gpt().sequence_ppl(gen0.net_, seqs)  # same tokenizer: the sequences serve both models
         s = T.summarize_ppl(per_seq[np.isfinite(per_seq)])
         out.update({"ppl_gen0_mean": s["mean"], "ppl_gen0_p05": s["p05"], "ppl_gen0_p95": s["p95"]})
         for k in (1, 2, 3):
@@ -631,20 +331,13 @@ class LMTarget(Target):
         return [p for p in (Path(samples_dir) / "preview.txt", Path(samples_dir) / "samples.txt") if p.is_file()]
 
     # -- persistence --------------------------------------------------------------------------------
-    def save(self, directory):
-        from workflow.torchdev import save_state_dict
+    def saved_info(self) -> dict:
+        return {"vocab_size": self.tokenizer.vocab_size, "final_loss": getattr(self, "final_loss_", None)}
 
-        directory = Path(directory)
-        save_state_dict(self.net_, directory / "model.pt")
+    def save_extra(self, directory: Path) -> None:
         io.save_text(directory / "tokenizer.json", self.tokenizer.to_json())
-        io.save_json(directory / "target.json", {"target": self.name, "params": self.params,
-                                                 "device": self.device_name(),
-                                                 "vocab_size": self.tokenizer.vocab_size,
-                                                 "final_loss": getattr(self, "final_loss_", None)})
 
-    def _load_state(self, directory: Path) -> "LMTarget":
-        from workflow.torchdev import load_state_dict
-
+    def load_extra(self, directory: Path) -> None:
         path = directory / "tokenizer.json"
         if not path.is_file():
             raise io.IntermediateFileError(f"intermediate file is missing: {path}")
@@ -652,18 +345,22 @@ class LMTarget(Target):
             self.tokenizer_ = T.tokenizer_from_json(path.read_text(encoding="utf-8"))
         except Exception as exc:
             raise io.IntermediateFileError(f"intermediate file is truncated or corrupt: {path} ({exc})") from exc
-        state = load_state_dict(directory / "model.pt")
-        net = self._new_net()
-        try:
-            net.load_state_dict(state)
-        except RuntimeError as exc:
-            raise io.IntermediateFileError(f"{directory / 'model.pt'} does not fit {directory / 'target.json'} ({exc})") from exc
-        self.net_ = net.eval()
-        self.device_used_ = io.load_json(directory / "target.json").get("device", "cpu")
-        return self
+
+    # -- curation hooks ------------------------------------------------------------------------------
+    def loglik(self, items):
+        """Mean log-probability per token of each sample (read after end-of-text, as the next generation sees
+        it): minus the log of its per-sequence perplexity under this model."""
+        seqs = self.tokenizer.encode_batch([str(t) for t in D.items(items, 0)])
+        with np.errstate(divide="ignore"):
+            return -np.log(_gpt().sequence_ppl(self.net_, seqs))[None]
+
+    def duplicates(self, items, settings, reference):
+        """Near-duplicate samples by MinHash LSH (datasketch) over 5-character shingles: a sample whose
+        estimated Jaccard similarity to an earlier kept one reaches ``similarity`` is a duplicate."""
+        return T.minhash_duplicates(D.items(items, 0), settings["similarity"])[None]
 
     def log_mlflow_model(self, name, model_dir):
-        """A pyfunc "model from code" (``workflow/mlflow_models/lm_model.py``) over the saved state dict and
+        """A pyfunc "model from code" (``workflow/ouroboros/mlflow_models/lm_model.py``) over the saved state dict and
         tokenizer: ``predict(pd.DataFrame({"prompt": [...]}), params={"max_new_tokens": 64, "temperature": 1.0,
         "seed": 0})`` returns the continuations.  Nothing is pickled."""
         import mlflow

@@ -216,13 +216,13 @@ def unescape_line(line: str) -> str:
 
 
 def write_lines(path, texts: Iterable[str]) -> None:
-    from workflow import io
+    from ouroboros import io
 
     io.save_text(path, "".join(escape_line(str(t)) + "\n" for t in texts))
 
 
 def read_lines(path) -> list[str]:
-    from workflow import io
+    from ouroboros import io
 
     path = Path(path)
     if not path.is_file():
@@ -299,3 +299,39 @@ def summarize_ppl(values: np.ndarray) -> dict[str, float]:
     if not values.size:
         return {"mean": math.nan, "p05": math.nan, "p95": math.nan}
     return {"mean": float(values.mean()), "p05": float(np.percentile(values, 5)), "p95": float(np.percentile(values, 95))}
+
+
+def shingles(text: str, k: int = 5) -> set[str]:
+    """The character k-grams of a text (the text itself when shorter)."""
+    return {text[i:i + k] for i in range(max(1, len(text) - k + 1))}
+
+
+def minhash_duplicates(texts: Sequence[str], similarity: float = 0.8, num_perm: int = 128, k: int = 5):
+    """Boolean array, True where a text is an exact or near duplicate of an earlier kept text.
+
+    Near duplicates: MinHash signatures of 5-character shingles (``datasketch``), candidates found by
+    locality-sensitive hashing at the threshold ``similarity``, then confirmed by the estimated Jaccard
+    similarity; texts are visited in order and the first of each group is kept.  Seeds are fixed, so the
+    result depends only on the texts.
+    """
+    from datasketch import MinHash, MinHashLSH
+
+    lsh = MinHashLSH(threshold=min(similarity, 0.9), num_perm=num_perm)  # candidates; confirmed below
+    kept: dict[str, MinHash] = {}
+    seen: set[str] = set()
+    out = np.zeros(len(texts), dtype=bool)
+    for i, text in enumerate(texts):
+        text = str(text)
+        if text in seen:
+            out[i] = True
+            continue
+        m = MinHash(num_perm=num_perm, seed=1)
+        m.update_batch([s.encode("utf-8") for s in shingles(text, k)])
+        if any(kept[key].jaccard(m) >= similarity for key in lsh.query(m)):
+            out[i] = True
+            continue
+        key = str(i)
+        lsh.insert(key, m)
+        kept[key] = m
+        seen.add(text)
+    return out

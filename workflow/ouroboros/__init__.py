@@ -2,7 +2,7 @@
 
 All logic lives here (targets, regimes, seeding, I/O, metrics, plots); the
 Snakemake rules and scripts are thin adapters around it.  Import submodules
-explicitly (``from workflow.chain import run_block``): inside a Snakefile the
+explicitly (``from ouroboros.chain import run_block``): inside a Snakefile the
 bare name ``workflow`` is Snakemake's own workflow object.
 """
 

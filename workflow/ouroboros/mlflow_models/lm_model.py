@@ -9,7 +9,7 @@ continues prompts:
                   params={"max_new_tokens": 64, "temperature": 1.0, "seed": 0})
 
 returns a DataFrame with ``prompt`` and ``continuation`` columns.  Loading
-needs the ``workflow`` package (this project, ``pip install -e .``).
+needs the ``ouroboros`` package (this project, ``pip install -e .``).
 """
 import mlflow
 import numpy as np
@@ -18,7 +18,7 @@ import pandas as pd
 
 class LMModel(mlflow.pyfunc.PythonModel):
     def load_context(self, context):
-        from workflow.targets.base import Target
+        from ouroboros.targets.base import Target
 
         self.target = Target.load(context.artifacts["model"])
 

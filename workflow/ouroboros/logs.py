@@ -35,12 +35,12 @@ def job_logging(log_path, level: int = logging.INFO):
 
 def run_job(snakemake, func, *args, **kwargs):
     """Run ``func`` with logging to the rule's first log file, holding a GPU slot per GPU the job
-    declared (``resources: gpu``; see :mod:`workflow.gpus`).
+    declared (``resources: gpu``; see :mod:`ouroboros.gpus`).
 
     On failure the job's log holds the traceback and stderr gets a one-line
     summary pointing at it, so Snakemake's own output stays readable.
     """
-    from workflow.gpus import gpu_slots
+    from ouroboros.gpus import gpu_slots
 
     log_path = snakemake.log[0]
     gpus = int(getattr(snakemake.resources, "gpu", 0) or 0)

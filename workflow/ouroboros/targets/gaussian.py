@@ -19,9 +19,9 @@ from typing import Optional
 
 import numpy as np
 
-from workflow.data import Data, Stats
-from workflow.regimes import Regime
-from workflow.targets.base import Target, mean_and_median
+from ouroboros.data import Data, Parts, Stats
+from ouroboros.regimes import Regime
+from ouroboros.targets.base import Target, mean_and_median
 
 COLLAPSE_STD = 1e-3
 
@@ -56,6 +56,7 @@ class GaussianTarget(Target):
     name = "gaussian"
     default_block = 1000
     stats_sufficient = True
+    curation_hooks = ("candidates", "truth_logpdf", "loglik", "features", "duplicates")
     params_schema = {
         "type": "object",
         "additionalProperties": False,
@@ -81,15 +82,20 @@ class GaussianTarget(Target):
         super().__init__(d=d, ddof=ddof, method=method)
         self.d, self.ddof, self.method = int(d), int(ddof), method
 
-    def for_regime(self, regime: Regime) -> "GaussianTarget":
-        if self.method != "auto":
-            return self
-        return type(self)(d=self.d, ddof=self.ddof, method="sample" if regime.needs_points else "sufficient")
+    def for_regime(self, regime: Regime, curated: bool = False) -> "GaussianTarget":
+        method = self.method
+        if method == "auto":
+            method = "sample" if regime.needs_points or curated else "sufficient"
+        out = type(self)(d=self.d, ddof=self.ddof, method=method)
+        out.curated = curated
+        return out
 
     def check(self, regime: Regime, n: int, replicates: int) -> Optional[str]:
         if self.method == "sufficient" and regime.needs_points:
-            return ("method 'sufficient' cannot run regime 'accumulate-subsample' (it must pick individual "
+            return (f"method 'sufficient' cannot run regime {regime.kind!r} (it must pick individual "
                     "points); use method 'sample' or 'auto'")
+        if self.method == "sufficient" and getattr(self, "curated", False):
+            return "method 'sufficient' cannot be curated (curation picks individual points); use 'sample' or 'auto'"
         if n - self.ddof <= 0:
             return f"ddof={self.ddof} needs n > ddof, got n={n}"
         return None
@@ -132,6 +138,29 @@ class GaussianTarget(Target):
             return self.mean_[:, None, :] + np.sqrt(lam) * root[:, :, 0][:, None, :] * z
         return self.mean_[:, None, :] + np.sqrt(lam) * np.einsum("rij,rnj->rni", root, z)
 
+    def sample_parts(self, sizes, lam, rng):
+        """Sufficient statistics cannot be cut: each part is drawn on its own (one part is ``sample(n)``)."""
+        if self.method != "sufficient" or len(sizes) == 1:
+            return super().sample_parts(sizes, lam, rng)
+        return Parts(tuple(self.sample(int(m), lam, rng) for m in sizes))
+
+    # -- curation hooks ----------------------------------------------------------------
+    def truth_logpdf(self, items):
+        x = np.asarray(items, dtype=float)
+        return -0.5 * np.sum(x * x, axis=-1) - 0.5 * self.d * np.log(2 * np.pi)
+
+    def loglik(self, items):
+        """log N(x; mean_r, cov_r) per replicate; a collapsed covariance is floored at 1e-300."""
+        x = np.asarray(items, dtype=float) - self.mean_[:, None, :]
+        w, v = np.linalg.eigh(self.cov_)
+        w = np.clip(w, 1e-300, None)
+        y = np.einsum("rji,rnj->rni", v, x)
+        maha = np.sum(y * y / w[:, None, :], axis=-1)
+        return -0.5 * (maha + np.sum(np.log(w), axis=-1)[:, None] + self.d * np.log(2 * np.pi))
+
+    def feature_dim(self):
+        return self.d
+
     def get_state(self):
         return {"mean": self.mean_, "cov": self.cov_}
 
@@ -164,22 +193,72 @@ class GaussianTarget(Target):
         return out
 
     # -- theory ------------------------------------------------------------------
-    def closed_form(self, metric, generations, regime, n, lam):
-        """Exact expectations under ``replace``, truth N(0, I).
+    def closed_form(self, metric, generations, regime, n, lam, curation=None):
+        """Expectations under ``replace``, truth N(0, I).
 
-        Each refit scales the covariance by a Wishart(n - 1)/(n - ddof) factor,
-        so E[var_ratio_t] = (lam (n - 1) / (n - ddof))^t in any dimension and, for
-        d = 1, E[std_t] = lam^(t/2) * kappa^(t + 1) with
-        kappa = E[sqrt(chi2_{n-1} / (n - ddof))] (generation 0 fits the real data).
+        Without curation (exact): each refit scales the covariance by a Wishart(n - 1)/(n - ddof) factor,
+        so E[var_ratio_t] = (lam (n - 1) / (n - ddof))^t in any dimension and, for d = 1,
+        E[std_t] = lam^(t/2) * kappa^(t + 1) with kappa = E[sqrt(chi2_{n-1} / (n - ddof))] (generation 0
+        fits the real data).  With curation, see :func:`selection_law`.
         """
         if regime.kind != "replace" and not (regime.kind == "mix" and regime.n_real(n) == 0):
             return None
         t = np.asarray(generations, dtype=float)
+        shrink = lam * (n - 1) / (n - self.ddof)
+        if curation:
+            law = selection_law(curation, self.d)
+            if law is None:
+                return None
+            if metric == "var_ratio_mean":
+                return (shrink * law["variance_factor"]) ** t
+            if metric == "mean_drift":
+                return selection_drift(law, t, shrink, lam, n, self.ddof)
+            return None
         if metric == "var_ratio_mean":
-            return (lam * (n - 1) / (n - self.ddof)) ** t
+            return shrink ** t
         if metric == "std_mean" and self.d == 1:
             from scipy.special import gammaln
 
             log_kappa = 0.5 * np.log(2.0 / (n - self.ddof)) + gammaln(n / 2) - gammaln((n - 1) / 2)
             return np.exp(0.5 * t * np.log(lam) + (t + 1) * log_kappa)
         return None
+
+
+def selection_law(curation: dict, d: int) -> Optional[dict]:
+    """What one curated generation does to a 1-D normal N(mu, s^2), where a closed form exists.
+
+    * ``top`` with a linear reward r(x) = w x (truncation selection keeping the fraction q above
+      z = Phi^-1(1 - q)): the kept items have mean mu + sign(w) i s and variance s^2 (1 + z i - i^2),
+      i = phi(z) / q (the selection intensity; large-sample limit).
+    * ``choice`` (Bradley-Terry among K) with a linear reward: as K -> infinity the kept items follow the
+      exponential tilt p(x) exp(gamma w x), for a normal N(mu + gamma w s^2, s^2).
+
+    Returns {"shift_sd": mean shift in units of s, "shift_var": mean shift in units of s^2,
+    "variance_factor": ...} or None.
+    """
+    from scipy.stats import norm
+
+    if d != 1 or curation.get("scorer") != "reward" or curation["reward"]["kind"] != "linear":
+        return None
+    w = float(curation["reward"]["w"][0])
+    if curation["selector"] == "top":
+        q = float(curation["q"])
+        if q >= 1 or w == 0:
+            return {"shift_sd": 0.0, "shift_var": 0.0, "variance_factor": 1.0}
+        z = norm.ppf(1 - q)
+        i = norm.pdf(z) / q
+        return {"shift_sd": float(np.sign(w)) * i, "shift_var": 0.0, "variance_factor": 1 + z * i - i * i}
+    if curation["selector"] == "choice":
+        return {"shift_sd": 0.0, "shift_var": float(curation["gamma"]) * w, "variance_factor": 1.0}
+    return None
+
+
+def selection_drift(law: dict, t: np.ndarray, shrink: float, lam: float, n: int, ddof: int) -> np.ndarray:
+    """E|mu_t - mu_0| for a selection law under replace, when the drift dominates the sampling noise:
+    the sum of the per-generation shifts, each on the spread of the samples it selects from
+    (lam s_j^2, with s_j^2 = s_0^2 (shrink * factor)^j and E s_0^2 = (n - 1) / (n - ddof))."""
+    g = np.arange(int(np.max(t)) + 1 if np.size(t) else 1)
+    var = (n - 1) / (n - ddof) * (shrink * law["variance_factor"]) ** g  # model variance at generation j
+    step = law["shift_sd"] * np.sqrt(lam * var) + law["shift_var"] * lam * var
+    drift = np.concatenate([[0.0], np.cumsum(step)])
+    return np.abs(drift[np.asarray(t, dtype=int)])

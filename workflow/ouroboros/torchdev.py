@@ -59,10 +59,10 @@ def save_state_dict(module, path) -> None:
 
 def load_state_dict(path) -> dict:
     """A state dict saved by :func:`save_state_dict`, loaded with ``weights_only=True`` (no unpickling of code);
-    a missing, truncated or corrupt file is an :class:`~workflow.io.IntermediateFileError` naming it."""
+    a missing, truncated or corrupt file is an :class:`~ouroboros.io.IntermediateFileError` naming it."""
     import torch
 
-    from workflow.io import IntermediateFileError
+    from ouroboros.io import IntermediateFileError
 
     path = Path(path)
     if not path.is_file():

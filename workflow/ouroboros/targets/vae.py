@@ -24,17 +24,12 @@ from typing import Optional
 
 import numpy as np
 
-from workflow import images, io
-from workflow import metrics as M
-from workflow.data import Data
-from workflow.regimes import Regime
-from workflow.targets.base import Target, settings_schema
-from workflow.torchdev import (
-    device_label,
-    load_state_dict,
-    resolve_device,
-    save_state_dict,
-)
+from ouroboros import data as D
+from ouroboros import images
+from ouroboros import metrics as M
+from ouroboros.data import Data
+from ouroboros.targets.base import settings_schema
+from ouroboros.targets.torch_base import TorchTarget
 
 log = logging.getLogger("ouroboros")
 EVAL_SEED = 20240724  # fixed noise for the evaluation bounds: every generation is scored alike
@@ -46,51 +41,10 @@ def _torch():
     return torch
 
 
-def _build_net(x_dim: int, side: int, hidden: int, latent: int, arch: str):
-    torch = _torch()
-    nn = torch.nn
-
-    class VAENet(nn.Module):
-        """Encoder q(z|x) = N(mu, diag exp(logvar)); decoder gives pixel logits (Bernoulli) or means."""
-
-        def __init__(self):
-            super().__init__()
-            self.latent, self.side, self.arch = latent, side, arch
-            if arch == "conv":
-                c = 32
-                self.enc_body = nn.Sequential(nn.Unflatten(1, (1, side, side)), nn.Conv2d(1, c, 3, 2, 1), nn.ReLU(),
-                                              nn.Conv2d(c, 2 * c, 3, 2, 1), nn.ReLU(), nn.Flatten(),
-                                              nn.Linear(2 * c * math.ceil(side / 4) ** 2, hidden), nn.ReLU())
-                s4 = math.ceil(side / 4)
-                self.dec = nn.Sequential(nn.Linear(latent, hidden), nn.ReLU(), nn.Linear(hidden, 2 * c * s4 * s4), nn.ReLU(),
-                                         nn.Unflatten(1, (2 * c, s4, s4)),
-                                         nn.ConvTranspose2d(2 * c, c, 3, 2, 1, output_padding=1), nn.ReLU(),
-                                         nn.ConvTranspose2d(c, 1, 3, 2, 1, output_padding=1), nn.Flatten())
-            else:
-                self.enc_body = nn.Sequential(nn.Linear(x_dim, hidden), nn.ReLU())
-                self.dec = nn.Sequential(nn.Linear(latent, hidden), nn.ReLU(), nn.Linear(hidden, x_dim))
-            self.mu = nn.Linear(hidden, latent)
-            self.logvar = nn.Linear(hidden, latent)
-
-        def encode(self, x):
-            h = self.enc_body(x)
-            return self.mu(h), self.logvar(h)
-
-        def decode(self, z):
-            out = self.dec(z)
-            return out[:, : side * side]
-
-        def forward(self, x):
-            mu, logvar = self.encode(x)
-            z = mu + torch.randn_like(mu) * torch.exp(0.5 * logvar)
-            return self.decode(z), mu, logvar
-
-    return VAENet()
-
-
-class VAETarget(Target):
+class VAETarget(TorchTarget):
     name = "vae"
-    max_block = 1  # one generation per job
+    display = "VAE"
+    curation_hooks = ("candidates", "loglik", "features", "judge_score", "duplicates")
     params_schema = settings_schema({
         "data": {"enum": ["digits", "mnist", "fashion-mnist"], "default": "digits",
                  "description": "real data: scikit-learn's digits (offline), or MNIST / Fashion-MNIST IDX files"},
@@ -130,10 +84,6 @@ class VAETarget(Target):
     }
     mlflow_requirements = ["torch", "numpy"]
 
-    def __init__(self, **params):
-        super().__init__(**self.with_defaults(params))
-        self.p = self.params
-
     # -- data --------------------------------------------------------------------
     def _pool(self):
         x, y = images.load(self.p["data"], self.p["root"], self.p["split"], self.p["download"])
@@ -147,9 +97,7 @@ class VAETarget(Target):
     def image_shape(self):
         return (self.side, self.side)
 
-    def check(self, regime: Regime, n: int, replicates: int) -> Optional[str]:
-        if replicates != 1:
-            return "the VAE runs one chain per job: set replicates: 1 (use seeds for repeats)"
+    def check_data(self, n: int) -> Optional[str]:
         try:
             x_train, *_ = self._pool()
         except images.DataError as e:
@@ -172,16 +120,10 @@ class VAETarget(Target):
         return self.p["hidden"] or max(64, round(400 * x_dim / 784))
 
     def _new_net(self):
+        from ouroboros.nets.vae import VAEConfig, VAENet
+
         x_dim = self.side * self.side
-        return _build_net(x_dim, self.side, self._hidden(x_dim), self.p["latent"], self.p["arch"])
-
-    def gpus(self) -> int:
-        from workflow.torchdev import gpus_for
-
-        return gpus_for(self.p["device"])
-
-    def device_name(self) -> str:
-        return getattr(self, "device_used_", "cpu")
+        return VAENet(VAEConfig(x_dim, self.side, self._hidden(x_dim), self.p["latent"], self.p["arch"]))
 
     def _recon_nll(self, out, x):
         torch = _torch()
@@ -193,8 +135,8 @@ class VAETarget(Target):
     # -- model -------------------------------------------------------------------
     def fit(self, data: Data, rng: np.random.Generator) -> "VAETarget":
         torch = _torch()
-        x = np.asarray(data)[0]
-        device = resolve_device(self.p["device"])
+        x = D.items(data, 0)
+        device = self._device()
         seed = int(rng.integers(2**62))
         torch.manual_seed(seed)
         gen = torch.Generator().manual_seed(seed + 1)
@@ -219,7 +161,7 @@ class VAETarget(Target):
                 total += float(loss_vec.detach().sum())
             log.info("epoch %d/%d loss %.4f (nats per image, %d images, %s)", epoch + 1, self.p["epochs"], total / n, n, device)
         self.net_ = net.to("cpu").eval()
-        self.device_used_ = device_label(device)
+        self._record_device(device)
         self.final_loss_ = total / n
         return self
 
@@ -268,7 +210,9 @@ class VAETarget(Target):
         x_train, y_train, x_test, y_test = self._pool()
         torch.manual_seed(int(rng.integers(2**62)))
         gen = torch.Generator().manual_seed(int(rng.integers(2**62)))
-        judge = _judge(x_train.shape[1])
+        from ouroboros.nets.vae import Judge
+
+        judge = Judge(x_train.shape[1])
         opt = torch.optim.Adam(judge.parameters(), lr=1e-3)
         xt, yt = torch.as_tensor(x_train), torch.as_tensor(y_train)
         for _ in range(self.p["judge_epochs"]):
@@ -308,18 +252,40 @@ class VAETarget(Target):
         return out
 
     # -- persistence and tracking hooks ------------------------------------------------------
-    def save(self, directory):
-        directory = Path(directory)
-        save_state_dict(self.net_, directory / "model.pt")
-        io.save_json(directory / "target.json", {"target": self.name, "params": self.params,
-                                                 "device": self.device_name(), "side": self.side})
+    def saved_info(self) -> dict:
+        return {"side": self.side}
 
-    def _load_state(self, directory: Path) -> "VAETarget":
-        net = self._new_net()
-        net.load_state_dict(load_state_dict(directory / "model.pt"))
-        self.net_ = net.eval()
-        self.device_used_ = io.load_json(directory / "target.json").get("device", "cpu")
-        return self
+    # -- curation hooks ---------------------------------------------------------------------------
+    def loglik(self, items):
+        """The ELBO of each image under this model (nats; one sample of the encoder, fixed noise)."""
+        x = D.items(items, 0)
+        return self.elbo(x)[None]
+
+    def judge_score(self, items, reference):
+        """The judge's confidence: its largest class probability for each image."""
+        _, probs = _judge_from(reference).apply_to(D.items(items, 0))
+        return probs.max(axis=1)[None]
+
+    def duplicates(self, items, settings, reference):
+        """Near duplicates in the judge's feature space (Euclidean ``tolerance``; 0: identical images)."""
+        x = D.items(items, 0)
+        if settings["tolerance"] == 0:
+            return D.near_duplicates(x[None], 0.0)
+        feats, _ = _judge_from(reference).apply_to(x)
+        return D.near_duplicates(feats[None], settings["tolerance"])
+
+    def elbo(self, x: np.ndarray) -> np.ndarray:
+        torch = _torch()
+        gen = torch.Generator().manual_seed(EVAL_SEED)
+        out = []
+        with torch.no_grad():
+            for i in range(0, len(x), 512):
+                xb = torch.as_tensor(x[i:i + 512], dtype=torch.float32)
+                mu, logvar = self.net_.encode(xb)
+                z = mu + torch.exp(0.5 * logvar) * torch.randn(mu.shape, generator=gen)
+                kl = 0.5 * (mu ** 2 + logvar.exp() - 1 - logvar).sum(1)
+                out.append(-self._recon_nll(self.net_.decode(z), xb) - kl)
+        return torch.cat(out).numpy().astype(np.float64) if out else np.zeros(0)
 
     def write_sample_artifacts(self, samples, directory: Path) -> None:
         """A grid of the first 64 samples (torchvision.utils.save_image)."""
@@ -364,25 +330,17 @@ class VAETarget(Target):
         return info
 
 
-def _judge(x_dim: int):
-    torch = _torch()
-    nn = torch.nn
-    return nn.Sequential(nn.Linear(x_dim, 256), nn.ReLU(), nn.Linear(256, 64), nn.ReLU(), nn.Linear(64, 10))
-
-
 def _judge_from(reference):
     torch = _torch()
+    from ouroboros.nets.vae import Judge
+
     state = {k[len("judge."):]: torch.as_tensor(v) for k, v in reference.items() if k.startswith("judge.")}
-    judge = _judge(state["0.weight"].shape[1])
+    judge = Judge(state["0.weight"].shape[1])
     judge.load_state_dict(state)
     return judge.eval()
 
 
 def _judge_apply(judge, x: np.ndarray):
     """(penultimate features, predicted classes)."""
-    torch = _torch()
-    with torch.no_grad():
-        xt = torch.as_tensor(x, dtype=torch.float32)
-        feats = judge[:4](xt)
-        pred = judge[4](feats).argmax(1)
-    return feats.numpy().astype(np.float64), pred.numpy()
+    feats, probs = judge.apply_to(x)
+    return feats, probs.argmax(axis=1)

@@ -13,12 +13,12 @@ from typing import Iterable, Optional, Sequence
 
 import numpy as np
 
-from workflow import data as D
-from workflow import io, seeding
-from workflow.chain import ChainRun, run_block, split_metrics, unstack_models
-from workflow.config import Chain, real_rng
-from workflow.targets import make_target
-from workflow.targets.base import Target
+from ouroboros import data as D
+from ouroboros import io, seeding
+from ouroboros.chain import ChainRun, run_block, split_metrics, unstack_models
+from ouroboros.config import Chain, real_rng
+from ouroboros.targets import make_target
+from ouroboros.targets.base import Target
 
 log = logging.getLogger("ouroboros")
 
@@ -61,9 +61,10 @@ def read_metrics(path) -> list[tuple[int, str, float]]:
 
 # -- jobs ------------------------------------------------------------------------
 def real_data(spec: dict, out) -> None:
-    """``spec``: study, experiment, target, params, n, replicates, seed (see Chain.real_spec)."""
+    """``spec``: study, experiment, stream, target, params, n, replicates, seed (see Chain.real_spec)."""
     target = make_target(spec["target"], spec["params"])
-    real = target.real_data(real_rng(spec["study"], spec["experiment"], spec["seed"]), spec["n"], spec["replicates"])
+    stream = spec.get("stream", spec["experiment"])
+    real = target.real_data(real_rng(spec["study"], stream, spec["seed"]), spec["n"], spec["replicates"])
     io.save_npz(out, **real)
     log.info("real data for %s seed %d: %s", spec["experiment"], spec["seed"],
              ", ".join(f"{k} {v.shape}" for k, v in real.items()))
@@ -71,21 +72,23 @@ def real_data(spec: dict, out) -> None:
 
 def reference(spec: dict, out_dir) -> None:
     target = make_target(spec["target"], spec["params"])
-    ref = target.reference(seeding.generator(spec["study"], spec["experiment"], "reference"))
+    ref = target.reference(seeding.generator(spec["study"], spec.get("stream", spec["experiment"]), "reference"))
     Path(out_dir).mkdir(parents=True, exist_ok=True)
     io.save_npz(Path(out_dir) / "reference.npz", **ref)
     log.info("reference for %s: %s", spec["experiment"], sorted(ref) or "nothing needed")
 
 
 def train(spec: dict, gen: int, real_path, sample_dirs: Sequence, model_dir, manifest_path) -> None:
-    """Fit generation ``gen`` on its regime's training set; ``sample_dirs`` are S_j for regime.sources(gen)."""
+    """Fit generation ``gen`` on its regime's training set; ``sample_dirs`` hold S_j for regime.sources(gen)
+    (the curated folders when the chain curates; generation 0's shared samples, of which the chain takes
+    the first ones, otherwise)."""
     chain = Chain.from_spec(spec)
     run = ChainRun(chain, load_real(real_path))
     sources = chain.regime.sources(gen)
     if len(sources) != len(sample_dirs):
         raise ValueError(f"generation {gen} of {chain.path} needs samples of generations {sources}, got {len(sample_dirs)} folders")
     for d in sample_dirs:
-        s = run.template.load_samples(d)
+        s = D.take_first(run.template.load_samples(d), chain.n_synthetic)
         if run.pool is not None:
             run.pool.add(s)
         run.previous = s
@@ -94,7 +97,9 @@ def train(spec: dict, gen: int, real_path, sample_dirs: Sequence, model_dir, man
     model.save(model_dir)
     io.save_json(manifest_path, {
         "chain": chain.path, "generation": gen, "regime": chain.regime.label, "items_per_replicate": D.size(data),
-        "form": "stats" if isinstance(data, D.Stats) else "points", "digest": io.digest(D.to_arrays(data)),
+        "items_min": int(D.counts(data).min()),
+        "form": "stats" if isinstance(data, D.Stats) else ("masked points" if isinstance(data, D.Masked) else "points"),
+        "digest": io.digest(D.to_arrays(data)),
         "real": str(real_path) if chain.regime.uses_real(gen) else None,
         "samples": {str(j): str(d) for j, d in zip(sources, sample_dirs)},
     })
@@ -102,13 +107,29 @@ def train(spec: dict, gen: int, real_path, sample_dirs: Sequence, model_dir, man
 
 
 def generate(spec: dict, gen: int, model_dir, samples_dir) -> None:
+    """Draw what generation ``gen``'s model supplies: the chain's candidates (generation 0: every regime's)."""
     chain = Chain.from_spec(spec)
     run = ChainRun(chain)
     model = Target.load(model_dir)
-    samples = run.sample(gen, model)
-    model.save_samples(samples, samples_dir)
-    model.write_sample_artifacts(samples, Path(samples_dir))
-    log.info("%s gen %d: drew %d samples per replicate (lam=%g)", chain.path, gen, run.n_synthetic, run.lam)
+    drawn = run.draw(gen, model)
+    model.save_samples(drawn, samples_dir)
+    model.write_sample_artifacts(D.whole(drawn), Path(samples_dir))
+    log.info("%s gen %d: drew %d samples per replicate in parts %s (lam=%g)", chain.path, gen,
+             sum(chain.emit_parts(gen)), chain.emit_parts(gen), run.lam)
+
+
+def curate(spec: dict, gen: int, samples_dir, model_dir, gen0_dir, reference_dir, out_dir, out_csv) -> None:
+    """The chain's curation step on generation ``gen``'s samples: the synthetic data the regime uses, and the
+    curation metrics (kept fraction, mean score of kept and all candidates) as rows of generation ``gen``."""
+    chain = Chain.from_spec(spec)
+    run = ChainRun(chain, reference=load_reference(reference_dir))
+    model = Target.load(model_dir)
+    run.gen0 = model if gen == 0 else Target.load(gen0_dir)
+    synthetic, metrics = run.synthetic(gen, model, model.load_samples(samples_dir))
+    model.save_samples(synthetic, out_dir)
+    write_metrics(out_csv, [(gen, k, v) for k, v in metrics.items()])
+    log.info("%s gen %d: kept %s of %d candidates per replicate; %s", chain.path, gen, D.counts(synthetic).tolist()[:5],
+             chain.n_candidates, ", ".join(f"{k}={v:.4g}" for k, v in metrics.items()))
 
 
 def evaluate(spec: dict, gen: int, model_dir, samples_dir, real_path, reference_dir, gen0_dir, out_csv,

@@ -1,0 +1,383 @@
+"""From a validated config mapping to the study's experiments and chains.
+
+``config/schema.yaml`` is checked first (by ``snakemake.utils.validate`` in the
+Snakefile, or :func:`validate_schema` here); then :meth:`Study.from_config`
+expands sweeps, fills and checks each target's, regime's and curation step's
+own settings schema, and asks every target whether it can run each chain.
+Every problem is a :class:`ConfigError` naming the key and the allowed values,
+raised before any job runs.
+"""
+from __future__ import annotations
+
+import copy
+import itertools
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Optional
+
+import numpy as np
+
+from ouroboros import paths, seeding
+from ouroboros import regimes as R
+from ouroboros.curation import Curation
+from ouroboros.regimes import Regime
+from ouroboros.settings import ConfigError, check, check_finite
+from ouroboros.targets import REGISTRY, Target, make_target, target_class
+
+DEFAULT_SCHEMA = Path(__file__).resolve().parents[2] / "config" / "schema.yaml"
+SWEEP_TOP = ("n", "lam", "replicates")
+
+
+def load_schema(path: Optional[Path] = None) -> dict:
+    import yaml
+
+    return yaml.safe_load(Path(path or DEFAULT_SCHEMA).read_text())
+
+
+def validate_schema(config: dict, schema: Optional[dict] = None) -> dict:
+    """Check ``config`` against config/schema.yaml in place, filling defaults."""
+    check(schema or load_schema(), config, "")
+    return config
+
+
+def _fmt(v) -> str:
+    if isinstance(v, bool):
+        return "T" if v else "F"
+    if isinstance(v, float):
+        return f"{v:g}"
+    if isinstance(v, (int, str)):
+        return str(v)
+    return json.dumps(v, separators=(",", ":"))
+
+
+@dataclass(frozen=True)
+class Experiment:
+    label: str
+    target: str
+    params: dict
+    n: int
+    replicates: int
+    lam: float
+    generations: int
+    block: int
+    regimes: tuple[Regime, ...]
+    sweep: dict = field(default_factory=dict)
+    seeds: tuple[int, ...] = (0,)
+    curation: Optional[dict] = None
+    #: the name of the experiment's random streams: its label without curation sweep values, so that
+    #: experiments differing only in curation share real data and random numbers (a paired comparison)
+    stream: str = ""
+    #: generation 0's part sizes when known from a spec (a chain rebuilt in a job sees one regime only)
+    gen0_sizes: tuple[int, ...] = ()
+
+    def __post_init__(self):
+        if not self.stream:
+            object.__setattr__(self, "stream", self.label)
+
+    def make_target(self) -> Target:
+        return make_target(self.target, self.params)
+
+    def make_curation(self) -> Optional[Curation]:
+        return Curation.from_spec(self.curation)
+
+    def candidates(self, m: int) -> int:
+        """Samples a model draws so that m synthetic items remain after curation."""
+        cur = self.make_curation()
+        return cur.n_candidates(m) if cur is not None else m
+
+    def gen0_parts(self) -> list[int]:
+        """Generation 0 is shared by the regimes: it draws the most candidates any regime needs, in parts
+        ending where each regime's need ends, and a regime takes the first ones."""
+        if self.gen0_sizes:
+            return list(self.gen0_sizes)
+        needs = sorted({self.candidates(r.n_synthetic(self.n)) for r in self.regimes} - {0})
+        return [b - a for a, b in zip([0] + needs[:-1], needs)]
+
+
+def real_rng(study: str, experiment: str, seed: int) -> np.random.Generator:
+    """Real data depend on (study, experiment stream, seed) only: every regime sees the same real data."""
+    return seeding.generator(study, experiment, seed, "real")
+
+
+@dataclass(frozen=True)
+class Chain:
+    """One (experiment, regime, seed) chain: generations 0..G of R replicates."""
+
+    study: str
+    experiment: Experiment
+    regime: Regime
+    seed: int
+
+    @property
+    def path(self) -> str:
+        return f"{self.experiment.label}/{self.regime.label}/seed{self.seed}"
+
+    def rng(self, generation: int, purpose: str) -> np.random.Generator:
+        """Generation 0 trains on the same real data in every regime and uses the same streams (those of
+        ``replace``), so all regimes of an experiment share an identical generation 0 (a paired comparison)."""
+        regime = self.regime.label if generation > 0 else "replace"
+        return seeding.generator(self.study, self.experiment.stream, regime, self.seed, generation, purpose)
+
+    def real_rng(self) -> np.random.Generator:
+        return real_rng(self.study, self.experiment.stream, self.seed)
+
+    def real_spec(self) -> dict:
+        """What the real data depend on: not the regime, lam, curation or G."""
+        e = self.experiment
+        return {"study": self.study, "experiment": e.label, "stream": e.stream, "target": e.target, "params": e.params,
+                "n": e.n, "replicates": e.replicates, "seed": self.seed}
+
+    def target(self) -> Target:
+        return self.experiment.make_target().for_regime(self.regime, curated=self.experiment.curation is not None)
+
+    def curation(self) -> Optional[Curation]:
+        return self.experiment.make_curation()
+
+    @property
+    def pool_as_stats(self) -> bool:
+        """Whether the accumulate pool can be kept as sufficient statistics (else as points)."""
+        return (target_class(self.experiment.target).stats_sufficient and not self.regime.needs_points
+                and self.experiment.curation is None)
+
+    @property
+    def pool_keeps_points(self) -> bool:
+        """Whether resuming mid-chain must rebuild a pool of points from every earlier model."""
+        return self.regime.pools and not self.pool_as_stats
+
+    @property
+    def n(self) -> int:
+        return self.experiment.n
+
+    @property
+    def n_synthetic(self) -> int:
+        """Synthetic items per training set (after curation)."""
+        return self.regime.n_synthetic(self.n)
+
+    @property
+    def n_candidates(self) -> int:
+        """Samples a generation's model draws for this chain (before curation)."""
+        return self.experiment.candidates(self.n_synthetic)
+
+    def emit_parts(self, generation: int) -> list[int]:
+        """Sizes of the consecutive parts generation g's model draws (generation 0: shared by the regimes)."""
+        if generation == 0:
+            return self.experiment.gen0_parts()
+        return [self.n_candidates] if self.n_candidates else []
+
+    def spec(self) -> dict:
+        """JSON-able description of everything a generation's result depends on (not G)."""
+        e = self.experiment
+        return {"study": self.study, "experiment": e.label, "stream": e.stream, "target": e.target,
+                "params": e.params, "n": e.n, "replicates": e.replicates, "lam": e.lam, "seed": self.seed,
+                "regime": self.regime.to_spec(), "curation": e.curation, "gen0_parts": e.gen0_parts()}
+
+    def gen0_spec(self) -> dict:
+        """What generation 0 depends on: the experiment and seed, not the regime (its spec names ``replace``)."""
+        return dict(self.spec(), regime={"kind": "replace"}, curation=None)
+
+    @classmethod
+    def from_spec(cls, spec: dict) -> "Chain":
+        cls_t = target_class(spec["target"])
+        regime = R.from_spec(spec["regime"])
+        exp = Experiment(label=spec["experiment"], target=spec["target"], params=dict(spec["params"]), n=int(spec["n"]),
+                         replicates=int(spec["replicates"]), lam=float(spec["lam"]), generations=0,
+                         block=cls_t.default_block, regimes=(regime,), curation=spec.get("curation"),
+                         stream=spec.get("stream", spec["experiment"]),
+                         gen0_sizes=tuple(int(x) for x in spec.get("gen0_parts", ())))
+        return cls(spec["study"], exp, regime, int(spec["seed"]))
+
+    def columns(self) -> dict:
+        """The chain's columns in the tidy metrics table."""
+        e = self.experiment
+        cols = {"study": self.study, "experiment": e.label, "target": e.target, "regime": self.regime.label,
+                "seed": self.seed, "n": e.n, "lam": e.lam, "replicates": e.replicates}
+        cols.update({k: v for k, v in self.regime.columns().items() if k not in cols})
+        cur = self.curation()
+        if cur is not None:
+            cols.update(cur.columns())
+        for k, v in e.params.items():
+            if isinstance(v, (int, float, str, bool)) and k not in cols:
+                cols[k] = v
+        return cols
+
+    # -- files -------------------------------------------------------------------------------
+    def dir(self) -> str:
+        return paths.chain_dir(self.study, self.experiment.label, self.regime.label, self.seed)
+
+    def gen_dir(self, generation: int) -> str:
+        return paths.gen_dir(self.study, self.experiment.label, self.regime.label, self.seed, generation)
+
+
+@dataclass
+class Study:
+    name: str
+    experiments: list[Experiment]
+    chains: list[Chain]
+    config: dict
+
+    @classmethod
+    def from_config(cls, config: dict, schema: Optional[dict] = None, validated: bool = False) -> "Study":
+        config = config if validated else validate_schema(copy.deepcopy(config), schema)
+        if validated:
+            check_finite(config, "")
+        schema = schema or load_schema()
+        exp_schema = dict(schema["$defs"]["experiment"])
+        experiments: list[Experiment] = []
+        for i, raw in enumerate(config["experiments"]):
+            experiments.extend(_expand(config, raw, i, exp_schema))
+        labels = [e.label for e in experiments]
+        dup = sorted({x for x in labels if labels.count(x) > 1})
+        if dup:
+            raise ConfigError(f"invalid config at experiments: duplicate experiment names {dup}; give each a distinct 'name'")
+        chains = [Chain(config["study"], e, r, s) for e in experiments for r in e.regimes for s in e.seeds]
+        return cls(config["study"], experiments, chains, config)
+
+    def experiment(self, label: str) -> Experiment:
+        for e in self.experiments:
+            if e.label == label:
+                return e
+        raise KeyError(label)
+
+    def chain(self, label: str, regime: str, seed: int) -> Chain:
+        for c in self.chains:
+            if c.experiment.label == label and c.regime.label == regime and c.seed == int(seed):
+                return c
+        raise KeyError((label, regime, seed))
+
+
+def _regime_entry(entry: Any, where: str) -> dict:
+    """A regimes list entry as ``{"kind": ..., **settings}``."""
+    if isinstance(entry, str):
+        return {"kind": entry}
+    if isinstance(entry, dict) and "kind" in entry:
+        return dict(entry)
+    raise ConfigError(f"invalid config at {where}: a regime is a kind name or {{kind: ..., settings...}}, got {entry!r}")
+
+
+def _sweep_groups(exp: dict, cls_t) -> dict[str, set[str]]:
+    """Which settings a sweep key may name: top-level, target params, regime settings, curation settings."""
+    groups = {"top": set(SWEEP_TOP), "params": set(cls_t.params_schema.get("properties", {})), "regime": set(),
+              "curation": set()}
+    for entry in exp.get("regimes", []):
+        kind = entry["kind"] if isinstance(entry, dict) else entry
+        try:
+            groups["regime"] |= set(R.regime_class(kind).settings_schema["properties"])
+        except ConfigError:
+            pass
+    cur = exp.get("curation")
+    if isinstance(cur, dict):
+        from ouroboros.curation import scorer_class, selector_class
+
+        groups["curation"] |= {"selector", "scorer"}
+        for key, load in (("selector", selector_class), ("scorer", scorer_class)):
+            if cur.get(key) not in (None, "none"):
+                try:
+                    groups["curation"] |= set(load(cur[key]).settings_schema["properties"])
+                except ConfigError:
+                    pass
+    return groups
+
+
+def _resolve_sweep_key(key: str, groups: dict[str, set[str]], where: str) -> tuple[str, str]:
+    """(group, setting) for a sweep key: ``d``, ``rho``, ``q`` or a dotted ``params.d``, ``regime.rho``,
+    ``curation.q``."""
+    aliases = {"params": "params", "regime": "regime", "regimes": "regime", "curation": "curation"}
+    if "." in key:
+        head, name = key.split(".", 1)
+        group = aliases.get(head)
+        if group and name in groups[group]:
+            return group, name
+    else:
+        hits = [g for g, names in groups.items() if key in names]
+        if len(hits) == 1:
+            return hits[0], key
+        if len(hits) > 1:
+            raise ConfigError(f"invalid config at {where}.sweep: {key!r} is a setting of several parts "
+                              f"({', '.join(hits)}); write it as {' or '.join(f'{h}.{key}' for h in hits if h != 'top')}")
+    allowed = sorted(groups["top"] | groups["params"] | {f"regime.{k}" for k in groups["regime"]}
+                     | {f"curation.{k}" for k in groups["curation"]} | groups["regime"] | groups["curation"])
+    raise ConfigError(f"invalid config at {where}.sweep: unknown key {key!r}; allowed keys: {', '.join(allowed)}")
+
+
+def _expand(config: dict, raw: dict, index: int, exp_schema: dict) -> list[Experiment]:
+    where = f"experiments[{index}]"
+    name = raw.get("name", raw["target"])
+    cls_t = target_class(raw["target"])
+    sweep = raw.get("sweep") or {}
+    groups = _sweep_groups(raw, cls_t)
+    resolved = {key: _resolve_sweep_key(key, groups, where) for key in sweep}
+    keys = list(sweep)
+    out = []
+    for values in itertools.product(*(sweep[k] for k in keys)):
+        exp = copy.deepcopy(raw)
+        exp.pop("sweep", None)
+        exp.setdefault("params", {})
+        entries = [_regime_entry(r, f"{where}.regimes[{i}]") for i, r in enumerate(exp.get("regimes", ["replace"]))]
+        for k, v in zip(keys, values):
+            group, setting = resolved[k]
+            if group == "top":
+                exp[setting] = v
+            elif group == "params":
+                exp["params"][setting] = v
+            elif group == "regime":
+                for entry in entries:
+                    if setting in R.regime_class(entry["kind"]).settings_schema["properties"]:
+                        entry[setting] = v
+            else:
+                exp["curation"][setting] = v
+        exp["regimes"] = entries
+        label = name + "".join(f"_{k.split('.')[-1]}{_fmt(v)}" for k, v in zip(keys, values))
+        stream = exp.get("streams", name) + "".join(f"_{k.split('.')[-1]}{_fmt(v)}" for k, v in zip(keys, values)
+                                                    if resolved[k][0] != "curation")
+        w = where if not keys else f"{where} (sweep {label})"
+        check(exp_schema, exp, w)
+        check(cls_t.params_schema, exp["params"], f"{w}.params")
+        try:
+            target = make_target(exp["target"], exp["params"])
+        except (ValueError, TypeError) as e:
+            raise ConfigError(f"invalid config at {w}.params: {e}") from None
+        block = exp.get("block", cls_t.default_block)
+        if cls_t.max_block is not None and block > cls_t.max_block:
+            raise ConfigError(f"invalid config at {w}.block: target {exp['target']} runs at most {cls_t.max_block} generation(s) per job")
+        curation = None
+        if exp.get("curation"):
+            cur = Curation(exp["curation"], f"{w}.curation")
+            problem = cur.check(target)
+            if problem:
+                raise ConfigError(f"invalid config at {w}.curation: {problem}")
+            curation = cur.to_spec()
+        regimes = []
+        for i, entry in enumerate(entries):
+            regime = R.from_spec_at(entry, f"{w}.regimes[{i}]")
+            problem = regime.check(exp["n"]) or target.for_regime(regime, curated=curation is not None).check(
+                regime, exp["n"], exp["replicates"])
+            if problem:
+                raise ConfigError(f"invalid config at {w}: regime {regime.label}: {problem}")
+            regimes.append(regime)
+        labels = [r.label for r in regimes]
+        if len(set(labels)) != len(labels):
+            raise ConfigError(f"invalid config at {w}.regimes: two regimes have the same label ({labels})")
+        out.append(Experiment(label=label, target=exp["target"], params=exp["params"], n=exp["n"],
+                              replicates=exp["replicates"], lam=float(exp["lam"]),
+                              generations=exp.get("generations", config["generations"]), block=block,
+                              regimes=tuple(regimes), sweep=dict(zip(keys, values)),
+                              seeds=tuple(exp.get("seeds", config["seeds"])), curation=curation, stream=stream))
+    return out
+
+
+def check_registry_matches_schema(schema: Optional[dict] = None) -> None:
+    enum = set((schema or load_schema())["$defs"]["experiment"]["properties"]["target"]["enum"])
+    if enum != set(REGISTRY):
+        raise RuntimeError(f"config/schema.yaml lists targets {sorted(enum)} but the registry has {sorted(REGISTRY)}")
+
+
+def put_package_on_pythonpath(basedir: str) -> None:
+    """Put the checkout's ``workflow/`` folder (which holds the ``ouroboros`` package) first on
+    ``PYTHONPATH`` for every job Snakemake starts, so jobs import this checkout's package also in
+    environments where it is not installed (``--use-conda``)."""
+    import os
+
+    folder = str(Path(basedir) / "workflow")
+    parts = [folder] + [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p and p != folder]
+    os.environ["PYTHONPATH"] = os.pathsep.join(parts)

@@ -1,0 +1,139 @@
+"""Curation: verified, selected and deduplicated synthetic data, composable with every regime.
+
+An experiment's ``curation:`` mapping names a selector and (where it needs one)
+a scorer, with their settings side by side::
+
+    curation: {selector: top, q: 0.25, scorer: truth}
+    curation: {selector: choice, K: 4, gamma: 1.0, scorer: reward, reward: {kind: linear, w: [1.0]}}
+    curation: {selector: random, oversample: 4}          # the control: same candidates, no selection
+    curation: {selector: dedup, tolerance: 0.01}
+
+Every generation's model then draws the selector's number of candidates, the
+scorer scores them and the selector keeps what the regime needs.  Selectors and
+scorers are registries: a new kind is one module (or class) plus one line below.
+"""
+from __future__ import annotations
+
+import importlib
+from typing import Optional
+
+import numpy as np
+
+from ouroboros import data as D
+from ouroboros.curation.base import Context, Scorer, Selector
+from ouroboros.settings import ConfigError, check, settings_schema
+
+#: selector kind -> "module:Class"
+SELECTORS: dict[str, str] = {
+    "top": "ouroboros.curation.top:Top",
+    "threshold": "ouroboros.curation.threshold:Threshold",
+    "choice": "ouroboros.curation.choice:Choice",
+    "random": "ouroboros.curation.control:RandomSelector",
+    "dedup": "ouroboros.curation.dedup:Dedup",
+}
+#: scorer kind -> "module:Class"
+SCORERS: dict[str, str] = {
+    "truth": "ouroboros.curation.scorers:Truth",
+    "noisy": "ouroboros.curation.scorers:Noisy",
+    "gen0": "ouroboros.curation.scorers:Gen0",
+    "self": "ouroboros.curation.scorers:Self",
+    "ratio": "ouroboros.curation.scorers:Ratio",
+    "reward": "ouroboros.curation.scorers:Reward",
+    "judge": "ouroboros.curation.scorers:Judge",
+}
+
+#: metrics every curated chain reports, per generation (for the samples that generation's model drew)
+METRICS = {
+    "curation_kept_fraction": "share of the drawn candidates kept by curation (mean over replicates)",
+    "curation_score_kept": "mean score of the kept candidates",
+    "curation_score_all": "mean score of all drawn candidates",
+}
+
+
+def _load(registry: dict[str, str], kind: str, what: str):
+    try:
+        module, cls = registry[kind].split(":")
+    except KeyError:
+        raise ConfigError(f"unknown curation {what} {kind!r}; allowed values: {', '.join(registry)}") from None
+    return getattr(importlib.import_module(module), cls)
+
+
+def selector_class(kind: str) -> type[Selector]:
+    return _load(SELECTORS, kind, "selector")
+
+
+def scorer_class(kind: str) -> type[Scorer]:
+    return _load(SCORERS, kind, "scorer")
+
+
+class Curation:
+    """One selector and an optional scorer, from a flat settings mapping."""
+
+    def __init__(self, settings: dict, at: str = "curation"):
+        if not isinstance(settings, dict) or "selector" not in settings:
+            raise ConfigError(f"invalid config at {at}: give a 'selector' ({', '.join(SELECTORS)})")
+        check({"type": "object", "properties": {"selector": {"enum": list(SELECTORS)},
+                                                "scorer": {"enum": ["none"] + list(SCORERS)}}}, dict(settings), at)
+        sel_cls = selector_class(settings["selector"])
+        scorer_kind = settings.get("scorer", "none")
+        sc_cls = None if scorer_kind in (None, "none") else scorer_class(scorer_kind)
+        props = {"selector": {"enum": list(SELECTORS)}, "scorer": {"enum": ["none"] + list(SCORERS), "default": "none"}}
+        props.update(sel_cls.settings_schema["properties"])
+        if sc_cls is not None:
+            props.update(sc_cls.settings_schema["properties"])
+        full = dict(settings)
+        check(settings_schema(props), full, at)
+        own = lambda cls: {k: full[k] for k in cls.settings_schema["properties"] if k in full}  # noqa: E731
+        self.selector = sel_cls(**own(sel_cls))
+        self.scorer = sc_cls(**own(sc_cls)) if sc_cls is not None else None
+        if self.selector.needs_scores and self.scorer is None:
+            raise ConfigError(f"invalid config at {at}: the selector {self.selector.kind!r} needs a scorer; "
+                              f"allowed values: {', '.join(SCORERS)}")
+        self._spec = full
+
+    def to_spec(self) -> dict:
+        return dict(self._spec)
+
+    @classmethod
+    def from_spec(cls, spec: Optional[dict]) -> Optional["Curation"]:
+        return None if not spec else cls(spec)
+
+    def columns(self) -> dict:
+        return {f"curation.{k}": v for k, v in self._spec.items() if isinstance(v, (int, float, str, bool))}
+
+    def mlflow_params(self) -> dict[str, str]:
+        return {f"curation.{k}": str(v) for k, v in self._spec.items()}
+
+    def check(self, target) -> Optional[str]:
+        if "candidates" not in target.curation_hooks:
+            return f"target {target.name} cannot curate its samples"
+        for part in (self.selector, self.scorer):
+            problem = part.check(target) if part is not None else None
+            if problem:
+                return problem
+        return None
+
+    def n_candidates(self, m: int) -> int:
+        return self.selector.n_candidates(m) if m else 0
+
+    def apply(self, candidates, m: int, ctx: Context) -> tuple[D.Data, dict[str, float]]:
+        """Keep m items of every replicate's candidates (fewer where the selector reports a shortfall)."""
+        cand = np.asarray(candidates)
+        r, n = cand.shape[:2]
+        if m == 0:
+            return cand[:, :0], {}
+        scores = None if self.scorer is None else np.asarray(self.scorer.score(cand, ctx), dtype=float)
+        idx, valid = self.selector.select(cand, scores, m, ctx.rng, ctx)
+        rows = np.arange(r)[:, None]
+        kept = cand[rows, idx]
+        out = {"curation_kept_fraction": float(np.mean(valid.sum(axis=1) / n))}
+        if scores is not None:
+            ks = scores[rows, idx]
+            per = np.where(valid, ks, 0.0).sum(axis=1) / np.maximum(valid.sum(axis=1), 1)
+            out["curation_score_kept"] = float(np.mean(per[valid.any(axis=1)])) if valid.any() else float("nan")
+            out["curation_score_all"] = float(np.mean(scores))
+        return D.compact(kept, valid), out
+
+
+__all__ = ["Context", "Curation", "METRICS", "SCORERS", "SELECTORS", "Scorer", "Selector", "scorer_class",
+           "selector_class"]

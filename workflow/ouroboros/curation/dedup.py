@@ -1,0 +1,43 @@
+"""``dedup``: remove exact and near duplicates before fitting.
+
+Candidates are visited in order and one is kept when it duplicates no item kept
+before it; the first m kept are used.  What counts as a duplicate is the
+target's (``Target.duplicates``): points closer than ``tolerance`` (0: exactly
+equal), text by MinHash near-duplicate detection (Jaccard similarity of
+character shingles at least ``similarity``), images within ``tolerance`` in the
+judge's feature space.  A replicate with fewer than m distinct candidates
+trains on fewer items: nothing is padded.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from ouroboros.curation.base import Selector
+from ouroboros.settings import settings_schema
+
+
+class Dedup(Selector):
+    kind = "dedup"
+    description = "drop exact and near duplicates (keep the first of each group), then the first m"
+    needs_scores = False
+    settings_schema = settings_schema({
+        "tolerance": {"type": "number", "minimum": 0, "default": 0.0,
+                      "description": "points and images: items closer than this (Euclidean) are duplicates; 0: equal"},
+        "similarity": {"type": "number", "exclusiveMinimum": 0, "maximum": 1, "default": 0.8,
+                       "description": "text: estimated Jaccard similarity of 5-character shingles at or above "
+                                      "which two samples are near duplicates (MinHash LSH)"},
+        "oversample": {"type": "number", "minimum": 1, "default": 1,
+                       "description": "the model draws ceil(oversample * m) candidates"},
+    })
+
+    def check(self, target):
+        if "duplicates" not in target.curation_hooks:
+            return f"target {target.name} has no duplicate detection for the selector 'dedup'"
+        return None
+
+    def select(self, candidates, scores, m, rng, ctx):
+        dup = np.asarray(ctx.target.duplicates(candidates, self.settings, ctx.reference), dtype=bool)  # (R, N)
+        keep = ~dup
+        order = np.argsort(~keep, axis=1, kind="stable")[:, :m]  # kept candidates first, in candidate order
+        valid = np.take_along_axis(keep, order, axis=1)
+        return order, valid

@@ -1,0 +1,61 @@
+"""Regimes: how each generation's training set is built, one module per kind.
+
+Adding a regime kind: write a module with a :class:`~ouroboros.regimes.base.Regime`
+subclass (its ``kind``, ``settings_schema``, ``label``, ``build`` and, where
+they differ from the defaults, ``n_real``/``sources``/``uses_real``) and add
+one line to :data:`REGISTRY`.  Configs name it in an experiment's ``regimes``
+list (``replace`` or ``{kind: mix, rho: 0.1}``); no rule or schema changes.
+"""
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+from ouroboros.regimes.base import Pool, Regime, build_trainset
+from ouroboros.settings import ConfigError, check
+
+#: kind -> "module:Class"
+REGISTRY: dict[str, str] = {
+    "replace": "ouroboros.regimes.replace:Replace",
+    "accumulate": "ouroboros.regimes.accumulate:Accumulate",
+    "accumulate-subsample": "ouroboros.regimes.accumulate_subsample:AccumulateSubsample",
+    "mix": "ouroboros.regimes.mix:Mix",
+}
+
+
+def regime_class(kind: str) -> type[Regime]:
+    try:
+        module, cls = REGISTRY[kind].split(":")
+    except KeyError:
+        raise ConfigError(f"unknown regime {kind!r}; allowed: {', '.join(REGISTRY)}") from None
+    return getattr(importlib.import_module(module), cls)
+
+
+def make_regime(kind: str, **settings: Any) -> Regime:
+    return regime_class(kind)(**settings)
+
+
+def from_spec(spec: Any) -> Regime:
+    """A regime from its spec: a kind name, or ``{"kind": ..., **settings}`` (what :meth:`Regime.to_spec` gives)."""
+    if isinstance(spec, Regime):
+        return spec
+    if isinstance(spec, str):
+        return make_regime(spec)
+    if not isinstance(spec, dict) or "kind" not in spec:
+        raise ConfigError(f"a regime is a kind name or a mapping with 'kind' and its settings, got {spec!r}")
+    settings = {k: v for k, v in spec.items() if k != "kind"}
+    return make_regime(spec["kind"], **settings)
+
+
+def from_spec_at(spec: Any, at: str) -> Regime:
+    """:func:`from_spec` for a config entry: a problem is a ConfigError naming ``at`` (the entry's place)."""
+    entry = {"kind": spec} if isinstance(spec, str) else dict(spec)
+    if entry.get("kind") not in REGISTRY:
+        raise ConfigError(f"invalid config at {at}.kind: unknown regime {entry.get('kind')!r}; "
+                          f"allowed values: {', '.join(REGISTRY)}")
+    settings = {k: v for k, v in entry.items() if k != "kind"}
+    check(regime_class(entry["kind"]).settings_schema, settings, at)
+    return make_regime(entry["kind"], **settings)
+
+
+__all__ = ["REGISTRY", "Pool", "Regime", "build_trainset", "from_spec", "from_spec_at", "make_regime", "regime_class"]

@@ -1,0 +1,89 @@
+"""Settings schemas shared by every registry (targets, regimes, curation selectors and scorers).
+
+Each registered kind declares its settings as a JSON schema (draft 2020-12)
+whose properties carry defaults and descriptions; :func:`fill` checks a
+mapping against it and fills the defaults, raising :class:`ConfigError` with
+a message that names the key and, for an unknown key, the allowed ones.
+"""
+from __future__ import annotations
+
+import copy
+import math
+from typing import Any
+
+
+class ConfigError(ValueError):
+    """The study configuration is invalid; the message names the key."""
+
+
+def settings_schema(properties: dict, required: tuple[str, ...] = ()) -> dict:
+    """An object of exactly these settings (each with its default and description)."""
+    schema = {"type": "object", "additionalProperties": False, "properties": properties}
+    if required:
+        schema["required"] = list(required)
+    return schema
+
+
+def _validator(schema: dict):
+    """A draft 2020-12 validator that also fills in defaults."""
+    import jsonschema
+
+    base = jsonschema.Draft202012Validator
+    props = base.VALIDATORS["properties"]
+
+    def set_defaults(validator, properties, instance, schema):
+        if isinstance(instance, dict):
+            for key, sub in properties.items():
+                if isinstance(sub, dict) and "default" in sub and key not in instance:
+                    instance[key] = copy.deepcopy(sub["default"])
+        yield from props(validator, properties, instance, schema)
+
+    cls = jsonschema.validators.extend(base, {"properties": set_defaults})
+    return cls(schema)
+
+
+def where(path) -> str:
+    out = ""
+    for p in path:
+        out += f"[{p}]" if isinstance(p, int) else (f".{p}" if out else str(p))
+    return out or "(top level)"
+
+
+def check_finite(instance: Any, at: str) -> None:
+    """NaN and infinities are never a valid setting (YAML reads ``.nan`` and ``.inf`` as floats)."""
+    if isinstance(instance, float) and not math.isfinite(instance):
+        raise ConfigError(f"invalid config at {at}: {instance} is not a finite number")
+    if isinstance(instance, dict):
+        for k, v in instance.items():
+            check_finite(v, f"{at}.{k}" if at else str(k))
+    elif isinstance(instance, list):
+        for i, v in enumerate(instance):
+            check_finite(v, f"{at}[{i}]")
+
+
+def check(schema: dict, instance: Any, at: str) -> None:
+    """Validate ``instance`` in place (filling defaults); the first problem is a ConfigError naming its key."""
+    check_finite(instance, at)
+    errors = sorted(_validator(schema).iter_errors(instance), key=lambda e: list(e.absolute_path))
+    if not errors:
+        return
+    e = errors[0]
+    loc = where(list(e.absolute_path))
+    full = (at or loc) if loc == "(top level)" else (f"{at}.{loc}" if at else loc)
+    hint = ""
+    if "enum" in e.schema:
+        hint = f"; allowed values: {', '.join(map(str, e.schema['enum']))}"
+    elif e.validator == "additionalProperties" and isinstance(e.schema.get("properties"), dict):
+        hint = f"; allowed keys: {', '.join(sorted(e.schema['properties'])) or '(none: this kind has no settings)'}"
+    raise ConfigError(f"invalid config at {full}: {e.message}{hint}")
+
+
+def fill(schema: dict, settings: dict | None, at: str) -> dict:
+    """A checked copy of ``settings`` with every default filled in."""
+    out = copy.deepcopy(dict(settings or {}))
+    check(schema, out, at)
+    return out
+
+
+def defaults(schema: dict) -> dict:
+    return {k: copy.deepcopy(v["default"]) for k, v in schema.get("properties", {}).items() if "default" in v}
