@@ -255,15 +255,18 @@ def test_bradley_terry_choice_with_a_linear_reward_tilts_the_normal():
 
 
 # -- one generation per job equals blocks, with curation ------------------------------------------
-@pytest.mark.parametrize("target,params,regime,curation", [
-    ("gaussian", {"method": "sample"}, "mix", {"selector": "top", "q": 0.5, "scorer": "self"}),
-    ("gaussian", {"method": "sample", "d": 2}, "accumulate", {"selector": "dedup", "tolerance": 0.2}),
-    ("gmm", GMM, "replace", {"selector": "choice", "K": 3, "scorer": "noisy", "noise": 0.5}),
+@pytest.mark.parametrize("target,params,regime,curation,replicates", [
+    ("gaussian", {"method": "sample"}, "mix", {"selector": "top", "q": 0.5, "scorer": "self"}, 3),
+    ("gaussian", {"method": "sample", "d": 2}, "accumulate", {"selector": "dedup", "tolerance": 0.2}, 3),
+    ("gaussian", {"method": "sample"}, "replace", {"selector": "dedup", "tolerance": 0.05}, 1),
+    ("gmm", GMM, "replace", {"selector": "choice", "K": 3, "scorer": "noisy", "noise": 0.5}, 3),
     ("gmm", GMM, "accumulate-subsample", {"selector": "threshold", "threshold": -3.0, "fill": "report",
-                                          "scorer": "gen0", "oversample": 1.5}),
+                                          "scorer": "gen0", "oversample": 1.5}, 3),
 ])
-def test_curated_chains_give_the_same_numbers_per_job_and_in_blocks(tmp_path, target, params, regime, curation):
-    chain = make_chain(target, params, regime=regime, rho=0.3, n=14, replicates=3, curation=curation)
+def test_curated_chains_give_the_same_numbers_per_job_and_in_blocks(tmp_path, target, params, regime, curation,
+                                                                    replicates):
+    """Also where a replicate keeps fewer items than the regime asks for (dedup, threshold report)."""
+    chain = make_chain(target, params, regime=regime, rho=0.3, n=14, replicates=replicates, curation=curation)
     spec = chain.spec()
     real, ref = tmp_path / "real.npz", tmp_path / "reference"
     jobs.real_data(chain.real_spec(), real)
@@ -294,7 +297,10 @@ def test_curated_chains_give_the_same_numbers_per_job_and_in_blocks(tmp_path, ta
     resumed.resume(1, first.state, unstack_models(first.stacked_models(), resumed.template))
     second = run_block(resumed, 2, 3)
     assert first.metrics + second.metrics == run_block(_run(chain), 0, 3).metrics
-    assert io.load_json(tmp_path / "gen3" / "trainset.json")["items_per_replicate"] <= 14 * 4
+    manifest = io.load_json(tmp_path / "gen3" / "trainset.json")
+    assert manifest["items_min"] <= manifest["items_per_replicate"] <= 14 * 4
+    if replicates == 1:  # one replicate: duplicates are dropped, the training set is smaller
+        assert manifest["items_per_replicate"] < 14 and manifest["form"] == "points"
 
 
 def test_importance_resampling_towards_the_truth_prevents_collapse():
@@ -313,3 +319,13 @@ def test_importance_resampling_towards_the_truth_prevents_collapse():
 def _metrics(chain, generations):
     run = _run(chain)
     return [run.step(t)[2] for t in range(generations + 1)], run
+
+
+@pytest.mark.e2e
+def test_snakemake_rejects_a_bad_curation_before_any_job(tmp_path, snakemake_run):
+    proc = snakemake_run(tmp_path, _cfg({"selector": "top", "q": 0.5, "scorer": "judge"}), "-n", "--cores", "1",
+                         check=False)
+    out = proc.stdout + proc.stderr
+    assert proc.returncode != 0
+    assert "experiments[0].curation: target gaussian cannot provide the scorer 'judge'" in out
+    assert "Traceback" not in out and not (tmp_path / "results").exists()

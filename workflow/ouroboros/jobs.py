@@ -80,15 +80,17 @@ def reference(spec: dict, out_dir) -> None:
 
 def train(spec: dict, gen: int, real_path, sample_dirs: Sequence, model_dir, manifest_path) -> None:
     """Fit generation ``gen`` on its regime's training set; ``sample_dirs`` hold S_j for regime.sources(gen)
-    (the curated folders when the chain curates; generation 0's shared samples, of which the chain takes
-    the first ones, otherwise)."""
+    (the chain's own curated folders when it curates, which may hold fewer items after deduplication;
+    otherwise the drawn samples, of which the chain takes the first ones: generation 0's are shared)."""
     chain = Chain.from_spec(spec)
     run = ChainRun(chain, load_real(real_path))
     sources = chain.regime.sources(gen)
     if len(sources) != len(sample_dirs):
         raise ValueError(f"generation {gen} of {chain.path} needs samples of generations {sources}, got {len(sample_dirs)} folders")
     for d in sample_dirs:
-        s = D.take_first(run.template.load_samples(d), chain.n_synthetic)
+        s = run.template.load_samples(d)
+        if run.curation is None:  # generation 0's shared samples: this chain's share is the first ones
+            s = D.take_first(s, chain.n_synthetic)
         if run.pool is not None:
             run.pool.add(s)
         run.previous = s
