@@ -55,8 +55,12 @@ def plot_metric(metrics_csv, metric: str, out_png, experiments: Sequence[dict], 
                 break
         values = sub["value"].to_numpy(dtype=float)
         values = values[np.isfinite(values)]
-        if values.size and values.min() > 0 and values.max() / values.min() > 100:
-            ax.set_yscale("log")
+        positive = values[values > 0]
+        if values.size and values.min() >= 0 and positive.size and positive.max() / positive.min() > 100:
+            if values.min() > 0:
+                ax.set_yscale("log")
+            else:  # zeros (e.g. a drift at generation 0): linear near 0, logarithmic above
+                ax.set_yscale("symlog", linthresh=float(np.quantile(positive, 0.05)))
         gmax = sub["generation"].max()
         if gmax and gmax > 200:
             ax.set_xscale("symlog", linthresh=10)
