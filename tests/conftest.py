@@ -72,3 +72,31 @@ def assert_shared_gen0(results: Path, client, experiment_id: str, exp: str, regi
         gen1 = next(r for r in runs if r.data.tags["ouroboros.chain"] == f"{exp}/{regime}/seed0"
                     and r.data.tags["generation"] == "1")
         assert [m.model_id for m in client.get_run(gen1.info.run_id).inputs.model_inputs] == [model]
+
+
+def run_per_job(chain, folder: Path, generations: int) -> list:
+    """Generations 0..G of a chain as the one-generation-per-job rules run them (train, generate, evaluate
+    and, with curation, curate; one folder per generation), then the same as one block job.
+    Returns (per-job metric rows, block metric rows)."""
+    from ouroboros import jobs
+
+    spec = chain.spec()
+    real, ref = folder / "real.npz", folder / "reference"
+    jobs.real_data(chain.real_spec(), real)
+    jobs.reference({k: spec[k] for k in ("study", "experiment", "target", "params")}, ref)
+    curated = chain.experiment.curation is not None
+    rows = []
+    for g in range(generations + 1):
+        gdir = folder / f"gen{g}"
+        srcs = [folder / f"gen{j}" / ("curated" if curated else "samples") for j in chain.regime.sources(g)]
+        jobs.train(spec, g, real, srcs, gdir / "model", gdir / "trainset.json")
+        jobs.generate(spec, g, gdir / "model", gdir / "samples")
+        jobs.evaluate(spec, g, gdir / "model", gdir / "samples", real, ref, folder / "gen0" / "model", gdir / "metrics.csv")
+        rows += jobs.read_metrics(gdir / "metrics.csv")
+        if curated:
+            jobs.curate(spec, g, gdir / "samples", gdir / "model", folder / "gen0" / "model", ref, gdir / "curated",
+                        gdir / "curation.csv")
+            rows += jobs.read_metrics(gdir / "curation.csv")
+    out = folder / "block"
+    jobs.block(spec, 0, generations, real, ref, None, [], out / "state.npz", out / "models.npz", out / "metrics.csv")
+    return rows, jobs.read_metrics(out / "metrics.csv")

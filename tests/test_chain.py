@@ -2,7 +2,7 @@
 import numpy as np
 import pytest
 
-from conftest import make_chain
+from conftest import make_chain, run_per_job
 from ouroboros import io, jobs
 from ouroboros.chain import ChainRun, run_block, unstack_models
 from ouroboros.seeding import generator
@@ -45,21 +45,7 @@ def test_block_size_does_not_change_the_numbers(target, params, regime):
 @pytest.mark.parametrize("target,params,regime", CASES)
 def test_one_job_per_generation_equals_blocks(tmp_path, target, params, regime):
     chain = _chain(target, params, regime)
-    spec = chain.spec()
-    real, ref = tmp_path / "real.npz", tmp_path / "reference"
-    jobs.real_data(chain.real_spec(), real)
-    jobs.reference({k: spec[k] for k in ("study", "experiment", "target", "params")}, ref)
-    rows = []
-    for g in range(5):
-        gdir = tmp_path / f"gen{g}"
-        srcs = [tmp_path / f"gen{j}" / "samples" for j in chain.regime.sources(g)]
-        jobs.train(spec, g, real, srcs, gdir / "model", gdir / "trainset.json")
-        jobs.generate(spec, g, gdir / "model", gdir / "samples")
-        jobs.evaluate(spec, g, gdir / "model", gdir / "samples", real, ref, tmp_path / "gen0" / "model", gdir / "metrics.csv")
-        rows += jobs.read_metrics(gdir / "metrics.csv")
-    out = tmp_path / "block"
-    jobs.block(spec, 0, 4, real, ref, None, [], out / "state.npz", out / "models.npz", out / "metrics.csv")
-    block_rows = jobs.read_metrics(out / "metrics.csv")
+    rows, block_rows = run_per_job(chain, tmp_path, 4)
     assert [(g, m) for g, m, _ in rows] == [(g, m) for g, m, _ in block_rows]
     np.testing.assert_allclose([v for *_, v in rows], [v for *_, v in block_rows], rtol=1e-12, atol=1e-15)
     manifest = io.load_json(tmp_path / "gen4" / "trainset.json")

@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 from scipy.stats import norm
 
-from conftest import make_chain
+from conftest import make_chain, run_per_job
 from ouroboros import data as D
-from ouroboros import io, jobs
+from ouroboros import io
 from ouroboros.chain import ChainRun, run_block
 from ouroboros.config import Study
 from ouroboros.curation import Context, Curation, selector_class
@@ -267,23 +267,7 @@ def test_curated_chains_give_the_same_numbers_per_job_and_in_blocks(tmp_path, ta
                                                                     replicates):
     """Also where a replicate keeps fewer items than the regime asks for (dedup, threshold report)."""
     chain = make_chain(target, params, regime=regime, rho=0.3, n=14, replicates=replicates, curation=curation)
-    spec = chain.spec()
-    real, ref = tmp_path / "real.npz", tmp_path / "reference"
-    jobs.real_data(chain.real_spec(), real)
-    jobs.reference({k: spec[k] for k in ("study", "experiment", "target", "params")}, ref)
-    rows = []
-    for g in range(4):
-        gdir = tmp_path / f"gen{g}"
-        srcs = [tmp_path / f"gen{j}" / "curated" for j in chain.regime.sources(g)]
-        jobs.train(spec, g, real, srcs, gdir / "model", gdir / "trainset.json")
-        jobs.generate(spec, g, gdir / "model", gdir / "samples")
-        jobs.evaluate(spec, g, gdir / "model", gdir / "samples", real, ref, tmp_path / "gen0" / "model", gdir / "metrics.csv")
-        jobs.curate(spec, g, gdir / "samples", gdir / "model", tmp_path / "gen0" / "model", ref, gdir / "curated",
-                    gdir / "curation.csv")
-        rows += jobs.read_metrics(gdir / "metrics.csv") + jobs.read_metrics(gdir / "curation.csv")
-    out = tmp_path / "block"
-    jobs.block(spec, 0, 3, real, ref, None, [], out / "state.npz", out / "models.npz", out / "metrics.csv")
-    block_rows = jobs.read_metrics(out / "metrics.csv")
+    rows, block_rows = run_per_job(chain, tmp_path, 3)
     assert sorted((g, m) for g, m, _ in rows) == sorted((g, m) for g, m, _ in block_rows)
     assert {m for _, m, _ in rows} >= {"curation_kept_fraction"}
     a, b = dict(((g, m), v) for g, m, v in rows), dict(((g, m), v) for g, m, v in block_rows)

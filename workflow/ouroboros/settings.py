@@ -8,6 +8,7 @@ a message that names the key and, for an unknown key, the allowed ones.
 from __future__ import annotations
 
 import copy
+import importlib
 import math
 from typing import Any
 
@@ -87,3 +88,12 @@ def fill(schema: dict, settings: dict | None, at: str) -> dict:
 
 def defaults(schema: dict) -> dict:
     return {k: copy.deepcopy(v["default"]) for k, v in schema.get("properties", {}).items() if "default" in v}
+
+
+def load_registered(registry: dict[str, str], kind: str, what: str):
+    """The class registered as ``kind`` ("module:Class", imported on first use, so registries stay cheap)."""
+    try:
+        module, cls = registry[kind].split(":")
+    except (KeyError, TypeError):
+        raise ConfigError(f"unknown {what} {kind!r}; allowed values: {', '.join(registry)}") from None
+    return getattr(importlib.import_module(module), cls)

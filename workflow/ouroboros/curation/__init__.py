@@ -14,14 +14,13 @@ scorers are registries: a new kind is one module (or class) plus one line below.
 """
 from __future__ import annotations
 
-import importlib
 from typing import Optional
 
 import numpy as np
 
 from ouroboros import data as D
 from ouroboros.curation.base import Context, Scorer, Selector
-from ouroboros.settings import ConfigError, check, settings_schema
+from ouroboros.settings import ConfigError, check, load_registered, settings_schema
 
 #: selector kind -> "module:Class"
 SELECTORS: dict[str, str] = {
@@ -50,20 +49,12 @@ METRICS = {
 }
 
 
-def _load(registry: dict[str, str], kind: str, what: str):
-    try:
-        module, cls = registry[kind].split(":")
-    except KeyError:
-        raise ConfigError(f"unknown curation {what} {kind!r}; allowed values: {', '.join(registry)}") from None
-    return getattr(importlib.import_module(module), cls)
-
-
 def selector_class(kind: str) -> type[Selector]:
-    return _load(SELECTORS, kind, "selector")
+    return load_registered(SELECTORS, kind, "curation selector")
 
 
 def scorer_class(kind: str) -> type[Scorer]:
-    return _load(SCORERS, kind, "scorer")
+    return load_registered(SCORERS, kind, "curation scorer")
 
 
 class Curation:

@@ -8,11 +8,10 @@ list (``replace`` or ``{kind: mix, rho: 0.1}``); no rule or schema changes.
 """
 from __future__ import annotations
 
-import importlib
 from typing import Any
 
 from ouroboros.regimes.base import Pool, Regime, build_trainset
-from ouroboros.settings import ConfigError, check
+from ouroboros.settings import ConfigError, check, load_registered
 
 #: kind -> "module:Class"
 REGISTRY: dict[str, str] = {
@@ -24,11 +23,7 @@ REGISTRY: dict[str, str] = {
 
 
 def regime_class(kind: str) -> type[Regime]:
-    try:
-        module, cls = REGISTRY[kind].split(":")
-    except KeyError:
-        raise ConfigError(f"unknown regime {kind!r}; allowed: {', '.join(REGISTRY)}") from None
-    return getattr(importlib.import_module(module), cls)
+    return load_registered(REGISTRY, kind, "regime")
 
 
 def make_regime(kind: str, **settings: Any) -> Regime:

@@ -7,8 +7,7 @@ Modules are imported lazily so a Gaussian job never imports torch.
 """
 from __future__ import annotations
 
-import importlib
-
+from ouroboros.settings import load_registered
 from ouroboros.targets.base import Target
 
 #: name -> "module:Class"
@@ -21,12 +20,7 @@ REGISTRY: dict[str, str] = {
 
 
 def target_class(name: str) -> type[Target]:
-    try:
-        ref = REGISTRY[name]
-    except KeyError:
-        raise ValueError(f"unknown target {name!r}; available: {', '.join(sorted(REGISTRY))}") from None
-    module, cls = ref.split(":")
-    return getattr(importlib.import_module(module), cls)
+    return load_registered(REGISTRY, name, "target")
 
 
 def make_target(name: str, params: dict | None = None) -> Target:
