@@ -193,8 +193,9 @@ def study_metrics():
         for m in target_class(e.target).metrics:
             if m not in names:
                 names.append(m)
-    if any(e.curation is not None for e in STUDY.experiments):
-        names += list(CURATION_METRICS)
+    for e in STUDY.experiments:
+        cur = e.make_curation()
+        names += [m for m in (cur.metric_names() if cur else []) if m not in names]
     return names
 
 

@@ -60,6 +60,12 @@ def test_bad_curation_is_rejected_naming_the_key_and_the_allowed_values(curation
         assert w in msg, msg
 
 
+def test_metrics_reported_are_the_ones_plotted():
+    assert Curation({"selector": "dedup"}).metric_names() == ["curation_kept_fraction"]
+    assert Curation({"selector": "top", "scorer": "truth"}).metric_names() == [
+        "curation_kept_fraction", "curation_score_kept", "curation_score_all"]
+
+
 def test_curation_needs_points_so_auto_samples_them_and_sufficient_is_refused():
     study = Study.from_config(_cfg({"selector": "top", "q": 0.5, "scorer": "truth"}))
     assert study.chains[0].target().method == "sample"

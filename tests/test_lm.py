@@ -341,3 +341,17 @@ def test_tiny_lm_study_with_two_regimes_tracked_to_mlflow(tmp_path, snakemake_ru
     out = model.predict(pd.DataFrame({"prompt": ["The for statement", "A class"]}),
                         params={"max_new_tokens": 12, "seed": 0})
     assert list(out.columns) == ["prompt", "continuation"] and out["continuation"].str.len().min() > 0
+
+
+def test_curation_by_generation0_perplexity_and_minhash_dedup():
+    chain = make_chain("lm", TINY, n=60, replicates=1, label="lm",
+                       curation={"selector": "top", "q": 0.5, "scorer": "gen0"})
+    metrics, run = run_chain(chain, 1)
+    assert metrics[1]["curation_kept_fraction"] == 0.5
+    assert metrics[1]["curation_score_kept"] > metrics[1]["curation_score_all"]
+    texts = np.array([["abc abc abc abc", "the same sentence here", "abc abc abc abc", "zzz"]])
+    ll = run.gen0.loglik(texts)
+    assert ll.shape == (1, 4) and ll[0, 0] == ll[0, 2] and np.all(ll < 0)
+    seqs = run.gen0.tokenizer.encode_batch([str(t) for t in texts[0]])
+    np.testing.assert_allclose(-np.log(sequence_ppl(run.gen0.net_, seqs)), ll[0])
+    assert run.gen0.duplicates(texts, {"similarity": 0.8}, {}).tolist() == [[False, False, True, False]]

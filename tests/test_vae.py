@@ -135,3 +135,27 @@ def test_tiny_vae_study_with_two_regimes_tracked_to_mlflow(tmp_path, snakemake_r
     with torch.no_grad():
         images = decoder(torch.randn(4, 20))
     assert tuple(images.shape) == (4, 64) and float(images.min()) >= 0 and float(images.max()) <= 1
+
+
+def test_curation_hooks_judge_loglik_and_dedup_in_feature_space(tmp_path):
+    t, real, model = _train(epochs=4, decoder="gaussian", decoder_std=0.2)
+    ref = t.reference(generator("ref"))
+    x = real["test"][:, :40]
+    conf = model.judge_score(x, ref)
+    assert conf.shape == (1, 40) and np.all((conf > 0.1) & (conf <= 1))
+    noise = generator("noise").random((1, 40, 64)).astype(np.float32)
+    assert conf.mean() > model.judge_score(noise, ref).mean()  # real digits convince the judge more than noise
+    ll = model.loglik(x)
+    assert ll.shape == (1, 40) and ll.mean() > model.loglik(noise).mean()
+    np.testing.assert_allclose(ll, model.loglik(x))  # fixed evaluation noise: a deterministic score
+    dup = np.concatenate([x[:, :5], x[:, :5], x[:, 5:10]], axis=1)
+    flags = model.duplicates(dup, {"tolerance": 0.0}, ref)
+    assert flags.tolist() == [[False] * 5 + [True] * 5 + [False] * 5]
+    near = dup + 1e-4 * generator("jitter").standard_normal(dup.shape).astype(np.float32)
+    assert model.duplicates(near, {"tolerance": 0.05}, ref)[0, 5:10].all()
+    # the judge scorer in a chain: top half by judge confidence
+    chain = make_chain(target="vae", params=TINY, n=200, replicates=1,
+                       curation={"selector": "top", "q": 0.5, "scorer": "judge"})
+    metrics, _ = run_chain(chain, 1)
+    assert metrics[1]["curation_kept_fraction"] == 0.5
+    assert metrics[1]["curation_score_kept"] > metrics[1]["curation_score_all"]

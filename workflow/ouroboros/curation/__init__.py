@@ -104,6 +104,10 @@ class Curation:
                 return problem
         return None
 
+    def metric_names(self) -> list[str]:
+        """The curation metrics this step reports (scores only where there is a scorer)."""
+        return [m for m in METRICS if self.scorer is not None or m == "curation_kept_fraction"]
+
     def n_candidates(self, m: int) -> int:
         return self.selector.n_candidates(m) if m else 0
 
