@@ -79,3 +79,36 @@ def test_models_are_plain_arrays_without_pickle(tmp_path):
     again = Target.load(tmp_path / "m")
     np.testing.assert_array_equal(again.means_, model.means_)
     np.testing.assert_array_equal(again.sample(5, 1.0, generator("a")), model.sample(5, 1.0, generator("a")))
+
+
+@pytest.mark.parametrize("method", ["sample", "sufficient"])
+def test_every_regime_starts_from_the_same_generation_0_and_takes_the_first_shared_samples(method):
+    """Generation 0 fits the same real data with the same streams in every regime and draws, in parts, what
+    the neediest regime uses; a regime needing fewer takes the first ones (sufficient statistics: the first
+    parts), so generation 1's training sets are nested."""
+    from ouroboros.config import Study
+
+    cfg = {"study": "g0", "seeds": [0], "generations": 1, "tracking": {"enabled": False},
+           "experiments": [{"target": "gaussian", "n": 10, "replicates": 3, "params": {"method": method},
+                            "regimes": ["replace", "accumulate", {"kind": "mix", "rho": 0.3}]}]}
+    study = Study.from_config(cfg)
+    runs = {}
+    for chain in study.chains:
+        run = _fresh_run(chain)
+        model, synthetic, metrics = run.step(0)
+        runs[chain.regime.label] = (model, synthetic, metrics)
+    (m_rep, s_rep, x_rep), (m_acc, s_acc, x_acc), (m_mix, s_mix, x_mix) = runs.values()
+    assert x_rep == x_acc == x_mix
+    np.testing.assert_array_equal(m_rep.cov_, m_mix.cov_)
+    assert study.experiments[0].gen0_parts() == [7, 3]
+    if method == "sample":
+        np.testing.assert_array_equal(s_mix, s_rep[:, :7])
+        np.testing.assert_array_equal(s_acc, s_rep)
+    else:
+        from ouroboros import data as D
+
+        drawn = _fresh_run(study.chains[0]).draw(0, m_rep)
+        assert isinstance(drawn, D.Parts) and [int(p.count[0]) for p in drawn.parts] == [7, 3]
+        np.testing.assert_allclose(s_mix.mean, drawn.parts[0].mean)
+        np.testing.assert_allclose(s_rep.mean, D.concat(list(drawn.parts)).mean)
+        assert np.all(s_rep.count == 10) and np.all(s_mix.count == 7)
