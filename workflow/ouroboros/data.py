@@ -132,6 +132,13 @@ def whole(data: Data) -> Data:
     return data.joined() if isinstance(data, Parts) else data
 
 
+def items_array(data: Data) -> np.ndarray:
+    """The (R, n, ...) array of item slots (for :class:`Masked`, valid or not: use its mask)."""
+    if isinstance(data, Stats):
+        raise TypeError("sufficient statistics have no items")
+    return data.points if isinstance(data, Masked) else np.asarray(data)
+
+
 def items(data: Data, replicate: int) -> np.ndarray:
     """The items of one replicate, masked-out ones dropped."""
     if isinstance(data, Stats):

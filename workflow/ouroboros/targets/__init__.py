@@ -16,6 +16,7 @@ REGISTRY: dict[str, str] = {
     "gmm": "ouroboros.targets.gmm:GMMTarget",
     "vae": "ouroboros.targets.vae:VAETarget",
     "lm": "ouroboros.targets.lm:LMTarget",
+    "categorical": "ouroboros.targets.categorical:CategoricalTarget",
 }
 
 

@@ -1,0 +1,103 @@
+"""The categorical target (Wright-Fisher): refits, sampling, metrics and the closed forms."""
+import numpy as np
+import pytest
+
+from conftest import make_chain
+from ouroboros import data as D
+from ouroboros.chain import ChainRun, run_block
+from ouroboros.seeding import generator
+from ouroboros.targets import make_target
+from ouroboros.targets.categorical import (
+    fixation_time_diffusion,
+    fixation_time_two_categories,
+    tail_categories,
+    truth_probs,
+)
+
+
+def _run(chain):
+    t = chain.experiment.make_target()
+    return ChainRun(chain, t.real_data(chain.real_rng(), chain.n, chain.experiment.replicates), {})
+
+
+def test_truths_tail_and_draws():
+    np.testing.assert_allclose(truth_probs(4, "uniform", 1.0), 0.25)
+    z = truth_probs(5, "zipf", 1.0)
+    np.testing.assert_allclose(z, np.array([1, 1 / 2, 1 / 3, 1 / 4, 1 / 5]) / sum([1, 1 / 2, 1 / 3, 1 / 4, 1 / 5]))
+    assert tail_categories(z, 0.15).tolist() == [4] and tail_categories(z, 0.2).tolist() == [3, 4]  # 0.088, 0.109
+    assert tail_categories(np.full(10, 0.1), 0.1).tolist() == [0]
+    t = make_target("categorical", {"K": 5, "truth": "zipf"})
+    x = t.draw_real(generator("d"), 200000, 2)
+    assert x.shape == (2, 200000, 1) and x.min() >= 0 and x.max() <= 4
+    freq = np.bincount(x[0, :, 0], minlength=5) / 200000
+    assert np.all(np.abs(freq - z) < 4 * np.sqrt(z * (1 - z) / 200000))
+
+
+def test_fit_counts_masks_smoothing_and_sampling_bias():
+    t = make_target("categorical", {"K": 3, "smoothing": 1.0})
+    x = np.array([[[0], [0], [1], [0]], [[2], [2], [2], [1]]])
+    np.testing.assert_allclose(t.fit(x).p_, [[4 / 7, 2 / 7, 1 / 7], [1 / 7, 2 / 7, 4 / 7]])
+    masked = D.Masked(x, np.array([[1, 1, 0, 0], [1, 1, 1, 1]], bool))
+    m = make_target("categorical", {"K": 3}).fit(masked)
+    np.testing.assert_allclose(m.p_, [[1, 0, 0], [0, 0.25, 0.75]])
+    metrics = m.evaluate(None, {}, {}, m)
+    assert metrics["fixed"] == 0.5 and metrics["support_size"] == 1.5 and metrics["lost_any"] == 1.0
+    sharp = m.sample(20000, 0.5, generator("s"))  # p^2 renormalised: 0.1 and 0.9 in replicate 1
+    assert abs(np.mean(sharp[1, :, 0] == 2) - 0.9) < 0.01 and np.all(sharp[0] == 0)
+
+
+@pytest.mark.parametrize("K,truth", [(10, "uniform"), (6, "zipf")])
+def test_heterozygosity_decays_by_one_minus_one_over_n_per_generation(K, truth):
+    """Wright-Fisher: E[H_t] = H_truth (1 - 1/n)^(t + 1) (generation 0 refits n real draws)."""
+    n, R, G = 30, 4000, 20
+    chain = make_chain("categorical", {"K": K, "truth": truth}, n=n, replicates=R)
+    run = _run(chain)
+    H = []
+    for t in range(G + 1):
+        model, _, _ = run.step(t)
+        H.append(1 - np.sum(model.p_ ** 2, axis=1))
+    H = np.array(H)  # (G + 1, R)
+    theory = chain.target().closed_form("heterozygosity", np.arange(G + 1), chain.regime, n, 1.0)
+    se = H.std(axis=1) / np.sqrt(R)
+    assert np.all(np.abs(H.mean(axis=1) - theory) < 4 * se + 1e-12), (H.mean(axis=1), theory)
+
+
+def test_mean_time_to_fixation_with_two_categories_is_the_markov_chain_value():
+    n, R, G = 20, 3000, 600
+    chain = make_chain("categorical", {"K": 2}, n=n, replicates=R, generations=G, block=G + 1)
+    run = _run(chain)
+    fixed_at = np.full(R, -1)
+    for t in range(G + 1):
+        model, _, _ = run.step(t)
+        newly = (fixed_at < 0) & ((model.p_ == 0) | (model.p_ == 1)).any(axis=1)
+        fixed_at[newly] = t
+    assert np.all(fixed_at >= 0)
+    exact = fixation_time_two_categories(n, 0.5)
+    assert abs(fixed_at.mean() - exact) < 4 * fixed_at.std() / np.sqrt(R), (fixed_at.mean(), exact)
+    # the diffusion approximation is close for n = 20 (and exact as n grows)
+    assert abs(fixation_time_diffusion(n, [0.5, 0.5]) / exact - 1) < 0.1
+
+
+def test_dedup_refits_the_uniform_distribution_on_the_seen_support():
+    chain = make_chain("categorical", {"K": 20, "truth": "zipf"}, n=15, replicates=50,
+                       curation={"selector": "dedup"})
+    run = _run(chain)
+    for t in range(4):
+        model, synthetic, metrics = run.step(t)
+        if t:
+            p = model.p_
+            for r in range(50):
+                seen = p[r] > 0
+                np.testing.assert_allclose(p[r, seen], 1 / seen.sum())
+    assert metrics["curation_kept_fraction"] < 1
+
+
+def test_blocks_and_resume_give_the_same_numbers():
+    chain = make_chain("categorical", {"K": 5}, regime="accumulate-subsample", n=12, replicates=20)
+    whole = run_block(_run(chain), 0, 6)
+    first = run_block(_run(chain), 0, 2)
+    resumed = _run(chain)
+    from ouroboros.chain import unstack_models
+
+    resumed.resume(2, first.state, unstack_models(first.stacked_models(), resumed.template))
+    assert first.metrics + run_block(resumed, 3, 6).metrics == whole.metrics
