@@ -37,6 +37,8 @@ GEN = paths.gen_dir(S, "{exp}", "{regime}", "{seed}", "{gen}")
 GEN0 = paths.gen0_dir(S, "{exp}", "{seed}")
 SEED_LOG = paths.seed_log_dir(S, "{exp}", "{seed}")
 BLOCK = paths.block_dir(S, "{exp}", "{regime}", "{seed}", "{first}", "{last}")
+CURATED = paths.curated_dir(S, "{exp}", "{regime}", "{seed}", "{cgen}")
+CURATION_CSV = paths.curation_metrics(S, "{exp}", "{regime}", "{seed}", "{cgen}")
 
 
 wildcard_constraints:

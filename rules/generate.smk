@@ -38,8 +38,8 @@ rule curate:
     input:
         unpack(curate_inputs),
     output:
-        samples=directory(f"{CHAIN}/gen{{cgen}}/curated"),
-        metrics=f"{CHAIN}/gen{{cgen}}/curation.csv",
+        samples=directory(CURATED),
+        metrics=CURATION_CSV,
     params:
         spec=chain_spec,
         gen=lambda w: int(w.cgen),

@@ -10,6 +10,7 @@ raised before any job runs.
 from __future__ import annotations
 
 import copy
+import functools
 import itertools
 import json
 from dataclasses import dataclass, field
@@ -20,7 +21,7 @@ import numpy as np
 
 from ouroboros import paths, seeding
 from ouroboros import regimes as R
-from ouroboros.curation import Curation
+from ouroboros.curation import Curation, scorer_class, selector_class
 from ouroboros.regimes import Regime
 from ouroboros.settings import ConfigError, check, check_finite
 from ouroboros.targets import REGISTRY, Target, make_target, target_class
@@ -78,8 +79,13 @@ class Experiment:
     def make_target(self) -> Target:
         return make_target(self.target, self.params)
 
-    def make_curation(self) -> Optional[Curation]:
+    @functools.cached_property
+    def _curation_step(self) -> Optional[Curation]:
         return Curation.from_spec(self.curation)
+
+    def make_curation(self) -> Optional[Curation]:
+        """The experiment's curation step (built and checked once; the step keeps no state)."""
+        return self._curation_step
 
     def candidates(self, m: int) -> int:
         """Samples a model draws so that m synthetic items remain after curation."""
@@ -267,8 +273,6 @@ def _sweep_groups(exp: dict, cls_t) -> dict[str, set[str]]:
             pass
     cur = exp.get("curation")
     if isinstance(cur, dict):
-        from ouroboros.curation import scorer_class, selector_class
-
         groups["curation"] |= {"selector", "scorer"}
         for key, load in (("selector", selector_class), ("scorer", scorer_class)):
             if cur.get(key) not in (None, "none"):

@@ -79,6 +79,11 @@ class Selector:
         raise NotImplementedError
 
 
+#: the ``oversample`` setting of the selectors that draw a multiple of what they keep
+OVERSAMPLE = {"type": "number", "minimum": 1, "default": 1,
+              "description": "the model draws ceil(oversample * m) candidates"}
+
+
 def best_first(scores: np.ndarray) -> np.ndarray:
     """Indices sorting each replicate's scores from best to worst (ties keep candidate order)."""
     return np.argsort(-scores, axis=1, kind="stable")

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ouroboros.curation.base import Selector
+from ouroboros.curation.base import OVERSAMPLE, Selector
 from ouroboros.settings import settings_schema
 
 
@@ -12,8 +12,7 @@ class RandomSelector(Selector):
     description = "keep a uniformly random m of the oversampled candidates (no selection: the control)"
     needs_scores = False
     settings_schema = settings_schema({
-        "oversample": {"type": "number", "minimum": 1, "default": 1,
-                       "description": "the model draws ceil(oversample * m) candidates"},
+        "oversample": OVERSAMPLE,
     })
 
     def select(self, candidates, scores, m, rng, ctx):

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ouroboros.curation.base import Selector
+from ouroboros.curation.base import OVERSAMPLE, Selector
 from ouroboros.settings import settings_schema
 
 
@@ -26,8 +26,7 @@ class Dedup(Selector):
         "similarity": {"type": "number", "exclusiveMinimum": 0, "maximum": 1, "default": 0.8,
                        "description": "text: estimated Jaccard similarity of 5-character shingles at or above "
                                       "which two samples are near duplicates (MinHash LSH)"},
-        "oversample": {"type": "number", "minimum": 1, "default": 1,
-                       "description": "the model draws ceil(oversample * m) candidates"},
+        "oversample": OVERSAMPLE,
     })
 
     def check(self, target):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ouroboros.curation.base import Selector, best_first
+from ouroboros.curation.base import OVERSAMPLE, Selector, best_first
 from ouroboros.settings import settings_schema
 
 
@@ -16,8 +16,7 @@ class Threshold(Selector):
         "fill": {"enum": ["top_up", "report"], "default": "top_up",
                  "description": "top_up: fill to m with the best candidates below the threshold; "
                                 "report: keep only those above (smaller training sets)"},
-        "oversample": {"type": "number", "minimum": 1, "default": 1,
-                       "description": "the model draws ceil(oversample * m) candidates"},
+        "oversample": OVERSAMPLE,
     })
 
     def select(self, candidates, scores, m, rng, ctx):

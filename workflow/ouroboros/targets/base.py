@@ -23,7 +23,6 @@ from ouroboros import data as D
 from ouroboros import io
 from ouroboros.data import Data, from_arrays, to_arrays
 from ouroboros.regimes import Regime
-from ouroboros.settings import settings_schema  # noqa: F401  (targets build their params_schema with it)
 
 
 class Target:

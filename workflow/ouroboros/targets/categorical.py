@@ -17,7 +17,8 @@ import numpy as np
 from ouroboros import data as D
 from ouroboros.data import Data, Stats
 from ouroboros.regimes import Regime
-from ouroboros.targets.base import Target, settings_schema
+from ouroboros.settings import settings_schema
+from ouroboros.targets.base import Target
 
 
 def truth_probs(K: int, truth: str, beta: float) -> np.ndarray:

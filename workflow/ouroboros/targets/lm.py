@@ -33,7 +33,7 @@ import numpy as np
 from ouroboros import data as D
 from ouroboros import io
 from ouroboros import text as T
-from ouroboros.targets.base import settings_schema
+from ouroboros.settings import settings_schema
 from ouroboros.targets.torch_base import TorchTarget
 
 log = logging.getLogger("ouroboros")

@@ -28,7 +28,7 @@ from ouroboros import data as D
 from ouroboros import images
 from ouroboros import metrics as M
 from ouroboros.data import Data
-from ouroboros.targets.base import settings_schema
+from ouroboros.settings import settings_schema
 from ouroboros.targets.torch_base import TorchTarget
 
 log = logging.getLogger("ouroboros")
