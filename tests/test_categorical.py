@@ -46,11 +46,13 @@ def test_fit_counts_masks_smoothing_and_sampling_bias():
     assert abs(np.mean(sharp[1, :, 0] == 2) - 0.9) < 0.01 and np.all(sharp[0] == 0)
 
 
-@pytest.mark.parametrize("K,truth", [(10, "uniform"), (6, "zipf")])
-def test_heterozygosity_decays_by_one_minus_one_over_n_per_generation(K, truth):
-    """Wright-Fisher: E[H_t] = H_truth (1 - 1/n)^(t + 1) (generation 0 refits n real draws)."""
+@pytest.mark.parametrize("K,truth,method", [(10, "uniform", "counts"), (6, "zipf", "counts"), (6, "zipf", "sample")])
+def test_heterozygosity_decays_by_one_minus_one_over_n_per_generation(K, truth, method):
+    """Wright-Fisher: E[H_t] = H_truth (1 - 1/n)^(t + 1) (generation 0 refits n real draws), whether the
+    items or their counts are drawn."""
     n, R, G = 30, 4000, 20
-    chain = make_chain("categorical", {"K": K, "truth": truth}, n=n, replicates=R)
+    chain = make_chain("categorical", {"K": K, "truth": truth, "method": method}, n=n, replicates=R)
+    assert chain.target().method == method
     run = _run(chain)
     H = []
     for t in range(G + 1):
@@ -92,8 +94,12 @@ def test_dedup_refits_the_uniform_distribution_on_the_seen_support():
     assert metrics["curation_kept_fraction"] < 1
 
 
-def test_blocks_and_resume_give_the_same_numbers():
-    chain = make_chain("categorical", {"K": 5}, regime="accumulate-subsample", n=12, replicates=20)
+@pytest.mark.parametrize("regime", ["accumulate-subsample", "accumulate", "mix"])
+def test_blocks_and_resume_give_the_same_numbers(regime):
+    """Item pools (accumulate-subsample) and count pools (accumulate: the real items summarised, counts
+    merged; mix: real items joined to drawn counts)."""
+    chain = make_chain("categorical", {"K": 5}, regime=regime, n=12, replicates=20, rho=0.25)
+    assert chain.target().method == ("sample" if regime == "accumulate-subsample" else "counts")
     whole = run_block(_run(chain), 0, 6)
     first = run_block(_run(chain), 0, 2)
     resumed = _run(chain)
@@ -101,3 +107,15 @@ def test_blocks_and_resume_give_the_same_numbers():
 
     resumed.resume(2, first.state, unstack_models(first.stacked_models(), resumed.template))
     assert first.metrics + run_block(resumed, 3, 6).metrics == whole.metrics
+    if regime == "accumulate":  # the pool holds n items per generation plus the real ones, as counts
+        np.testing.assert_array_equal(resumed.pool.stats().count, np.full(20, 12 * 8))
+
+
+def test_counts_method_refuses_what_needs_items():
+    from ouroboros.regimes import make_regime
+    from ouroboros.targets import make_target
+
+    t = make_target("categorical", {"method": "counts"})
+    assert "cannot run regime 'accumulate-subsample'" in t.for_regime(make_regime("accumulate-subsample")).check(
+        make_regime("accumulate-subsample"), 10, 2)
+    assert "cannot be curated" in t.for_regime(make_regime("replace"), curated=True).check(make_regime("replace"), 10, 2)

@@ -47,7 +47,8 @@ class ChainRun:
         self.gen0: Optional[Target] = None
         self.model: Optional[Target] = None
         self.previous: Optional[D.Data] = None
-        self.pool: Optional[Pool] = Pool(real["train"], self.pool_as_stats) if self.regime.pools and real else None
+        self.pool: Optional[Pool] = (Pool(real["train"], self.pool_as_stats, self.template.summarize)
+                                     if self.regime.pools and real else None)
         self.curation = chain.curation()
 
     @property
@@ -131,7 +132,7 @@ class ChainRun:
         if self.pool is None:
             return
         if self.pool.as_stats:
-            self.pool = Pool(D.Stats.from_arrays(state, "pool."), True)
+            self.pool = Pool(D.summary_from_arrays(state, "pool."), True, self.template.summarize)
             return
         if models is None:
             raise ValueError("resuming a pool of points needs every earlier generation's model")

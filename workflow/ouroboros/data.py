@@ -6,11 +6,12 @@
   whose size differs between replicates (after deduplication or threshold
   curation).  Nothing is padded silently: masked-out items are never fitted.
   A single replicate never needs a mask (its invalid items are dropped).
-* :class:`Stats`: the Gaussian sufficient statistics of such a set, per
-  replicate (count, mean, centred scatter matrix).  Targets whose fit depends
-  on the data only through these (the Gaussian) can pool training sets without
-  keeping the points.  Pooling uses Chan et al.'s pairwise update, so it stays
-  accurate when the spread is many orders of magnitude below the mean.
+* a :class:`Summary`: sufficient statistics of such a set, per replicate.
+  Targets whose fit depends on the data only through them can pool training
+  sets without keeping the points.  :class:`Stats` are the Gaussian's (count,
+  mean, centred scatter matrix; pooled with Chan et al.'s pairwise update, so
+  they stay accurate when the spread is many orders of magnitude below the
+  mean); :class:`Counts` are the categorical target's (counts per category).
 """
 from __future__ import annotations
 
@@ -20,15 +21,51 @@ from typing import Sequence, Union
 import numpy as np
 
 
+class Summary:
+    """Sufficient statistics of R replicate training sets: they merge, and summarise points of their family."""
+
+    #: prefix of the arrays in a saved file (``stats_count``, ``counts_c``); subclasses also have ``count``,
+    #: items per replicate (R,)
+    prefix = ""
+
+    @property
+    def replicates(self) -> int:
+        raise NotImplementedError
+
+    def merge(self, other: "Summary") -> "Summary":
+        raise NotImplementedError
+
+    def summarize(self, points) -> "Summary":
+        """Points (or Masked points) as a summary of this family."""
+        raise NotImplementedError
+
+    def arrays(self, prefix: str = "") -> dict[str, np.ndarray]:
+        raise NotImplementedError
+
+
+def summary_from_arrays(arrays: dict[str, np.ndarray], prefix: str = "") -> "Summary":
+    """The summary saved by ``Summary.arrays(prefix)`` (its family recognised by its keys)."""
+    if f"{prefix}c" in arrays:
+        return Counts.from_arrays(arrays, prefix)
+    if f"{prefix}xx" in arrays:
+        return Gram.from_arrays(arrays, prefix)
+    return Stats.from_arrays(arrays, prefix)
+
+
 @dataclass(frozen=True)
-class Stats:
+class Stats(Summary):
     count: np.ndarray  # (R,)
     mean: np.ndarray  # (R, d)
     m2: np.ndarray  # (R, d, d): sum of (x - mean)(x - mean)^T
 
+    prefix = "stats_"
+
     @property
     def replicates(self) -> int:
         return self.mean.shape[0]
+
+    def summarize(self, points) -> "Stats":
+        return Stats.from_points(points)
 
     @classmethod
     def from_points(cls, x) -> "Stats":
@@ -83,6 +120,86 @@ class Stats:
 
 
 @dataclass(frozen=True)
+class Counts(Summary):
+    """Category counts ``c`` (R, K) of training sets of category indices (items shaped (R, n, 1))."""
+
+    c: np.ndarray
+
+    prefix = "counts_"
+
+    @property
+    def count(self) -> np.ndarray:
+        return self.c.sum(axis=1)
+
+    @property
+    def replicates(self) -> int:
+        return self.c.shape[0]
+
+    @classmethod
+    def from_items(cls, x, K: int) -> "Counts":
+        """Counts of items (R, n, 1) (or Masked items) over K categories."""
+        idx = (x.points if isinstance(x, Masked) else np.asarray(x)).astype(np.int64)[..., 0]
+        r = idx.shape[0]
+        w = x.mask.astype(float).ravel() if isinstance(x, Masked) else None
+        flat = (idx + K * np.arange(r)[:, None]).ravel()
+        return cls(np.bincount(flat, weights=w, minlength=r * K).reshape(r, K).astype(float))
+
+    def summarize(self, points) -> "Counts":
+        return Counts.from_items(points, self.c.shape[1])
+
+    def merge(self, other: "Counts") -> "Counts":
+        return Counts(self.c + other.c)
+
+    def arrays(self, prefix: str = "") -> dict[str, np.ndarray]:
+        return {f"{prefix}c": self.c}
+
+    @classmethod
+    def from_arrays(cls, arrays: dict[str, np.ndarray], prefix: str = "") -> "Counts":
+        return cls(np.asarray(arrays[f"{prefix}c"], float))
+
+
+@dataclass(frozen=True)
+class Gram(Summary):
+    """Least-squares sufficient statistics of rows (x, y) (items shaped (R, n, d + 1), y last): count, X^T X
+    (R, d, d), X^T y (R, d) and y^T y (R,)."""
+
+    count: np.ndarray
+    xx: np.ndarray
+    xy: np.ndarray
+    yy: np.ndarray
+
+    prefix = "gram_"
+
+    @property
+    def replicates(self) -> int:
+        return self.xy.shape[0]
+
+    @classmethod
+    def from_points(cls, rows) -> "Gram":
+        if isinstance(rows, Masked):
+            pts = np.asarray(rows.points, float) * rows.mask[..., None]
+            count = rows.mask.sum(axis=1).astype(float)
+        else:
+            pts = np.asarray(rows, float)
+            count = np.full(pts.shape[0], float(pts.shape[1]))
+        x, y = pts[..., :-1], pts[..., -1]
+        return cls(count, np.einsum("rni,rnj->rij", x, x), np.einsum("rni,rn->ri", x, y), np.einsum("rn,rn->r", y, y))
+
+    def summarize(self, points) -> "Gram":
+        return Gram.from_points(points)
+
+    def merge(self, other: "Gram") -> "Gram":
+        return Gram(self.count + other.count, self.xx + other.xx, self.xy + other.xy, self.yy + other.yy)
+
+    def arrays(self, prefix: str = "") -> dict[str, np.ndarray]:
+        return {f"{prefix}count": self.count, f"{prefix}xx": self.xx, f"{prefix}xy": self.xy, f"{prefix}yy": self.yy}
+
+    @classmethod
+    def from_arrays(cls, arrays: dict[str, np.ndarray], prefix: str = "") -> "Gram":
+        return cls(*(np.asarray(arrays[f"{prefix}{k}"], float) for k in ("count", "xx", "xy", "yy")))
+
+
+@dataclass(frozen=True)
 class Masked:
     """Points ``(R, n, ...)`` of which only ``mask`` ``(R, n)`` are real items of each replicate."""
 
@@ -98,7 +215,7 @@ class Masked:
         return self.points.shape[0]
 
 
-Data = Union[np.ndarray, Stats, Masked]
+Data = Union[np.ndarray, Summary, Masked]
 
 
 def compact(points: np.ndarray, valid: np.ndarray) -> Data:
@@ -114,7 +231,7 @@ def compact(points: np.ndarray, valid: np.ndarray) -> Data:
 
 def counts(data: Data) -> np.ndarray:
     """Items per replicate, shaped (R,)."""
-    if isinstance(data, Stats):
+    if isinstance(data, Summary):
         return data.count.astype(int)
     if isinstance(data, Masked):
         return data.mask.sum(axis=1)
@@ -134,14 +251,14 @@ def whole(data: Data) -> Data:
 
 def items_array(data: Data) -> np.ndarray:
     """The (R, n, ...) array of item slots (for :class:`Masked`, valid or not: use its mask)."""
-    if isinstance(data, Stats):
+    if isinstance(data, Summary):
         raise TypeError("sufficient statistics have no items")
     return data.points if isinstance(data, Masked) else np.asarray(data)
 
 
 def items(data: Data, replicate: int) -> np.ndarray:
     """The items of one replicate, masked-out ones dropped."""
-    if isinstance(data, Stats):
+    if isinstance(data, Summary):
         raise TypeError("sufficient statistics have no items")
     if isinstance(data, Masked):
         return data.points[replicate][data.mask[replicate]]
@@ -155,7 +272,7 @@ def take_first(data: Data, m: int) -> Data:
     """
     if isinstance(data, Parts):
         return data.first(m)
-    if isinstance(data, Stats):
+    if isinstance(data, Summary):
         if np.any(data.count != m):
             raise ValueError(f"cannot take {m} items of sufficient statistics of {data.count.max():.0f} items")
         return data
@@ -190,19 +307,20 @@ class Parts:
 
 
 def concat(parts: Sequence[Data]) -> Data:
-    """Join training sets item-wise; any :class:`Stats` part makes the result Stats, any
-    :class:`Masked` part (and no Stats) makes it Masked."""
+    """Join training sets item-wise; any :class:`Summary` part makes the result a summary of its family, any
+    :class:`Masked` part (and no summary) makes it Masked."""
     parts = [p for p in parts if p is not None]
     if not parts:
         raise ValueError("nothing to concatenate")
-    if any(isinstance(p, Masked) for p in parts) and not any(isinstance(p, Stats) for p in parts):
+    if any(isinstance(p, Masked) for p in parts) and not any(isinstance(p, Summary) for p in parts):
         pts = [p.points if isinstance(p, Masked) else np.asarray(p) for p in parts]
         masks = [p.mask if isinstance(p, Masked) else np.ones(np.shape(p)[:2], bool) for p in parts]
         return Masked(np.concatenate(pts, axis=1), np.concatenate(masks, axis=1))
-    if any(isinstance(p, Stats) for p in parts):
+    if any(isinstance(p, Summary) for p in parts):
+        family = next(p for p in parts if isinstance(p, Summary))
         out = None
         for p in parts:
-            s = p if isinstance(p, Stats) else Stats.from_points(p)
+            s = p if isinstance(p, Summary) else family.summarize(p)
             out = s if out is None else out.merge(s)
         return out
     return parts[0] if len(parts) == 1 else np.concatenate(parts, axis=1)
@@ -214,7 +332,7 @@ def subsample(points: Data, m: int, rng: np.random.Generator) -> Data:
     From :class:`Masked` points, only valid items are drawn; a replicate with
     fewer than m valid items keeps all of them (the result is then Masked).
     """
-    if isinstance(points, Stats):
+    if isinstance(points, Summary):
         raise TypeError("cannot subsample sufficient statistics: this regime needs the points")
     if isinstance(points, Masked):
         r, n = points.mask.shape
@@ -234,14 +352,14 @@ def subsample(points: Data, m: int, rng: np.random.Generator) -> Data:
 
 def to_arrays(data: Data) -> dict[str, np.ndarray]:
     if isinstance(data, Parts):
-        if not any(isinstance(p, Stats) for p in data.parts):
+        if not any(isinstance(p, Summary) for p in data.parts):
             return to_arrays(data.joined())
         out = {"parts": np.asarray(len(data.parts))}
         for i, p in enumerate(data.parts):
             out.update({f"part{i}.{k}": v for k, v in to_arrays(p).items()})
         return out
-    if isinstance(data, Stats):
-        return data.arrays("stats_")
+    if isinstance(data, Summary):
+        return data.arrays(data.prefix)
     if isinstance(data, Masked):
         return {"points": data.points, "mask": data.mask}
     return {"points": data}
@@ -255,7 +373,10 @@ def from_arrays(arrays: dict[str, np.ndarray]) -> Data:
         return Masked(arrays["points"], arrays["mask"].astype(bool))
     if "points" in arrays:
         return arrays["points"]
-    return Stats.from_arrays(arrays, "stats_")
+    for family in (Counts, Gram, Stats):
+        if any(k.startswith(family.prefix) for k in arrays):
+            return family.from_arrays(arrays, family.prefix)
+    raise ValueError(f"no data in arrays {sorted(arrays)}")
 
 
 def near_duplicates(x: np.ndarray, tolerance: float) -> np.ndarray:

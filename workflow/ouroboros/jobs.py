@@ -100,7 +100,7 @@ def train(spec: dict, gen: int, real_path, sample_dirs: Sequence, model_dir, man
     io.save_json(manifest_path, {
         "chain": chain.path, "generation": gen, "regime": chain.regime.label, "items_per_replicate": D.size(data),
         "items_min": int(D.counts(data).min()),
-        "form": "stats" if isinstance(data, D.Stats) else ("masked points" if isinstance(data, D.Masked) else "points"),
+        "form": "stats" if isinstance(data, D.Summary) else ("masked points" if isinstance(data, D.Masked) else "points"),
         "digest": io.digest(D.to_arrays(data)),
         "real": str(real_path) if chain.regime.uses_real(gen) else None,
         "samples": {str(j): str(d) for j, d in zip(sources, sample_dirs)},

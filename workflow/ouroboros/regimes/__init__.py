@@ -50,7 +50,10 @@ def from_spec_at(spec: Any, at: str) -> Regime:
                           f"allowed values: {', '.join(REGISTRY)}")
     settings = {k: v for k, v in entry.items() if k != "kind"}
     check(regime_class(entry["kind"]).settings_schema, settings, at)
-    return make_regime(entry["kind"], **settings)
+    try:
+        return make_regime(entry["kind"], **settings)
+    except ConfigError as e:
+        raise ConfigError(f"invalid config at {at}: {e}") from None
 
 
 __all__ = ["REGISTRY", "Pool", "Regime", "build_trainset", "from_spec", "from_spec_at", "make_regime", "regime_class"]

@@ -103,23 +103,25 @@ class Regime:
 class Pool:
     """real + S_0 + S_1 + ...: the growing data of the pooling regimes.
 
-    Kept as :class:`~ouroboros.data.Stats` when the target's fit needs only
-    those and the regime never subsamples, otherwise as points.
+    Kept as a :class:`~ouroboros.data.Summary` (``summarize`` turns points
+    into one: the target's sufficient statistics) when the target's fit needs
+    only those and the regime never subsamples, otherwise as points.
     """
 
-    def __init__(self, real: D.Data, as_stats: bool):
+    def __init__(self, real: D.Data, as_stats: bool, summarize: Callable = D.Stats.from_points):
         self.as_stats = as_stats
+        self.summarize = summarize
         self._parts: list = []
-        self._stats: Optional[D.Stats] = None
+        self._stats: Optional[D.Summary] = None
         self._joined = None
         self.add(real)
 
     def add(self, part: D.Data) -> None:
         if self.as_stats:
-            s = part if isinstance(part, D.Stats) else D.Stats.from_points(part)
+            s = part if isinstance(part, D.Summary) else self.summarize(part)
             self._stats = s if self._stats is None else self._stats.merge(s)
         else:
-            if isinstance(part, D.Stats):
+            if isinstance(part, D.Summary):
                 raise TypeError("this pool keeps points but was given sufficient statistics")
             self._parts.append(part)
             self._joined = None
@@ -132,7 +134,7 @@ class Pool:
             self._joined = self._parts[0]
         return self._joined
 
-    def stats(self) -> D.Stats:
+    def stats(self) -> D.Summary:
         if not self.as_stats:
             raise TypeError("this pool keeps points")
         return self._stats

@@ -1,26 +1,50 @@
-"""``mix``: a real fraction rho of every training set (Shumailov et al. 2024 kept 10%).
+"""``mix``: real and synthetic items in every training set.
 
-round(rho n) real items plus n - round(rho n) items of S_{t-1}.  The real items
-are a fresh random subset of the real training set each generation, or, with
-``fresh``, newly drawn real data each generation (the fresh-data loop of
-Alemohammad et al. 2024).
+By fraction: round(rho n) real items plus n - round(rho n) items of S_{t-1}
+(Shumailov et al. 2024 kept 10%).  By count: ``n_real`` real plus
+``n_synthetic`` synthetic items (a training set of n_real + n_synthetic items,
+which may differ from generation 0's n; set both): the fresh-data loop of
+Alemohammad et al. 2024 (n_r fresh real + n_s synthetic) and, with
+``n_real: n`` and the real training set reused, the fixed real set plus
+synthetic data of Bertrand et al. 2024.
+
+The real items are a fresh random subset of the real training set each
+generation (all of it when n_real = n), or, with ``fresh``, newly drawn real
+data each generation.
 """
 from __future__ import annotations
 
+from typing import Optional
+
 from ouroboros import data as D
 from ouroboros.regimes.base import Regime
-from ouroboros.settings import settings_schema
+from ouroboros.settings import ConfigError, settings_schema
 
 
 class Mix(Regime):
     kind = "mix"
-    description = "a real fraction rho of each training set (a random subset of the real set, or fresh real data)"
+    description = ("real and synthetic items in each training set: a real fraction rho, or n_real real plus "
+                   "n_synthetic synthetic (a random subset of the real set, or fresh real data)")
     settings_schema = settings_schema({
         "rho": {"type": "number", "minimum": 0, "maximum": 1, "default": 0.1,
-                "description": "real fraction of each training set"},
+                "description": "real fraction of each training set (when n_real and n_synthetic are not set)"},
         "fresh": {"type": "boolean", "default": False,
                   "description": "draw fresh real data each generation instead of reusing the real training set"},
+        "n_real": {"type": ["integer", "null"], "minimum": 0, "default": None,
+                   "description": "real items per training set after generation 0 (set with n_synthetic; rho is "
+                                  "then unused)"},
+        "n_synthetic": {"type": ["integer", "null"], "minimum": 0, "default": None,
+                        "description": "synthetic items per training set (set with n_real)"},
     })
+
+    def __init__(self, **settings):
+        super().__init__(**settings)
+        nr, ns = self.settings["n_real"], self.settings["n_synthetic"]
+        if (nr is None) != (ns is None):
+            raise ConfigError(f"regime mix: set both n_real and n_synthetic, or neither (got n_real={nr}, "
+                              f"n_synthetic={ns})")
+        if nr is not None and nr + ns == 0:
+            raise ConfigError("regime mix: n_real + n_synthetic must be positive")
 
     @property
     def rho(self) -> float:
@@ -31,15 +55,45 @@ class Mix(Regime):
         return bool(self.settings["fresh"])
 
     @property
+    def by_count(self) -> bool:
+        return self.settings["n_real"] is not None
+
+    @property
     def label(self) -> str:
-        """``mix-rho0.1``, ``mix-rho0.1-fresh``."""
-        return f"mix-rho{self.rho:g}" + ("-fresh" if self.fresh else "")
+        """``mix-rho0.1``, ``mix-rho0.1-fresh``, ``mix-nr100-ns900-fresh``."""
+        if self.by_count:
+            core = f"mix-nr{self.settings['n_real']}-ns{self.settings['n_synthetic']}"
+        else:
+            core = f"mix-rho{self.rho:g}"
+        return core + ("-fresh" if self.fresh else "")
+
+    def columns(self) -> dict:
+        """rho, fresh and, by count, n_real, n_synthetic (rho is then the real fraction they make)."""
+        if not self.by_count:
+            return {"rho": self.rho, "fresh": self.fresh}
+        return {"rho": self.real_fraction(0), "fresh": self.fresh, "n_real": self.settings["n_real"],
+                "n_synthetic": self.settings["n_synthetic"]}
 
     def n_real(self, n):
-        return int(round(self.rho * n))
+        return int(self.settings["n_real"]) if self.by_count else int(round(self.rho * n))
+
+    def n_synthetic(self, n):
+        return int(self.settings["n_synthetic"]) if self.by_count else n - self.n_real(n)
+
+    def real_fraction(self, n) -> float:
+        """n_real / (n_real + n_synthetic)."""
+        total = self.n_real(n) + self.n_synthetic(n)
+        return self.n_real(n) / total if total else 0.0
 
     def uses_real(self, t):
-        return t == 0 or (not self.fresh and self.rho > 0)
+        reuses = self.settings["n_real"] > 0 if self.by_count else self.rho > 0
+        return t == 0 or (not self.fresh and reuses)
+
+    def check(self, n: int) -> Optional[str]:
+        if self.by_count and not self.fresh and self.n_real(n) > n:
+            return (f"mix with n_real={self.n_real(n)} reuses the real training set of n={n} items: n_real must "
+                    "be at most n (or set fresh: true)")
+        return None
 
     def build(self, t, n, real, previous, pool, rng, draw_real):
         m = self.n_real(n)

@@ -17,6 +17,7 @@ REGISTRY: dict[str, str] = {
     "vae": "ouroboros.targets.vae:VAETarget",
     "lm": "ouroboros.targets.lm:LMTarget",
     "categorical": "ouroboros.targets.categorical:CategoricalTarget",
+    "linreg": "ouroboros.targets.linreg:LinRegTarget",
 }
 
 

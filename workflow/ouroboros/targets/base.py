@@ -36,7 +36,8 @@ class Target:
     params_schema: ClassVar[dict] = {"type": "object", "additionalProperties": False, "properties": {}}
     #: metric name -> one-line description (used in plots and report captions)
     metrics: ClassVar[dict[str, str]] = {}
-    #: whether fit depends on the data only through Gaussian sufficient statistics
+    #: whether fit depends on the data only through sufficient statistics (``summarize``), so that pools of
+    #: data can be kept as those
     stats_sufficient: ClassVar[bool] = False
     #: name -> description of per-item values ``evaluate`` also returns (as arrays); they are stored per
     #: generation (``distributions.npz``) and drawn as overlaid histograms, one per generation
@@ -94,6 +95,10 @@ class Target:
     def reference(self, rng: np.random.Generator) -> dict[str, np.ndarray]:
         """Fixed material shared by every chain of an experiment (evaluation samples, judges)."""
         return {}
+
+    def summarize(self, points: Data) -> D.Summary:
+        """The sufficient statistics of points (targets with ``stats_sufficient``; default: Gaussian)."""
+        return D.Stats.from_points(points)
 
     # -- model -------------------------------------------------------------------
     def fit(self, data: Data, rng: np.random.Generator) -> "Target":

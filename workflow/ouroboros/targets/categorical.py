@@ -7,6 +7,11 @@ replicates are vectorised with numpy.  Under ``replace`` with alpha = 0 and lam 
 Wright-Fisher model: a category once lost never returns, and every replicate ends fixed on one category.
 
 The sampling bias lam draws from p^(1/lam) renormalised (lam < 1 sharpens towards the modes).
+
+The refit depends on the data only through the counts per category (:class:`~ouroboros.data.Counts`):
+``method: counts`` draws them directly (a multinomial per replicate, R K binomials instead of R n items),
+``sample`` draws the items; ``auto`` (default) uses counts wherever it is exact (no curation, no regime that
+picks individual items).  Pools of the accumulate regimes are kept as counts either way.
 """
 from __future__ import annotations
 
@@ -14,8 +19,7 @@ from typing import Optional
 
 import numpy as np
 
-from ouroboros import data as D
-from ouroboros.data import Data, Stats
+from ouroboros.data import Counts, Data, Parts, Stats
 from ouroboros.regimes import Regime
 from ouroboros.settings import settings_schema
 from ouroboros.targets.base import Target
@@ -36,17 +40,14 @@ def tail_categories(p: np.ndarray, mass: float) -> np.ndarray:
 
 
 def counts_of(data, K: int) -> np.ndarray:
-    """(R, K) category counts of items (R, n, 1) or masked items."""
-    x = D.items_array(data).astype(np.int64)[..., 0]
-    r = x.shape[0]
-    w = data.mask.astype(float) if isinstance(data, D.Masked) else None
-    flat = (x + K * np.arange(r)[:, None]).ravel()
-    return np.bincount(flat, weights=None if w is None else w.ravel(), minlength=r * K).reshape(r, K).astype(float)
+    """(R, K) category counts of items (R, n, 1), masked items or :class:`Counts`."""
+    return data.c if isinstance(data, Counts) else Counts.from_items(data, K).c
 
 
 class CategoricalTarget(Target):
     name = "categorical"
     default_block = 1000
+    stats_sufficient = True
     curation_hooks = ("candidates", "truth_logpdf", "loglik", "features", "duplicates")
     params_schema = settings_schema({
         "K": {"type": "integer", "minimum": 2, "default": 10, "description": "number of categories"},
@@ -57,6 +58,8 @@ class CategoricalTarget(Target):
                       "description": "additive smoothing alpha of the refit (0: empirical frequencies, the MLE)"},
         "tail_mass": {"type": "number", "exclusiveMinimum": 0, "maximum": 0.5, "default": 0.1,
                       "description": "the truth's tail: its rarest categories holding this much mass"},
+        "method": {"enum": ["auto", "sample", "counts"], "default": "auto",
+                   "description": "draw the items, or draw their counts per category (a multinomial; exact)"},
     })
     metrics = {
         "support_size": "categories with positive probability, mean over replicates",
@@ -69,13 +72,30 @@ class CategoricalTarget(Target):
         "fixed": "share of replicates left with a single category (the CDF of the fixation time)",
     }
 
-    def __init__(self, K=10, truth="uniform", beta=1.0, smoothing=0.0, tail_mass=0.1):
-        super().__init__(K=K, truth=truth, beta=beta, smoothing=smoothing, tail_mass=tail_mass)
-        self.K, self.alpha = int(K), float(smoothing)
+    def __init__(self, K=10, truth="uniform", beta=1.0, smoothing=0.0, tail_mass=0.1, method="auto"):
+        super().__init__(K=K, truth=truth, beta=beta, smoothing=smoothing, tail_mass=tail_mass, method=method)
+        self.K, self.alpha, self.method = int(K), float(smoothing), method
         self.truth_p = truth_probs(self.K, truth, beta)
+        self.curated = False
+
+    def for_regime(self, regime: Regime, curated: bool = False) -> "CategoricalTarget":
+        params = dict(self.params)
+        if params["method"] == "auto":
+            params["method"] = "sample" if regime.needs_points or curated else "counts"
+        out = type(self)(**params)
+        out.curated = curated
+        return out
 
     def check(self, regime: Regime, n: int, replicates: int) -> Optional[str]:
+        if self.method == "counts" and regime.needs_points:
+            return (f"method 'counts' cannot run regime {regime.kind!r} (it must pick individual items); "
+                    "use method 'sample' or 'auto'")
+        if self.method == "counts" and self.curated:
+            return "method 'counts' cannot be curated (curation picks individual items); use 'sample' or 'auto'"
         return None
+
+    def summarize(self, points):
+        return Counts.from_items(points, self.K)
 
     # -- data --------------------------------------------------------------------
     def _draw(self, rng, p: np.ndarray, n: int) -> np.ndarray:
@@ -105,7 +125,15 @@ class CategoricalTarget(Target):
 
     def sample(self, n, lam, rng):
         p = self.p_ if lam == 1 else _sharpen(self.p_, lam)
+        if self.method == "counts":
+            return Counts(rng.multinomial(n, p).astype(float))
         return self._draw(rng, p, n)
+
+    def sample_parts(self, sizes, lam, rng):
+        """Counts cannot be cut: each part is drawn on its own (one part is ``sample(n)``)."""
+        if self.method != "counts" or len(sizes) == 1:
+            return super().sample_parts(sizes, lam, rng)
+        return Parts(tuple(self.sample(int(m), lam, rng) for m in sizes))
 
     def get_state(self):
         return {"p": self.p_}

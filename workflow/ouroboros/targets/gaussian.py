@@ -73,6 +73,8 @@ class GaussianTarget(Target):
         "std_median": "median over replicates of the fitted std",
         "var_ratio_mean": "mean over replicates of sigma_t^2 / sigma_0^2",
         "var_ratio_median": "median over replicates of sigma_t^2 / sigma_0^2",
+        "var_mean": "mean over replicates of the fitted variance sigma_t^2 = trace(Sigma) / d (the truth's is 1)",
+        "mean_sq": "mean over replicates of ||mu_t||^2, the squared distance of the fitted mean to the truth's",
         "mean_drift": "mean over replicates of ||mu_t - mu_0||",
         "w2_to_truth": "mean over replicates of the Wasserstein-2 distance to the truth N(0, I)",
         "collapsed_fraction": f"share of replicates whose std is below {COLLAPSE_STD:g}",
@@ -187,6 +189,8 @@ class GaussianTarget(Target):
         out = {}
         out.update(mean_and_median("std", std))
         out.update(mean_and_median("var_ratio", ratio))
+        out["var_mean"] = float(np.mean(var))
+        out["mean_sq"] = float(np.mean(np.sum(self.mean_ ** 2, axis=1)))
         out["mean_drift"] = float(np.mean(np.linalg.norm(self.mean_ - gen0.mean_, axis=1)))
         out["w2_to_truth"] = float(np.mean(self.w2_to_standard_normal()))
         out["collapsed_fraction"] = float(np.mean(std < COLLAPSE_STD))
@@ -200,7 +204,15 @@ class GaussianTarget(Target):
         so E[var_ratio_t] = (lam (n - 1) / (n - ddof))^t in any dimension and, for d = 1,
         E[std_t] = lam^(t/2) * kappa^(t + 1) with kappa = E[sqrt(chi2_{n-1} / (n - ddof))] (generation 0
         fits the real data).  With curation, see :func:`selection_law`.
+
+        ``var_mean`` and ``mean_sq`` also under the fresh-data loop (``mix`` with ``fresh``) and a fixed real
+        set plus synthetic data (``mix`` reusing all n real items): see :func:`mix_moments`.
         """
+        if metric in ("var_mean", "mean_sq") and not curation:
+            moments = mix_moments(regime, n, lam, self.d, self.ddof, int(np.max(generations)) if np.size(generations) else 0)
+            if moments is None:
+                return None
+            return moments[metric][np.asarray(generations, dtype=int)]
         if regime.kind != "replace" and not (regime.kind == "mix" and regime.n_real(n) == 0):
             return None
         t = np.asarray(generations, dtype=float)
@@ -222,6 +234,52 @@ class GaussianTarget(Target):
             log_kappa = 0.5 * np.log(2.0 / (n - self.ddof)) + gammaln(n / 2) - gammaln((n - 1) / 2)
             return np.exp(0.5 * t * np.log(lam) + (t + 1) * log_kappa)
         return None
+
+
+def mix_moments(regime: Regime, n: int, lam: float, d: int, ddof: int, G: int) -> Optional[dict]:
+    """E[sigma_t^2] (``var_mean``) and E||mu_t||^2 (``mean_sq``) for t = 0..G, truth N(0, I_d), exact.
+
+    Generation t >= 1 fits n_r real and n_s synthetic items (N = n_r + n_s, rho = n_r / N), the synthetic ones
+    drawn from N(mu_{t-1}, lam Sigma_{t-1}).  The fitted moments are linear in the previous ones, so their
+    expectations follow a linear recursion (v: variance per dimension, m: E||mu||^2):
+
+    * fresh real items each generation (Alemohammad et al.'s fresh-data loop; replace is n_r = 0):
+      v' = [(N - 1)(rho + (1 - rho) lam v) + N rho (1 - rho) m / d] / (N - ddof),
+      m' = (1 - rho)^2 m + d (rho + (1 - rho) lam v) / N;
+    * the same n real items every generation (Bertrand et al.'s fixed real set plus synthetic data), with
+      delta = E||mu - mean of the real set||^2 and m = d / n + delta:
+      v' = [(n - 1) + lam v (n_s - 1 + n / N) + n n_s delta / (N d)] / (N - ddof),
+      delta' = (1 - rho)^2 (delta + d lam v / n_s).
+
+    Generation 0 fits the n real items: v_0 = (n - 1) / (n - ddof), m_0 = d / n.  The stationary values are
+    the fixed point of the recursion.  None for regimes without a closed form (accumulate, a random subset
+    of the real set).
+    """
+    if regime.kind == "replace":
+        nr, ns, fresh = 0, n, True
+    elif regime.kind == "mix":
+        nr, ns, fresh = regime.n_real(n), regime.n_synthetic(n), regime.fresh or regime.n_real(n) == 0
+        if not fresh and nr != n:
+            return None
+    else:
+        return None
+    N = nr + ns
+    if N - ddof <= 0 or n - ddof <= 0:
+        return None
+    rho = nr / N
+    v = np.empty(G + 1)
+    m = np.empty(G + 1)
+    v[0], m[0] = (n - 1) / (n - ddof), d / n
+    delta = 0.0
+    for t in range(1, G + 1):
+        if fresh:
+            v[t] = ((N - 1) * (rho + (1 - rho) * lam * v[t - 1]) + N * rho * (1 - rho) * m[t - 1] / d) / (N - ddof)
+            m[t] = (1 - rho) ** 2 * m[t - 1] + d * (rho + (1 - rho) * lam * v[t - 1]) / N
+        else:
+            v[t] = ((n - 1) + lam * v[t - 1] * (ns - 1 + n / N) + n * ns * delta / (N * d)) / (N - ddof)
+            delta = (1 - rho) ** 2 * (delta + (d * lam * v[t - 1] / ns if ns else 0.0))
+            m[t] = d / n + delta
+    return {"var_mean": v, "mean_sq": m}
 
 
 def selection_law(curation: dict, d: int) -> Optional[dict]:
