@@ -6,6 +6,7 @@ from ouroboros import paths
 from ouroboros.blocks import completed_blocks, plan_blocks
 from ouroboros.config import ConfigError, Study, load_schema, put_package_on_pythonpath
 from ouroboros.curation import METRICS as CURATION_METRICS
+from ouroboros.sweeps import STATISTICS as SWEEP_STATISTICS, check_specs as check_sweep_plots
 from ouroboros.targets import target_class
 from ouroboros.tracking import TrackingError, resolve_artifacts, resolve_uri
 
@@ -14,6 +15,11 @@ put_package_on_pythonpath(workflow.basedir)
 
 try:
     STUDY = Study.from_config(config, schema=load_schema(Path(workflow.basedir) / "config" / "schema.yaml"), validated=True)
+except ConfigError as e:
+    raise WorkflowError(str(e)) from None
+
+try:
+    SWEEP_PLOTS = {s["name"]: s for s in check_sweep_plots(STUDY)}
 except ConfigError as e:
     raise WorkflowError(str(e)) from None
 
@@ -51,6 +57,7 @@ wildcard_constraints:
     last=r"\d+",
     metric=r"[a-z0-9_]+",
     name=r"[a-z0-9_]+",
+    sweep=r"[a-z0-9][a-z0-9_-]*",
 
 
 def chain_of(wildcards):
@@ -201,20 +208,28 @@ def study_metrics():
     return names
 
 
-def metric_description(wildcards):
-    if wildcards.metric in CURATION_METRICS:
-        return CURATION_METRICS[wildcards.metric]
+def describe_metric(metric):
+    if metric in CURATION_METRICS:
+        return CURATION_METRICS[metric]
     for e in STUDY.experiments:
-        d = target_class(e.target).metrics.get(wildcards.metric)
+        d = target_class(e.target).metrics.get(metric)
         if d:
             return d
     return ""
 
 
+def metric_description(wildcards):
+    return describe_metric(wildcards.metric)
+
+
 def plot_experiments():
-    return [{"label": e.label, "target": e.target, "params": e.params, "n": e.n, "lam": e.lam,
-             "curation": e.curation, "regimes": [r.to_spec() for r in e.regimes]}
+    return [{"label": e.label, "name": e.name, "target": e.target, "params": e.params, "n": e.n, "lam": e.lam,
+             "generations": e.generations, "curation": e.curation, "regimes": [r.to_spec() for r in e.regimes]}
             for e in STUDY.experiments]
+
+
+def sweep_plot_files():
+    return [f for name in SWEEP_PLOTS for f in (paths.sweep_plot(S, name), paths.sweep_table(S, name))]
 
 
 def plot_files():
@@ -308,7 +323,7 @@ def distribution_description(wildcards):
 
 
 def final_outputs():
-    outputs = [paths.metrics_table(S)] + plot_files() + sample_grid_files() + distribution_files()
+    outputs = [paths.metrics_table(S)] + plot_files() + sweep_plot_files() + sample_grid_files() + distribution_files()
     if TRACKING["enabled"]:
         outputs.append(paths.tracking_study(S))
     return outputs

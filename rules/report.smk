@@ -38,6 +38,29 @@ rule plot:
         "../scripts/plot.py"
 
 
+rule sweep_plot:
+    input:
+        paths.metrics_table(S),
+    output:
+        figure=report(
+            paths.sweep_plot(S, "{sweep}"),
+            caption="../report/sweep.rst",
+            category="Sweeps",
+        ),
+        table=paths.sweep_table(S, "{sweep}"),
+    params:
+        spec=lambda w: SWEEP_PLOTS[w.sweep],
+        experiments=plot_experiments(),
+        description=lambda w: describe_metric(SWEEP_PLOTS[w.sweep]["metric"]),
+        statistic=lambda w: SWEEP_STATISTICS[SWEEP_PLOTS[w.sweep].get("statistic", "last")],
+    log:
+        f"{LOGS}/plot/sweeps/{{sweep}}.log",
+    conda:
+        "../envs/ouroboros.yaml"
+    script:
+        "../scripts/sweep_plot.py"
+
+
 rule sample_grid:
     input:
         sample_grid_inputs,

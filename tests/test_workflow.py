@@ -20,7 +20,7 @@ TINY = {
          "regimes": ["accumulate"], "params": GMM},
     ],
 }
-N_GAUSS_METRICS, N_GMM_METRICS = 7, 7
+N_GAUSS_METRICS, N_GMM_METRICS = 10, 7
 
 
 @pytest.fixture(scope="module")

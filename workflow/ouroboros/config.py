@@ -71,10 +71,14 @@ class Experiment:
     stream: str = ""
     #: generation 0's part sizes when known from a spec (a chain rebuilt in a job sees one regime only)
     gen0_sizes: tuple[int, ...] = ()
+    #: the ``name`` of the config entry it was expanded from (the label without sweep values)
+    name: str = ""
 
     def __post_init__(self):
         if not self.stream:
             object.__setattr__(self, "stream", self.label)
+        if not self.name:
+            object.__setattr__(self, "name", self.label)
 
     def make_target(self) -> Target:
         return make_target(self.target, self.params)
@@ -197,7 +201,7 @@ class Chain:
         """The chain's columns in the tidy metrics table."""
         e = self.experiment
         cols = {"study": self.study, "experiment": e.label, "target": e.target, "regime": self.regime.label,
-                "seed": self.seed, "n": e.n, "lam": e.lam, "replicates": e.replicates}
+                "regime_kind": self.regime.kind, "seed": self.seed, "n": e.n, "lam": e.lam, "replicates": e.replicates}
         cols.update({k: v for k, v in self.regime.columns().items() if k not in cols})
         cur = self.curation()
         if cur is not None:
@@ -366,7 +370,8 @@ def _expand(config: dict, raw: dict, index: int, exp_schema: dict) -> list[Exper
                               replicates=exp["replicates"], lam=float(exp["lam"]),
                               generations=exp.get("generations", config["generations"]), block=block,
                               regimes=tuple(regimes), sweep=dict(zip(keys, values)),
-                              seeds=tuple(exp.get("seeds", config["seeds"])), curation=curation, stream=stream))
+                              seeds=tuple(exp.get("seeds", config["seeds"])), curation=curation, stream=stream,
+                              name=name))
     return out
 
 

@@ -34,6 +34,15 @@ def plot(study: str, metric: str) -> str:
     return f"{results(study)}/plots/{metric}.png"
 
 
+def sweep_plot(study: str, name: str) -> str:
+    return f"{results(study)}/plots/sweeps/{name}.png"
+
+
+def sweep_table(study: str, name: str) -> str:
+    """The numbers a sweep plot draws (measured mean, min, max over seeds, theory)."""
+    return f"{results(study)}/plots/sweeps/{name}.csv"
+
+
 def sample_grid(study: str, exp: str, regime: str, seed) -> str:
     return f"{results(study)}/plots/samples/{exp}/{regime}/seed{seed}.png"
 

@@ -8,6 +8,7 @@ from typing import Sequence
 import numpy as np
 
 from ouroboros import regimes as R
+from ouroboros.sweeps import line_colours
 from ouroboros.targets import make_target
 
 
@@ -27,17 +28,17 @@ def plot_metric(metrics_csv, metric: str, out_png, experiments: Sequence[dict], 
     ncols = min(3, len(exps))
     nrows = math.ceil(len(exps) / ncols)
     fig, axes = plt.subplots(nrows, ncols, figsize=(4.6 * ncols, 3.4 * nrows), squeeze=False)
-    colours = plt.rcParams["axes.prop_cycle"].by_key()["color"]
     for ax, exp in zip(axes.flat, exps):
         sub = table[table["experiment"] == exp["label"]]
-        regimes = [R.from_spec(r).label for r in exp["regimes"]]
-        for i, label in enumerate(regimes):
+        regimes = [R.from_spec(r) for r in exp["regimes"]]
+        colours = line_colours([r.label for r in regimes], [r.kind for r in regimes])
+        for label in colours:
             rows = sub[sub["regime"] == label]
             if rows.empty:
                 continue
             wide = rows.pivot_table(index="generation", columns="seed", values="value")
             gens = wide.index.to_numpy()
-            colour = colours[i % len(colours)]
+            colour = colours[label]
             ax.plot(gens, wide.mean(axis=1), color=colour, lw=1.4, label=label)
             if wide.shape[1] > 1 and band != "none":
                 if band == "sd":
@@ -46,13 +47,11 @@ def plot_metric(metrics_csv, metric: str, out_png, experiments: Sequence[dict], 
                     lo, hi = wide.min(axis=1), wide.max(axis=1)
                 ax.fill_between(gens, lo, hi, color=colour, alpha=0.2, lw=0)
         target = make_target(exp["target"], exp["params"])
-        for r in exp["regimes"]:
-            regime = R.from_spec(r)
-            gens = np.sort(sub["generation"].unique())
+        gens = np.sort(sub["generation"].unique())
+        for regime in regimes:
             expected = target.closed_form(metric, gens, regime, exp["n"], exp["lam"], exp.get("curation"))
             if expected is not None:
-                ax.plot(gens, expected, "k--", lw=1, label=f"theory ({regime.label})")
-                break
+                ax.plot(gens, expected, "--", color=colours[regime.label], lw=1, label=f"theory ({regime.label})")
         values = sub["value"].to_numpy(dtype=float)
         values = values[np.isfinite(values)]
         positive = values[values > 0]

@@ -168,6 +168,12 @@ class Target:
         (``curation``: the experiment's curation spec, or None)."""
         return None
 
+    def expected_time(self, metric: str, regime: Regime, n: int, lam: float,
+                      curation: Optional[dict] = None) -> Optional[float]:
+        """Where theory gives it, the expected generation at which a 0/1 share-of-replicates metric (the CDF of
+        an event, such as the categorical target's ``fixed``) reaches 1, i.e. E[T] = sum_t (1 - P(T <= t))."""
+        return None
+
     @property
     def image_shape(self) -> Optional[tuple[int, int]]:
         """(height, width) when the target's items are images: the report then shows sample grids."""

@@ -186,6 +186,18 @@ class CategoricalTarget(Target):
         return (1 - np.sum(self.truth_p ** 2)) * (1 - 1 / n) ** (t + 1)
 
 
+    def expected_time(self, metric, regime, n, lam, curation=None):
+        """Mean generation of fixation (``fixed``) under neutral Wright-Fisher (replace, lam = 1, no smoothing,
+        no curation): exact for two categories (:func:`fixation_time_two_categories`), else the diffusion
+        approximation (:func:`fixation_time_diffusion`) from the truth's frequencies."""
+        if metric != "fixed" or regime.kind != "replace" or lam != 1 or self.alpha or curation:
+            return None
+        support = self.truth_p[self.truth_p > 0]
+        if support.size == 2 and n <= 3000:
+            return fixation_time_two_categories(n, float(support[0]))
+        return fixation_time_diffusion(n, support)
+
+
 def _sharpen(p: np.ndarray, lam: float) -> np.ndarray:
     with np.errstate(divide="ignore"):
         logp = np.log(p) / lam

@@ -77,6 +77,7 @@ class GaussianTarget(Target):
         "mean_sq": "mean over replicates of ||mu_t||^2, the squared distance of the fitted mean to the truth's",
         "mean_drift": "mean over replicates of ||mu_t - mu_0||",
         "w2_to_truth": "mean over replicates of the Wasserstein-2 distance to the truth N(0, I)",
+        "kl_truth_model": "KL(truth || model) = (tr Sigma^-1 + mu' Sigma^-1 mu - d + ln det Sigma) / 2, mean over replicates",
         "collapsed_fraction": f"share of replicates whose std is below {COLLAPSE_STD:g}",
     }
 
@@ -181,6 +182,16 @@ class GaussianTarget(Target):
         eig = np.clip(eig, 0.0, None)
         return np.sqrt(np.sum(self.mean_ ** 2, axis=1) + np.sum((np.sqrt(eig) - 1.0) ** 2, axis=1))
 
+    def kl_from_standard_normal(self) -> np.ndarray:
+        """KL(N(0, I) || N(mu, Sigma)) per replicate (inf where Sigma is singular)."""
+        w, v = np.linalg.eigh(self.cov_)
+        with np.errstate(divide="ignore", over="ignore", invalid="ignore"):
+            inv_w = np.where(w > 0, 1.0 / np.where(w > 0, w, 1.0), np.inf)
+            y = np.einsum("rji,rj->ri", v, self.mean_)
+            kl = 0.5 * (np.sum(inv_w, axis=1) + np.sum(y * y * inv_w, axis=1) - self.d
+                        + np.sum(np.log(np.where(w > 0, w, 0.0)), axis=1))
+        return np.where(np.isnan(kl), np.inf, kl)
+
     def evaluate(self, samples, real, reference, gen0):
         var, var0 = self.variance(), gen0.variance()
         std = np.sqrt(var)
@@ -193,6 +204,7 @@ class GaussianTarget(Target):
         out["mean_sq"] = float(np.mean(np.sum(self.mean_ ** 2, axis=1)))
         out["mean_drift"] = float(np.mean(np.linalg.norm(self.mean_ - gen0.mean_, axis=1)))
         out["w2_to_truth"] = float(np.mean(self.w2_to_standard_normal()))
+        out["kl_truth_model"] = float(np.mean(self.kl_from_standard_normal()))
         out["collapsed_fraction"] = float(np.mean(std < COLLAPSE_STD))
         return out
 

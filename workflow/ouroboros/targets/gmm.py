@@ -102,7 +102,10 @@ class GMMTarget(Target):
             },
             "reg_covar": {"type": "number", "exclusiveMinimum": 0, "default": 1e-6,
                           "description": "added to covariance diagonals by scikit-learn (a floor on collapse)"},
-            "max_iter": {"type": "integer", "minimum": 1, "default": 100},
+            "max_iter": {"type": "integer", "minimum": 1, "default": 100,
+                         "description": "EM iterations at most (few: functional approximation error)"},
+            "init": {"enum": ["kmeans", "k-means++", "random", "random_from_data"], "default": "kmeans",
+                     "description": "scikit-learn's initialisation of EM (init_params)"},
             "eval_size": {"type": "integer", "minimum": 100, "default": 10000,
                           "description": "Monte Carlo sample size of the KL and tail metrics"},
             "test_size": {"type": "integer", "minimum": 10, "default": 2000, "description": "real held-out points"},
@@ -118,9 +121,10 @@ class GMMTarget(Target):
         "tail_mass_ratio": "model probability beyond the truth's 99th-percentile Mahalanobis radius, over 1%",
     }
 
-    def __init__(self, components=3, truth="separated", reg_covar=1e-6, max_iter=100, eval_size=10000, test_size=2000):
+    def __init__(self, components=3, truth="separated", reg_covar=1e-6, max_iter=100, eval_size=10000, test_size=2000,
+                 init="kmeans"):
         super().__init__(components=components, truth=truth, reg_covar=reg_covar, max_iter=max_iter,
-                         eval_size=eval_size, test_size=test_size)
+                         eval_size=eval_size, test_size=test_size, init=init)
         self.components = int(components)
         self.truth_w, self.truth_mu, self.truth_cov = mixture_from_spec(truth)
         self.d = self.truth_mu.shape[1]
@@ -182,7 +186,8 @@ class GMMTarget(Target):
         self.converged_ = np.empty(r, bool)
         for i in range(r):
             gm = GaussianMixture(self.components, covariance_type="full", reg_covar=self.params["reg_covar"],
-                                 max_iter=self.params["max_iter"], random_state=int(seeds[i]))
+                                 max_iter=self.params["max_iter"], init_params=self.params["init"],
+                                 random_state=int(seeds[i]))
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", ConvergenceWarning)
                 x = D.items(data, i)

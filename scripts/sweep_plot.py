@@ -1,0 +1,6 @@
+"""Snakemake adapter: draw one sweep plot (a metric's summary against a swept setting) and its table."""
+from ouroboros.logs import run_job
+from ouroboros.sweeps import plot_sweep
+
+run_job(snakemake, plot_sweep, snakemake.input[0], snakemake.params.spec, snakemake.params.experiments,
+        snakemake.output.figure, snakemake.output.table)
