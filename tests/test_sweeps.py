@@ -73,13 +73,13 @@ def test_bad_sweep_plots_are_refused_naming_the_key(sweep, message):
 def test_sweep_plots_end_to_end(tmp_path):
     """A Wright-Fisher sweep over n (fixation time against the Markov-chain value), a linear-regression curve
     figure with its two closed forms, and a heatmap over two settings."""
-    cfg = {"study": "theory", "tracking": {"enabled": False}, "seeds": [0, 1], "generations": 60,
+    cfg = {"study": "theory", "tracking": {"enabled": False}, "seeds": [0], "generations": 60,
            "experiments": [
-               {"name": "wf", "target": "categorical", "n": 6, "replicates": 400, "params": {"K": 2},
+               {"name": "wf", "target": "categorical", "n": 6, "replicates": 800, "params": {"K": 2},
                 "regimes": ["replace", {"kind": "mix", "rho": 0.5}], "sweep": {"n": [4, 8]}},
                {"name": "lr", "target": "linreg", "n": 20, "replicates": 300, "generations": 8,
                 "params": {"d": 3}, "regimes": ["replace", "accumulate"]},
-               {"name": "mad", "target": "gaussian", "n": 20, "replicates": 200, "generations": 8,
+               {"name": "mad", "target": "gaussian", "n": 20, "replicates": 400, "generations": 8,
                 "regimes": [{"kind": "mix", "n_real": 5, "n_synthetic": 20, "fresh": True}],
                 "sweep": {"regime.n_real": [0, 10], "lam": [1.0, 0.8]}}],
            "plots": {"sweeps": [

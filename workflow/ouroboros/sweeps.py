@@ -215,6 +215,8 @@ def plot_sweep(metrics_csv, spec: dict, experiments: Sequence[dict], out_png, ou
     panels = sorted(data[panel_key].unique()) if panel_key else [None]
     lines = list(dict.fromkeys(data[line_key]))
     colours = line_colours(lines, [data.loc[data[line_key] == lv, "regime_kind"].iloc[0] for lv in lines])
+    names = {lv: (f"{lv}" if line_key in ("regime", "regime_kind", "experiment") else f"{line_key} = {lv}")
+             for lv in lines}
     if y is None:
         ncols = min(3, len(panels))
         nrows = math.ceil(len(panels) / ncols)
@@ -228,18 +230,18 @@ def plot_sweep(metrics_csv, spec: dict, experiments: Sequence[dict], out_png, ou
                 colour = colours[lv]
                 err = np.vstack([d["measured"] - d["measured_min"], d["measured_max"] - d["measured"]])
                 if curves:
-                    ax.plot(d[x], d["measured"], color=colour, lw=1.3, label=f"{lv}")
+                    ax.plot(d[x], d["measured"], color=colour, lw=1.3, label=names[lv])
                     if d["seeds"].max() > 1:
                         ax.fill_between(d[x], d["measured_min"], d["measured_max"], color=colour, alpha=0.2, lw=0)
                 else:
                     ax.errorbar(d[x], d["measured"], yerr=err if d["seeds"].max() > 1 else None, color=colour,
-                                marker=marker, ms=4, lw=1.3, capsize=2, label=f"{lv}")
+                                marker=marker, ms=4, lw=1.3, capsize=2, label=names[lv])
                 cens = d[d["censored"]]
                 if not cens.empty:
                     ax.plot(cens[x], cens["measured"], "o", mfc="white", mec=colour, ms=7, zorder=3)
                 th = d.dropna(subset=["theory"])
                 if not th.empty:
-                    ax.plot(th[x], th["theory"], "--", color=colour, lw=1, alpha=0.9, label=f"theory ({lv})")
+                    ax.plot(th[x], th["theory"], "--", color=colour, lw=1, alpha=0.9, label=f"theory ({names[lv]})")
             if data["censored"].any():
                 ax.plot([], [], "o", mfc="white", mec="k", label="not reached by the last generation (lower bound)")
             ax.set_xlabel(x)
@@ -282,7 +284,7 @@ def plot_sweep(metrics_csv, spec: dict, experiments: Sequence[dict], out_png, ou
             ax.set_yticks(range(len(ys)), [f"{v:g}" for v in ys], fontsize=7)
             ax.set_xlabel(x)
             ax.set_ylabel(y)
-            title = f"{lv}" + (f", {panel_key} = {pv}" if pv is not None else "")
+            title = names[lv] + (f", {panel_key} = {pv}" if pv is not None else "")
             ax.set_title(f"{title}\n{ylabel} (theory in brackets)", fontsize=8)
             fig.colorbar(im, ax=ax, shrink=0.8)
         for ax in list(axes.flat)[len(combos):]:
