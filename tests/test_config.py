@@ -88,6 +88,12 @@ BAD = [
     (["experiments", 0, "sweep"], {"n": [10, 1]}, ["n", "minimum of 2"]),
     (["experiments", 0, "sweep"], {"rho": [0.1, 2.0]}, ["rho"]),
     (["study"], _DELETE, ["study", "required"]),
+    (["experiments", 0, "regimes", 1], {"kind": "mix", "n_real": 5}, ["regimes[1]", "set both n_real and n_synthetic"]),
+    (["experiments", 0, "regimes", 1], {"kind": "mix", "n_real": 500, "n_synthetic": 5},
+     ["mix-nr500-ns5", "n_real must be at most n"]),
+    (["experiments", 0, "regimes", 1], {"kind": "mix", "n_real": 0, "n_synthetic": 0}, ["must be positive"]),
+    (["experiments", 0, "regimes", 1], {"kind": "mix", "n_real": -1, "n_synthetic": 5}, ["n_real", "minimum"]),
+    (["experiments", 0, "params"], {"method": "counts"}, ["method", "sample", "sufficient"]),
 ]
 
 

@@ -81,7 +81,7 @@ def test_sweep_plots_end_to_end(tmp_path):
                 "params": {"d": 3}, "regimes": ["replace", "accumulate"]},
                {"name": "mad", "target": "gaussian", "n": 20, "replicates": 400, "generations": 8,
                 "regimes": [{"kind": "mix", "n_real": 5, "n_synthetic": 20, "fresh": True}],
-                "sweep": {"regime.n_real": [0, 10], "lam": [1.0, 0.8]}}],
+                "sweep": {"regime.n_real": [5, 10], "lam": [1.0, 0.8]}}],
            "plots": {"sweeps": [
                {"name": "fixation", "experiments": ["wf"], "metric": "fixed", "statistic": "mean_time", "x": "n"},
                {"name": "lr-error", "experiments": ["lr"], "metric": "w_error_mean", "x": "generation"},

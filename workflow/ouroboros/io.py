@@ -39,13 +39,14 @@ def _atomic_target(path: Path):
     return Path(tmp)
 
 
-def save_npz(path: str | os.PathLike, **arrays: np.ndarray) -> None:
-    """Write arrays to ``path`` atomically (temporary file, then rename)."""
+def save_npz(path: str | os.PathLike, compressed: bool = False, **arrays: np.ndarray) -> None:
+    """Write arrays to ``path`` atomically (temporary file, then rename); ``compressed``: zip-deflated
+    (worth it for sparse arrays such as a categorical model's frequencies after categories are lost)."""
     path = Path(path)
     tmp = _atomic_target(path)
     try:
         with open(tmp, "wb") as fh:
-            np.savez(fh, **{k: np.asarray(v) for k, v in arrays.items()})
+            (np.savez_compressed if compressed else np.savez)(fh, **{k: np.asarray(v) for k, v in arrays.items()})
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)

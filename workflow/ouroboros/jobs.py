@@ -161,7 +161,7 @@ def block(spec: dict, first: int, last: int, real_path, reference_dir, state_pat
             models = [m for p in model_paths for m in unstack_models(io.load_npz(p, ("generation",)), run.template)]
         run.resume(first - 1, io.load_npz(state_path), models)
     result = run_block(run, first, last)
-    io.save_npz(out_models, **result.stacked_models())
+    io.save_npz(out_models, run.template.compress_models, **result.stacked_models())
     write_metrics(out_metrics, result.metrics)
     io.save_npz(out_state, **result.state)
 

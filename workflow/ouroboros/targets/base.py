@@ -42,6 +42,8 @@ class Target:
     #: name -> description of per-item values ``evaluate`` also returns (as arrays); they are stored per
     #: generation (``distributions.npz``) and drawn as overlaid histograms, one per generation
     distributions: ClassVar[dict[str, str]] = {}
+    #: whether a block's stacked models are saved compressed (sparse states: the categorical's frequencies)
+    compress_models: ClassVar[bool] = False
     #: curation hooks the target provides: ``candidates`` (its samples are items a curation step can keep),
     #: ``truth_logpdf``, ``loglik``, ``features``, ``judge_score``, ``duplicates`` (see below)
     curation_hooks: ClassVar[tuple[str, ...]] = ()

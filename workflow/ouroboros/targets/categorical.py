@@ -48,6 +48,7 @@ class CategoricalTarget(Target):
     name = "categorical"
     default_block = 1000
     stats_sufficient = True
+    compress_models = True  # every generation's frequencies, mostly zeros once categories are lost
     curation_hooks = ("candidates", "truth_logpdf", "loglik", "features", "duplicates")
     params_schema = settings_schema({
         "K": {"type": "integer", "minimum": 2, "default": 10, "description": "number of categories"},
