@@ -1,6 +1,6 @@
 # Ouroboros: recursive training of generative models on their own output.
 # The default study is config/config.yaml; published experiments are in config/studies/.
-from snakemake.utils import min_version, validate
+from snakemake.utils import min_version
 
 min_version("9.0")
 
@@ -8,8 +8,8 @@ min_version("9.0")
 configfile: "config/config.yaml"
 
 
-validate(config, "config/schema.yaml")
-
+# The config is checked against config/schema.yaml (and every kind's own schema) in rules/common.smk,
+# before any job: each problem is one line naming the key and the file and line that set it.
 
 report: "report/workflow.rst"
 

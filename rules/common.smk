@@ -4,35 +4,26 @@ from pathlib import Path
 
 from ouroboros import paths
 from ouroboros.blocks import completed_blocks, plan_blocks
-from ouroboros.config import ConfigError, Study, load_schema, put_package_on_pythonpath
+from ouroboros.config import ConfigError, put_package_on_pythonpath
 from ouroboros.curation import METRICS as CURATION_METRICS
-from ouroboros.sweeps import STATISTICS as SWEEP_STATISTICS, check_specs as check_sweep_plots
+from ouroboros.preflight import prepare
+from ouroboros.sweeps import STATISTICS as SWEEP_STATISTICS
 from ouroboros.targets import target_class
-from ouroboros.tracking import TrackingError, resolve_artifacts, resolve_uri
 
 # Jobs import this checkout's `ouroboros` package (workflow/ouroboros) also where it is not installed (`--use-conda`).
 put_package_on_pythonpath(workflow.basedir)
 
 try:
-    STUDY = Study.from_config(config, schema=load_schema(Path(workflow.basedir) / "config" / "schema.yaml"), validated=True)
+    _CLI_CONFIGS = [str(f) for f in workflow.overwrite_configfiles]  # they override the Snakefile's configfile
+    _PREPARED = prepare(config, workflow.basedir, os.getcwd(),
+                        [str(f) for f in workflow.configfiles if str(f) not in _CLI_CONFIGS] + _CLI_CONFIGS)
 except ConfigError as e:
-    raise WorkflowError(str(e)) from None
-
-try:
-    SWEEP_PLOTS = {s["name"]: s for s in check_sweep_plots(STUDY)}
-except ConfigError as e:
-    raise WorkflowError(str(e)) from None
-
-try:
-    _uri = resolve_uri(config["tracking"]["uri"], os.getcwd())
-except TrackingError as e:
-    raise WorkflowError(f"invalid config at tracking.uri: {e}") from None
-TRACKING = {
-    "enabled": config["tracking"]["enabled"],
-    "uri": _uri,
-    "artifacts": resolve_artifacts(config["tracking"]["artifacts"], _uri, os.getcwd()),
-    "every": config["tracking"]["every"],
-}
+    import sys
+    print(f"Error: {e}", file=sys.stderr)
+    sys.exit(1)
+STUDY = _PREPARED.study
+SWEEP_PLOTS = _PREPARED.sweep_plots
+TRACKING = _PREPARED.tracking
 
 S = STUDY.name
 LOGS = paths.logs(S)

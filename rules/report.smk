@@ -9,6 +9,7 @@ rule collect:
     params:
         chains=[c.columns() for c in STUDY.chains],
         files=[chain_metric_files(c) for c in STUDY.chains],
+        generations=[c.experiment.generations for c in STUDY.chains],
     log:
         f"{LOGS}/collect.log",
     conda:

@@ -38,18 +38,20 @@ STUDIES = [p for p in sorted((REPO / "config").rglob("*.yaml")) if p.name != "sc
 
 
 @pytest.mark.parametrize("path", STUDIES, ids=lambda p: p.name)
-def test_shipped_studies_are_valid(path, monkeypatch):
+def test_shipped_studies_are_valid(path, monkeypatch, tmp_path):
     if "../shared/data" in path.read_text():
         if not SHARED_DATA.is_dir():
             pytest.skip(f"{path.name} reads ../shared/data, which is absent here")
         monkeypatch.chdir(REPO)
-    config = yaml.safe_load(path.read_text())
+    from ouroboros.preflight import check_files
+
+    files = [] if path.name == "config.yaml" else [path]  # as `snakemake --configfile PATH` reads it
     if "corpus: hf" in path.read_text() and importlib.util.find_spec("datasets") is None:
         with pytest.raises(ConfigError, match="needs the optional package 'datasets'"):
-            Study.from_config(config)
+            check_files(files, REPO, tmp_path)
         return
-    study = Study.from_config(config)
-    assert study.chains
+    prepared = check_files(files, REPO, tmp_path)  # schemas, sizes and job count within the default limits
+    assert prepared.study.chains
 
 
 def test_schema_enum_matches_the_target_registry():
@@ -69,15 +71,15 @@ BAD = [
     (["experiments", 0, "regimes", 1], {"kind": "mix", "rho": 1.5}, ["regimes[1].rho", "maximum"]),
     (["experiments", 0, "regimes", 1], {"kind": "mix", "rho": -0.1}, ["regimes[1].rho", "minimum"]),
     (["experiments", 0, "regimes", 1], {"kind": "mix", "share": 0.1}, ["regimes[1]", "share", "allowed keys: fresh, n_real, n_synthetic, rho"]),
-    (["experiments", 0, "mix"], {"rho": 0.1}, ["mix", "not allowed", "allowed keys"]),
+    (["experiments", 0, "mix"], {"rho": 0.1}, ["experiments[0].mix", "unknown key", "allowed keys"]),
     (["experiments", 0, "lam"], float("nan"), ["lam", "not a finite number"]),
     (["experiments", 0, "lam"], float("inf"), ["lam", "not a finite number"]),
     (["experiments", 0, "n"], 1, ["n", "minimum of 2"]),
     (["generations"], 0, ["generations", "minimum of 1"]),
     (["generations"], -5, ["generations"]),
     (["experiments", 0, "generations"], 0, ["generations"]),
-    (["colour"], "red", ["colour", "not allowed"]),
-    (["experiments", 0, "epochs"], 3, ["epochs", "not allowed"]),
+    (["colour"], "red", ["colour", "unknown key"]),
+    (["experiments", 0, "epochs"], 3, ["experiments[0].epochs", "unknown key"]),
     (["experiments", 0, "params"], {"dim": 3}, ["params", "dim"]),
     (["study"], "../escape", ["study", "does not match"]),
     (["study"], "my study", ["study"]),

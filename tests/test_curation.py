@@ -44,7 +44,7 @@ BAD = [
     ({"selector": "random", "oversample": 0.5}, ["curation.oversample", "minimum of 1"]),
     ({"selector": "top", "q": 0.5}, ["curation", "needs a scorer", "truth, noisy, gen0"]),
     ({"selector": "top", "scorer": "judge"}, ["cannot provide the scorer 'judge'", "gen0, noisy, ratio, reward, self, truth"]),
-    ({"selector": "top", "scorer": "truth", "K": 3}, ["curation", "'K' was unexpected", "allowed keys: q, scorer, selector"]),
+    ({"selector": "top", "scorer": "truth", "K": 3}, ["curation", "unknown key 'K'", "allowed keys: q, scorer, selector"]),
     ({"selector": "top", "scorer": "reward", "reward": {"kind": "linear", "w": [1, 2]}}, ["reward.w has 2 entries", "have 1"]),
     ({"selector": "top", "scorer": "noisy", "noise": float("nan")}, ["curation.noise", "not a finite number"]),
 ]

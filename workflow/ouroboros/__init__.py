@@ -7,3 +7,10 @@ bare name ``workflow`` is Snakemake's own workflow object.
 """
 
 __version__ = "0.1.0"
+
+
+def load_generation(study, experiment, regime, seed, generation, root="."):
+    """Any generation's fitted model from a study's files (see :mod:`ouroboros.results`)."""
+    from ouroboros.results import load_generation as load
+
+    return load(study, experiment, regime, seed, generation, root)

@@ -17,8 +17,29 @@ from typing import Any, Mapping
 import numpy as np
 
 
+#: names of the folders the rules declare as ``directory()`` outputs: Snakemake sees such a folder, not the
+#: files in it, so a bad file inside one is recomputed by deleting the folder
+DIRECTORY_OUTPUTS = ("model", "samples", "curated", "reference")
+
+
+def redo(path: str | os.PathLike) -> str:
+    """What to delete so that the workflow recomputes ``path``: the outermost directory output holding it,
+    or the file itself."""
+    path = Path(path)
+    for parent in reversed(path.parents):
+        if parent.name in DIRECTORY_OUTPUTS:
+            return f"delete the folder {parent} and rerun the workflow to recompute it"
+    if path.name in DIRECTORY_OUTPUTS:
+        return f"delete the folder {path} and rerun the workflow to recompute it"
+    return f"delete {path} and rerun the workflow to recompute it"
+
+
 class IntermediateFileError(RuntimeError):
-    """An intermediate file is missing, truncated or not what it claims to be."""
+    """An intermediate file is missing, truncated or not what it claims to be; with ``path``, the message
+    ends with what to delete to recompute it."""
+
+    def __init__(self, message: str, path: str | os.PathLike | None = None):
+        super().__init__(f"{message}; {redo(path)}" if path is not None else message)
 
 
 def _umask() -> int:
@@ -56,18 +77,15 @@ def load_npz(path: str | os.PathLike, required: tuple[str, ...] = ()) -> dict[st
     """Read every array of an ``.npz`` file into memory, checking it is whole."""
     path = Path(path)
     if not path.is_file():
-        raise IntermediateFileError(f"intermediate file is missing: {path}")
+        raise IntermediateFileError(f"intermediate file is missing: {path}", path)
     try:
         with np.load(path, allow_pickle=False) as data:
             out = {k: data[k] for k in data.files}
     except (zipfile.BadZipFile, EOFError, ValueError, OSError) as exc:
-        raise IntermediateFileError(
-            f"intermediate file is truncated or corrupt: {path} ({exc}); "
-            "delete it and rerun the workflow to recompute it"
-        ) from exc
+        raise IntermediateFileError(f"intermediate file is truncated or corrupt: {path} ({exc})", path) from exc
     missing = [k for k in required if k not in out]
     if missing:
-        raise IntermediateFileError(f"{path} lacks the arrays {missing}; it was written by something else")
+        raise IntermediateFileError(f"{path} lacks the arrays {missing}: it was written by something else", path)
     return out
 
 
@@ -84,11 +102,11 @@ def save_json(path: str | os.PathLike, obj: Any) -> None:
 def load_json(path: str | os.PathLike) -> Any:
     path = Path(path)
     if not path.is_file():
-        raise IntermediateFileError(f"intermediate file is missing: {path}")
+        raise IntermediateFileError(f"intermediate file is missing: {path}", path)
     try:
         return json.loads(path.read_text())
-    except json.JSONDecodeError as exc:
-        raise IntermediateFileError(f"intermediate file is truncated or corrupt: {path} ({exc})") from exc
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise IntermediateFileError(f"intermediate file is truncated or corrupt: {path} ({exc})", path) from exc
 
 
 def save_text(path: str | os.PathLike, text: str) -> None:

@@ -7,6 +7,7 @@ and call one of these, so every job can also be run from Python.
 from __future__ import annotations
 
 import csv
+import hashlib
 import logging
 from pathlib import Path
 from typing import Iterable, Optional, Sequence
@@ -39,24 +40,84 @@ def load_samples(directory) -> D.Data:
     return Target().load_samples(directory)
 
 
+TRAILER = "#end"
+
+
+def _metrics_digest(body: str) -> str:
+    return hashlib.sha256(body.encode()).hexdigest()[:16]
+
+
 def write_metrics(path, rows: Iterable[tuple[int, str, float]]) -> None:
+    """A generation's (or block's) metrics: a CSV, then a trailer line with the row count and a checksum of the
+    lines above it, so that a file cut short (at a line boundary or mid-number) is never read as whole."""
     lines = [",".join(METRIC_FIELDS)] + [f"{g},{m},{v!r}" for g, m, v in rows]
-    io.save_text(path, "\n".join(lines) + "\n")
+    body = "\n".join(lines) + "\n"
+    io.save_text(path, body + f"{TRAILER} rows={len(lines) - 1} sha256={_metrics_digest(body)}\n")
 
 
 def read_metrics(path) -> list[tuple[int, str, float]]:
+    """The rows of a file written by :func:`write_metrics`, checked against its trailer."""
     path = Path(path)
     if not path.is_file():
-        raise io.IntermediateFileError(f"intermediate file is missing: {path}")
-    with open(path, newline="") as fh:
-        reader = csv.reader(fh)
-        header = next(reader, None)
-        if tuple(header or ()) != METRIC_FIELDS:
-            raise io.IntermediateFileError(f"{path} is not a metrics file (header {header})")
-        try:
-            return [(int(g), m, float(v)) for g, m, v in reader]
-        except ValueError as exc:
-            raise io.IntermediateFileError(f"{path} is truncated or corrupt: {exc}") from exc
+        raise io.IntermediateFileError(f"intermediate file is missing: {path}", path)
+    text = path.read_text()
+    body, _, last = text.rstrip("\n").rpartition("\n")
+    body += "\n"
+    if not last.startswith(TRAILER + " "):
+        raise io.IntermediateFileError(f"{path} is truncated (no end line)", path)
+    try:
+        fields = dict(item.split("=", 1) for item in last.split()[1:])
+        n_rows, digest = int(fields["rows"]), fields["sha256"]
+    except (ValueError, KeyError):
+        raise io.IntermediateFileError(f"{path} has a corrupt end line {last!r}", path) from None
+    if _metrics_digest(body) != digest:
+        raise io.IntermediateFileError(f"{path} does not match its checksum (cut short or edited)", path)
+    reader = csv.reader(body.splitlines())
+    header = next(reader, None)
+    if tuple(header or ()) != METRIC_FIELDS:
+        raise io.IntermediateFileError(f"{path} is not a metrics file (header {header})", path)
+    try:
+        rows = [(int(g), m, float(v)) for g, m, v in reader]
+    except ValueError as exc:
+        raise io.IntermediateFileError(f"{path} is corrupt: {exc}", path) from exc
+    if len(rows) != n_rows:
+        raise io.IntermediateFileError(f"{path} holds {len(rows)} rows, its end line says {n_rows}", path)
+    return rows
+
+
+def check_chain_rows(rows: Sequence[tuple[int, str, float]], generations: int, where: str) -> None:
+    """A chain's metric rows must cover generations 0..G, each with the same metrics, each once."""
+    by_gen: dict[int, list[str]] = {}
+    for g, m, _ in rows:
+        by_gen.setdefault(g, []).append(m)
+    missing = [g for g in range(generations + 1) if g not in by_gen]
+    extra = sorted(g for g in by_gen if not 0 <= g <= generations)
+    if missing or extra:
+        raise io.IntermediateFileError(
+            f"metrics of {where} do not cover generations 0..{generations}: "
+            + (f"missing {_ranges(missing)}" if missing else "") + (f" unexpected {_ranges(extra)}" if extra else ""))
+    names = sorted(by_gen[0])
+    for g, ms in sorted(by_gen.items()):
+        if sorted(ms) != names:
+            dup = sorted({m for m in ms if ms.count(m) > 1})
+            lost = sorted(set(names) - set(ms))
+            more = sorted(set(ms) - set(names))
+            raise io.IntermediateFileError(
+                f"metrics of {where}, generation {g}: " + "; ".join(
+                    part for part in (f"missing {lost}" if lost else "", f"repeated {dup}" if dup else "",
+                                      f"not in generation 0 {more}" if more else "") if part))
+
+
+def _ranges(gs: Sequence[int]) -> str:
+    gs = sorted(gs)
+    out, start = [], None
+    for i, g in enumerate(gs):
+        if start is None:
+            start = g
+        if i + 1 == len(gs) or gs[i + 1] != g + 1:
+            out.append(str(start) if start == g else f"{start}-{g}")
+            start = None
+    return ", ".join(out)
 
 
 # -- jobs ------------------------------------------------------------------------
@@ -162,17 +223,25 @@ def block(spec: dict, first: int, last: int, real_path, reference_dir, state_pat
         run.resume(first - 1, io.load_npz(state_path), models)
     result = run_block(run, first, last)
     io.save_npz(out_models, run.template.compress_models, **result.stacked_models())
+    # what the stacked models are, so that ouroboros.load_generation can rebuild any of them without the config
+    io.save_json(Path(out_models).parent / "target.json", {"target": run.template.name,
+                                                           "params": run.template.params})
     write_metrics(out_metrics, result.metrics)
     io.save_npz(out_state, **result.state)
 
 
-def collect(chains: Sequence[dict], files: Sequence[Sequence[str]], out_csv) -> None:
-    """The study's tidy table: one row per (chain, generation, metric)."""
+def collect(chains: Sequence[dict], files: Sequence[Sequence[str]], out_csv,
+            generations: Optional[Sequence[int]] = None) -> None:
+    """The study's tidy table: one row per (chain, generation, metric); each chain's files must hold
+    generations 0..G (``generations``) with the same metrics in each."""
     import pandas as pd
 
     frames = []
-    for columns, paths in zip(chains, files):
+    for i, (columns, paths) in enumerate(zip(chains, files)):
         rows = [r for p in paths for r in read_metrics(p)]
+        if generations is not None:
+            check_chain_rows(rows, int(generations[i]),
+                             f"{columns['experiment']}/{columns['regime']}/seed{columns['seed']}")
         df = pd.DataFrame(rows, columns=list(METRIC_FIELDS))
         for k, v in columns.items():
             df[k] = v

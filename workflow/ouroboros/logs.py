@@ -6,6 +6,7 @@ import logging
 import sys
 import time
 from pathlib import Path
+from typing import Optional
 
 
 @contextlib.contextmanager
@@ -33,20 +34,83 @@ def job_logging(log_path, level: int = logging.INFO):
             root.removeHandler(handler)
 
 
+#: failures a second attempt cannot fix: the same inputs fail the same way
+PERMANENT = ("ConfigError", "IntermediateFileError", "TypeError", "KeyError")
+
+
+def _chain(exc: BaseException):
+    seen = set()
+    while exc is not None and id(exc) not in seen:
+        seen.add(id(exc))
+        yield exc
+        exc = exc.__cause__ or exc.__context__
+
+
+def disk_full(exc: BaseException, fallback: str | Path = ".") -> Optional[str]:
+    """One line naming the full disk when ``exc`` (or what caused it) is "no space left" or a quota; the
+    disk of ``fallback`` (the job's output) when the error names no file."""
+    import errno
+    import os
+    import shutil
+
+    for e in _chain(exc):
+        if isinstance(e, OSError) and e.errno in (errno.ENOSPC, errno.EDQUOT):
+            where = Path(e.filename or fallback).resolve()
+            probe = where
+            while not probe.exists() and probe != probe.parent:
+                probe = probe.parent
+            mount = probe
+            while not os.path.ismount(mount) and mount != mount.parent:
+                mount = mount.parent
+            try:
+                free = shutil.disk_usage(probe).free / 1024 ** 2
+                left = f", {free:.0f} MB free"
+            except OSError:
+                left = ""
+            what = "quota exceeded" if e.errno == errno.EDQUOT else "no space left"
+            return (f"disk full: {what} on {mount}{left} (writing {where}); free space there and rerun: "
+                    "finished outputs are kept")
+    return None
+
+
+def _is_permanent(exc: BaseException) -> bool:
+    return type(exc).__name__ in PERMANENT or (isinstance(exc, ValueError) and not isinstance(exc, OSError))
+
+
 def run_job(snakemake, func, *args, **kwargs):
     """Run ``func`` with logging to the rule's first log file, holding a GPU slot per GPU the job
     declared (``resources: gpu``; see :mod:`ouroboros.gpus`).
 
-    On failure the job's log holds the traceback and stderr gets a one-line
-    summary pointing at it, so Snakemake's own output stays readable.
+    On failure the job's log holds the traceback and stderr gets a one-line summary pointing at it, so
+    Snakemake's own output stays readable; a full disk is one line naming the disk.  A failure a retry
+    cannot fix (a config or file problem: :data:`PERMANENT`) is remembered beside the log, and a retry of
+    the same job (Snakemake's ``retries``) then stops at once with the same message instead of recomputing.
     """
     from ouroboros.gpus import gpu_slots
 
     log_path = snakemake.log[0]
+    marker = Path(f"{log_path}.permanent")
+    attempt = int(getattr(snakemake, "attempt", 1) or 1)
+    if attempt > 1 and marker.is_file():
+        print(f"not retried (a retry cannot fix it): {marker.read_text().strip()}\n(full traceback in {log_path})",
+              file=sys.stderr)
+        sys.exit(1)
+    marker.unlink(missing_ok=True)
     gpus = int(getattr(snakemake.resources, "gpu", 0) or 0)
     try:
         with job_logging(log_path), gpu_slots(gpus):
             return func(*args, **kwargs)
     except Exception as exc:
-        print(f"{type(exc).__name__}: {exc}\n(full traceback in {log_path})", file=sys.stderr)
+        outputs = list(getattr(snakemake, "output", []) or [])
+        full = disk_full(exc, outputs[0] if outputs else log_path)
+        if full:
+            print(full, file=sys.stderr)
+            sys.exit(1)
+        line = f"{type(exc).__name__}: {exc}"
+        if _is_permanent(exc):
+            try:
+                marker.write_text(line + "\n")
+            except OSError:
+                pass
+        print(f"{line}\n(full traceback in {log_path})", file=sys.stderr)
         sys.exit(1)

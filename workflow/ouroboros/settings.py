@@ -75,7 +75,13 @@ def check(schema: dict, instance: Any, at: str) -> None:
     if "enum" in e.schema:
         hint = f"; allowed values: {', '.join(map(str, e.schema['enum']))}"
     elif e.validator == "additionalProperties" and isinstance(e.schema.get("properties"), dict):
-        hint = f"; allowed keys: {', '.join(sorted(e.schema['properties'])) or '(none: this kind has no settings)'}"
+        allowed = sorted(e.schema["properties"])
+        unknown = sorted(k for k in e.instance if k not in e.schema["properties"])
+        if len(unknown) == 1:  # name the key itself, so the message points at its line
+            full = f"{full}.{unknown[0]}" if full != "(top level)" else str(unknown[0])
+            raise ConfigError(f"invalid config at {full}: unknown key {unknown[0]!r}; allowed keys: "
+                              f"{', '.join(allowed) or '(none: this kind has no settings)'}")
+        hint = f"; allowed keys: {', '.join(allowed) or '(none: this kind has no settings)'}"
     raise ConfigError(f"invalid config at {full}: {e.message}{hint}")
 
 

@@ -226,10 +226,10 @@ def read_lines(path) -> list[str]:
 
     path = Path(path)
     if not path.is_file():
-        raise io.IntermediateFileError(f"intermediate file is missing: {path}")
+        raise io.IntermediateFileError(f"intermediate file is missing: {path}", path)
     raw = path.read_text(encoding="utf-8")
     if raw and not raw.endswith("\n"):
-        raise io.IntermediateFileError(f"{path} is truncated (no final newline)")
+        raise io.IntermediateFileError(f"{path} is truncated (no final newline)", path)
     return [unescape_line(line) for line in raw.split("\n")[:-1]]
 
 

@@ -66,8 +66,8 @@ def load_state_dict(path) -> dict:
 
     path = Path(path)
     if not path.is_file():
-        raise IntermediateFileError(f"intermediate file is missing: {path}")
+        raise IntermediateFileError(f"intermediate file is missing: {path}", path)
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:
-        raise IntermediateFileError(f"intermediate file is truncated or corrupt: {path} ({exc})") from exc
+        raise IntermediateFileError(f"intermediate file is truncated or corrupt: {path} ({exc})", path) from exc

@@ -317,6 +317,24 @@ def model_name(name: str) -> str:
     return re.sub(r"[/:.%\"']", "_", name)
 
 
+def logged_models(study: str, uri: Optional[str] = None) -> dict[str, str]:
+    """Every model logged for a study, as name -> ``models:/`` URI (all pages of the search; the default URI
+    is the default SQLite database under the working folder)."""
+    uri = resolve_uri(uri, os.getcwd())
+    client = _client(uri)
+    exp = client.get_experiment_by_name(study)
+    if exp is None:
+        raise TrackingError(f"no MLflow experiment named {study!r} at {uri}")
+    out: dict[str, str] = {}
+    token = None
+    while True:
+        page = client.search_logged_models(experiment_ids=[exp.experiment_id], max_results=100, page_token=token)
+        out.update({m.name: f"models:/{m.model_id}" for m in page})
+        token = page.token
+        if not token:
+            return out
+
+
 def _models_of(client, experiment_id: str, run_id: str) -> list[str]:
     try:
         models = client.search_logged_models(experiment_ids=[experiment_id], filter_string=f"source_run_id = '{run_id}'")

@@ -51,6 +51,15 @@ class Target:
     def __init__(self, **params: Any):
         self.params = dict(params)
 
+    # -- size hints (the up-front memory estimate of a job; see ouroboros.preflight) ------------------
+    def item_bytes(self) -> int:
+        """Bytes of one training item in memory (default: ``d`` float64 values)."""
+        return 8 * int(self.params.get("d", 1))
+
+    def model_bytes(self) -> int:
+        """Bytes of one replicate's fitted model (0: small or not known in advance)."""
+        return 0
+
     @classmethod
     def with_defaults(cls, params: dict) -> dict:
         """Every setting of ``params_schema``, with its default where ``params`` leaves it out."""
@@ -230,13 +239,25 @@ class Target:
         """Load a saved model; dispatches on the target name recorded beside it."""
         from ouroboros.targets import target_class
 
+        from ouroboros.settings import ConfigError
+
         directory = Path(directory)
-        meta = io.load_json(directory / "target.json")
-        klass = target_class(meta["target"]) if cls is Target else cls
-        if klass.name != meta["target"]:
-            raise io.IntermediateFileError(f"{directory} holds a {meta['target']} model, not {klass.name}")
-        obj = klass(**meta["params"])
-        return obj._load_state(directory)
+        meta_path = directory / "target.json"
+        meta = io.load_json(meta_path)
+        try:
+            klass = target_class(meta["target"]) if cls is Target else cls
+            if klass.name != meta["target"]:
+                raise io.IntermediateFileError(f"{meta_path} describes a {meta['target']} model, not {klass.name}",
+                                               directory)
+            obj = klass(**meta["params"])
+        except (KeyError, TypeError, ValueError, ConfigError) as exc:
+            raise io.IntermediateFileError(f"{meta_path} is not a model description ({type(exc).__name__}: {exc})",
+                                           directory) from exc
+        try:
+            return obj._load_state(directory)
+        except (KeyError, TypeError, ValueError) as exc:
+            raise io.IntermediateFileError(f"{directory} does not hold a valid {klass.name} model "
+                                           f"({type(exc).__name__}: {exc})", directory) from exc
 
     def _load_state(self, directory: Path) -> "Target":
         return self.set_state(io.load_npz(directory / "state.npz"))

@@ -136,6 +136,12 @@ class CategoricalTarget(Target):
             return super().sample_parts(sizes, lam, rng)
         return Parts(tuple(self.sample(int(m), lam, rng) for m in sizes))
 
+    def item_bytes(self):
+        return 8
+
+    def model_bytes(self):
+        return 8 * self.K
+
     def get_state(self):
         return {"p": self.p_}
 

@@ -164,6 +164,9 @@ class GaussianTarget(Target):
     def feature_dim(self):
         return self.d
 
+    def model_bytes(self):
+        return 8 * (self.d + self.d * self.d)
+
     def get_state(self):
         return {"mean": self.mean_, "cov": self.cov_}
 

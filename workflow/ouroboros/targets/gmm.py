@@ -221,6 +221,9 @@ class GMMTarget(Target):
     def feature_dim(self):
         return self.d
 
+    def model_bytes(self):
+        return 8 * self.params["components"] * (1 + self.d + self.d * self.d)
+
     def get_state(self):
         return {"weights": self.weights_, "means": self.means_, "covariances": self.covariances_}
 

@@ -85,6 +85,12 @@ class LinRegTarget(Target):
         y = np.einsum("rnd,rd->rn", x, w) + noise_sd * rng.standard_normal(x.shape[:2])
         return np.concatenate([x, y[..., None]], axis=2)
 
+    def item_bytes(self):
+        return 8 * (self.d + 1)
+
+    def model_bytes(self):
+        return 8 * (self.d + (self.d + 1) ** 2)
+
     def real_data(self, rng, n, replicates):
         train = self.draw_real(rng, n, replicates)
         x_test = rng.standard_normal((1, 1000, self.d))

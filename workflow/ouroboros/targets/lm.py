@@ -200,6 +200,9 @@ class LMTarget(TorchTarget):
         return gpt.GPT(gpt.GPTConfig(self.tokenizer.vocab_size, p["block_size"], p["n_layer"], p["n_head"], p["n_embd"],
                                      p["dropout"]))
 
+    def item_bytes(self):
+        return 8 * (self.p["seq_len"] + self.p["prompt_len"])
+
     def steps_for(self, tokens: int) -> int:
         p = self.p
         steps = max(1, math.ceil(p["epochs"] * tokens / (p["batch_size"] * p["block_size"])))
@@ -340,11 +343,11 @@ class LMTarget(TorchTarget):
     def load_extra(self, directory: Path) -> None:
         path = directory / "tokenizer.json"
         if not path.is_file():
-            raise io.IntermediateFileError(f"intermediate file is missing: {path}")
+            raise io.IntermediateFileError(f"intermediate file is missing: {path}", path)
         try:
             self.tokenizer_ = T.tokenizer_from_json(path.read_text(encoding="utf-8"))
         except Exception as exc:
-            raise io.IntermediateFileError(f"intermediate file is truncated or corrupt: {path} ({exc})") from exc
+            raise io.IntermediateFileError(f"intermediate file is truncated or corrupt: {path} ({exc})", path) from exc
 
     # -- curation hooks ------------------------------------------------------------------------------
     def loglik(self, items):

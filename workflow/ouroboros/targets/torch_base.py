@@ -87,7 +87,7 @@ class TorchTarget(Target):
         except RuntimeError as exc:
             raise io.IntermediateFileError(
                 f"{directory / 'model.pt'} does not fit the {self.name} model described by {directory / 'target.json'} "
-                f"({str(exc).splitlines()[0]}); delete the folder {directory} and rerun") from exc
+                f"({str(exc).splitlines()[0]})", directory) from exc
         self.net_ = net.eval()
         self.device_used_ = io.load_json(directory / "target.json").get("device", "cpu")
         return self

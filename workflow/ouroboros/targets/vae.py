@@ -116,6 +116,9 @@ class VAETarget(TorchTarget):
         return x_train[rng.choice(len(x_train), size=m, replace=False)][None]
 
     # -- torch plumbing --------------------------------------------------------------
+    def item_bytes(self):
+        return 4 * self.side * self.side
+
     def _hidden(self, x_dim):
         return self.p["hidden"] or max(64, round(400 * x_dim / 784))
 

@@ -1,0 +1,247 @@
+"""Bad input is caught before any job: a table of hostile configs, each refused with one line naming the key
+(and the file and line that set it); YAML syntax errors name the line; sizes and the tracking folder are
+checked up front."""
+import copy
+import os
+
+import pytest
+import yaml
+
+from conftest import REPO
+from ouroboros import preflight
+from ouroboros.settings import ConfigError
+
+GOOD = {"study": "tiny", "seeds": [0], "generations": 3,
+        "experiments": [{"target": "gaussian", "n": 10, "regimes": ["replace", "mix"]}]}
+_DELETE = object()
+
+
+def _with(path, value, base=GOOD):
+    cfg = copy.deepcopy(base)
+    node = cfg
+    for key in path[:-1]:
+        node = node.setdefault(key, {}) if isinstance(node, dict) else node[key]
+    if value is _DELETE:
+        del node[path[-1]]
+    else:
+        node[path[-1]] = value
+    return cfg
+
+
+def _exp(**kw):
+    return ["experiments", 0], kw
+
+
+NAN, INF = float("nan"), float("inf")
+E = ["experiments", 0]
+BAD = [
+    # top level
+    (["study"], _DELETE, ["study", "required"]),
+    (["study"], "../escape", ["study", "does not match"]),
+    (["study"], "my study", ["study"]),
+    (["study"], 3, ["study", "not of type 'string'"]),
+    (["colour"], "red", ["colour", "unknown key", "allowed keys"]),
+    (["seeds"], [], ["seeds"]),
+    (["seeds"], [0, 0], ["seeds", "non-unique"]),
+    (["seeds"], [-1], ["seeds[0]", "minimum"]),
+    (["seeds"], "0", ["seeds"]),
+    (["generations"], 0, ["generations", "minimum of 1"]),
+    (["generations"], -5, ["generations"]),
+    (["generations"], 2.5, ["generations", "integer"]),
+    (["generations"], INF, ["generations", "not a finite number"]),
+    (["generations"], 1_000_000_000, ["generations", "jobs", "limits.jobs"]),
+    (["experiments"], [], ["experiments"]),
+    (["experiments"], _DELETE, ["experiments", "required"]),
+    (["experiments"], {"target": "gaussian"}, ["experiments", "array"]),
+    # an experiment
+    (E + ["target"], "gausian", ["target", "gaussian", "gmm"]),
+    (E + ["target"], _DELETE, ["target", "required"]),
+    (E + ["n"], 1, ["n", "minimum of 2"]),
+    (E + ["n"], "10", ["n", "integer"]),
+    (E + ["n"], NAN, ["n", "not a finite number"]),
+    (E + ["replicates"], 0, ["replicates", "minimum"]),
+    (E + ["lam"], NAN, ["lam", "not a finite number"]),
+    (E + ["lam"], INF, ["lam", "not a finite number"]),
+    (E + ["lam"], -INF, ["lam", "not a finite number"]),
+    (E + ["lam"], 0, ["lam"]),
+    (E + ["lam"], -1.0, ["lam"]),
+    (E + ["generations"], 0, ["generations"]),
+    (E + ["block"], 0, ["block", "minimum"]),
+    (E + ["seeds"], [1, 1], ["seeds", "non-unique"]),
+    (E + ["name"], "a/b", ["name", "does not match"]),
+    (E + ["mix"], {"rho": 0.1}, ["experiments[0].mix", "unknown key", "allowed keys"]),
+    (E + ["epochs"], 3, ["experiments[0].epochs", "unknown key"]),
+    # regimes
+    (E + ["regimes"], ["replace", "resample"], ["regimes", "accumulate-subsample"]),
+    (E + ["regimes"], [], ["regimes"]),
+    (E + ["regimes"], ["replace", "replace"], ["same label"]),
+    (E + ["regimes", 1], {"kind": "mix", "rho": 1.5}, ["regimes[1].rho", "maximum"]),
+    (E + ["regimes", 1], {"kind": "mix", "rho": -0.1}, ["regimes[1].rho", "minimum"]),
+    (E + ["regimes", 1], {"kind": "mix", "rho": NAN}, ["rho", "not a finite number"]),
+    (E + ["regimes", 1], {"kind": "mix", "share": 0.1}, ["regimes[1]", "share", "allowed keys: fresh, n_real"]),
+    (E + ["regimes", 1], {"rho": 0.1}, ["regimes"]),
+    (E + ["regimes", 1], {"kind": "mix", "n_real": 5}, ["regimes[1]", "set both n_real and n_synthetic"]),
+    (E + ["regimes", 1], {"kind": "mix", "n_real": 500, "n_synthetic": 5}, ["n_real must be at most n"]),
+    (E + ["regimes", 1], {"kind": "mix", "n_real": 0, "n_synthetic": 0}, ["must be positive"]),
+    (E + ["regimes", 1], {"kind": "mix", "n_real": -1, "n_synthetic": 5}, ["n_real", "minimum"]),
+    (E + ["regimes", 1], {"kind": "accumulate", "rho": 0.1}, ["regimes[1]", "rho", "none: this kind has no settings"]),
+    # target settings
+    (E + ["params"], {"dim": 3}, ["params", "dim", "allowed keys"]),
+    (E + ["params"], {"d": 0}, ["params.d", "minimum"]),
+    (E + ["params"], {"method": "exact"}, ["method", "sample", "sufficient"]),
+    (E + ["params"], {"method": "counts"}, ["method", "sample", "sufficient"]),
+    (E + ["params"], [1, 2], ["params", "object"]),
+    (E, {"target": "gmm", "n": 2, "params": {"components": 3}}, ["components"]),
+    (E, {"target": "gmm", "params": {"truth": {"weights": [0.3], "means": [[0, 0]]}}}, ["sum to 1"]),
+    (E, {"target": "gmm", "params": {"init": "best"}}, ["init", "kmeans"]),
+    (E, {"target": "categorical", "params": {"K": 1}}, ["params.K", "minimum"]),
+    (E, {"target": "categorical", "params": {"truth": "zipf", "beta": NAN}}, ["beta", "not a finite number"]),
+    (E, {"target": "linreg", "n": 5, "params": {"d": 10}}, ["5 rows cannot fit d=10"]),
+    (E, {"target": "linreg", "params": {"design": "random"}}, ["design", "fixed", "fresh"]),
+    (E, {"target": "vae", "params": {"data": "cifar"}}, ["data", "digits", "mnist"]),
+    (E, {"target": "vae", "params": {"epochs": 0}}, ["epochs", "minimum"]),
+    (E, {"target": "lm", "params": {"tokenizer": "words"}}, ["tokenizer", "char", "bpe"]),
+    (E, {"target": "lm", "params": {"top_p": 1.5}}, ["top_p"]),
+    (E, {"target": "vae", "block": 5}, ["block", "at most 1"]),
+    # sweeps and curation
+    (E + ["sweep"], {"size": [10]}, ["sweep", "size", "allowed keys"]),
+    (E + ["sweep"], {"n": [10, 1]}, ["n", "minimum of 2"]),
+    (E + ["sweep"], {"rho": [0.1, 2.0]}, ["rho"]),
+    (E + ["sweep"], {"lam": [1.0, NAN]}, ["lam", "not a finite number"]),
+    (E + ["sweep"], {"n": []}, ["sweep", "n"]),
+    (E + ["curation"], {"selector": "best"}, ["selector", "top", "dedup"]),
+    (E + ["curation"], {"scorer": "truth"}, ["curation", "selector", "required"]),
+    (E + ["curation"], {"selector": "top", "scorer": "oracle"}, ["scorer", "truth"]),
+    (E + ["curation"], {"selector": "top", "scorer": "truth", "q": 1.5}, ["q"]),
+    # plots, tracking, limits
+    (["plots", "band"], "iqr", ["band", "minmax"]),
+    (["plots", "sweeps"], [{"name": "s", "metric": "std_mean"}], ["sweeps[0]", "x", "required"]),
+    (["plots", "sweeps"], [{"name": "s", "metric": "no_such_metric", "x": "n"}], ["no_such_metric"]),
+    (["tracking", "every"], 0, ["tracking.every", "minimum"]),
+    (["tracking", "uri"], "ftp://host/db", ["tracking.uri", "unsupported"]),
+    (["tracking", "server"], "x", ["tracking.server", "unknown key"]),
+    (["limits", "jobs"], 2, ["jobs", "limits.jobs = 2"]),
+    (["limits", "job_memory_gb"], 1e-8, ["a job would hold about", "limits.job_memory_gb"]),
+    (["limits", "job_memory_gb"], -1, ["job_memory_gb"]),
+]
+
+
+@pytest.mark.parametrize("path,value,words", BAD, ids=lambda x: str(x)[:40])
+def test_a_bad_config_is_one_line_naming_the_key(tmp_path, path, value, words):
+    with pytest.raises(ConfigError) as err:
+        preflight.prepare(_with(path, value), REPO, tmp_path)
+    msg = str(err.value)
+    assert "\n" not in msg, msg
+    assert msg.startswith("invalid config at "), msg
+    for w in words:
+        assert w in msg, msg
+
+
+def test_the_table_is_large_and_the_good_config_passes(tmp_path):
+    assert len(BAD) >= 60
+    prepared = preflight.prepare(copy.deepcopy(GOOD), REPO, tmp_path)
+    assert len(prepared.study.chains) == 2 and prepared.tracking["uri"].startswith("sqlite:///")
+
+
+def test_absurd_sizes_are_refused_with_the_estimate(tmp_path):
+    huge = _with(E, {"target": "gaussian", "n": 100_000, "replicates": 1_000_000, "params": {"d": 10}})
+    with pytest.raises(ConfigError) as err:
+        preflight.prepare(huge, REPO, tmp_path)
+    msg = str(err.value)
+    assert "1,000,000 replicates" in msg and "over the limit" in msg and "this machine's memory" in msg
+    raised = _with(["limits", "job_memory_gb"], 1e9, huge)
+    preflight.prepare(raised, REPO, tmp_path)  # a setting raises the limit
+    # an accumulated pool of points grows with the generations
+    acc = _with(E, {"target": "gaussian", "n": 1000, "replicates": 1000, "generations": 100_000,
+                    "regimes": ["accumulate-subsample"], "params": {"d": 10}})
+    with pytest.raises(ConfigError, match="accumulate-subsample"):
+        preflight.prepare(_with(["limits", "job_memory_gb"], 100, acc), REPO, tmp_path)
+
+
+def test_the_estimate_grows_with_what_a_job_holds(tmp_path):
+    from ouroboros.config import Study
+
+    def worst(cfg):
+        return max(preflight.job_bytes(c)[0] for c in Study.from_config(cfg).chains)
+
+    base = worst(GOOD)
+    assert worst(_with(E + ["replicates"], 10)) == pytest.approx(10 * base)
+    assert worst(_with(E + ["params"], {"d": 4})) > 4 * base
+    assert worst(_with(E + ["regimes"], ["accumulate-subsample"])) > worst(_with(E + ["regimes"], ["accumulate"]))
+
+
+def test_tracking_folder_is_checked_before_any_job(tmp_path):
+    blocker = tmp_path / "afile"
+    blocker.write_text("x")
+    with pytest.raises(ConfigError, match=f"cannot create the folder {blocker}/sub.*is a file"):
+        preflight.prepare(_with(["tracking", "uri"], f"sqlite:///{blocker}/sub/mlflow.db"), REPO, tmp_path)
+    with pytest.raises(ConfigError, match="names a folder"):
+        preflight.prepare(_with(["tracking", "uri"], f"sqlite:///{tmp_path}"), REPO, tmp_path)
+    if os.geteuid() != 0:  # root writes anywhere
+        ro = tmp_path / "ro"
+        ro.mkdir()
+        ro.chmod(0o500)
+        with pytest.raises(ConfigError, match="not writable"):
+            preflight.prepare(_with(["tracking", "uri"], f"sqlite:///{ro}/db/mlflow.db"), REPO, tmp_path)
+    # nothing was created, and tracking switched off is not checked
+    assert not (tmp_path / "afile.d").exists()
+    off = _with(["tracking"], {"enabled": False, "uri": f"sqlite:///{blocker}/sub/mlflow.db"})
+    preflight.prepare(off, REPO, tmp_path)
+
+
+def test_errors_name_the_file_and_line_that_set_the_key(tmp_path):
+    f = tmp_path / "study.yaml"
+    f.write_text("study: s\ngenerations: 3\nexperiments:\n  - target: gaussian\n    n: 10\n\n    lam: .nan\n")
+    with pytest.raises(ConfigError, match=rf"experiments\[0\].lam \({f}, line 7\): nan is not a finite number"):
+        preflight.check_files([f], REPO, tmp_path)
+    f.write_text("study: s\nexperiments:\n  - target: gaussian\n    params: {d: 2, dee: 3}\n")
+    with pytest.raises(ConfigError, match=rf"params.dee \({f}, line 4\): unknown key 'dee'"):
+        preflight.check_files([f], REPO, tmp_path)
+    # a key the study file does not set is looked up in the default config it overrides
+    assert "config.yaml, line" in preflight.locate("invalid config at seeds: x", [REPO / "config/config.yaml", f])
+
+
+@pytest.mark.parametrize("text,line", [("study: s\nexperiments:\n  - target: gaussian\n    n: [10\n", 5),
+                                       ("study: s\n\texperiments: []\n", 2),
+                                       ("study: s\nexperiments:\n  - target: gaussian\n   n: 10\n", 4)])
+def test_a_yaml_syntax_error_names_file_and_line(tmp_path, text, line):
+    f = tmp_path / "broken.yaml"
+    f.write_text(text)
+    with pytest.raises(ConfigError, match=rf"{f}, line {line}, column \d+: not valid YAML"):
+        preflight.check_files([f], REPO, tmp_path)
+
+
+def test_ouroboros_check_command(tmp_path, capsys):
+    from ouroboros.cli import main
+
+    good = tmp_path / "good.yaml"
+    good.write_text(yaml.safe_dump(GOOD))
+    assert main(["check", str(good)]) == 0
+    out = capsys.readouterr().out
+    assert "tiny: 1 experiment(s), 2 chain(s), about" in out
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("study: s\nexperiments:\n  - target: gaussian\n    n: [10\n")
+    assert main(["check", str(bad)]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and f"{bad}, line 5" in err
+
+
+@pytest.mark.e2e
+@pytest.mark.parametrize("case", ["nan", "unknown", "size", "tracking", "yaml"])
+def test_snakemake_refuses_before_any_job_in_one_line(tmp_path, snakemake_run, case):
+    cfg = {"nan": _with(E + ["lam"], NAN), "unknown": _with(E + ["foo"], 1),
+           "size": _with(["generations"], 1_000_000_000),
+           "tracking": _with(["tracking", "uri"], f"sqlite:///{REPO / 'README.md'}/x/mlflow.db"),
+           "yaml": None}[case]
+    if cfg is None:
+        (tmp_path / "broken.yaml").write_text("study: s\nexperiments: [\n")
+        proc = snakemake_run(tmp_path, None, "--configfile", str(tmp_path / "broken.yaml"), "--cores", "1", check=False)
+    else:
+        proc = snakemake_run(tmp_path, cfg, "--cores", "1", check=False)
+    out = proc.stdout + proc.stderr
+    assert proc.returncode != 0, out
+    assert "Traceback" not in out and "File \"" not in out, out
+    assert not (tmp_path / "results").exists()
+    if case != "yaml":  # Snakemake itself reads --configfile before the workflow starts (README, Reliability)
+        errors = [line for line in out.splitlines() if line.startswith("Error: invalid config at ")]
+        assert len(errors) == 1, out

@@ -1,0 +1,209 @@
+"""Nothing silently lost: cut or edited intermediates are refused by name, with what to delete to recompute."""
+import json
+import os
+
+import numpy as np
+import pytest
+
+from ouroboros import io, jobs
+from ouroboros.targets import make_target, target_class
+from ouroboros.targets.base import Target
+
+ROWS = [(g, m, 0.5 + g) for g in range(3) for m in ("std_mean", "mean_error")]
+
+
+def _written(tmp_path, rows=ROWS):
+    path = tmp_path / "gens0-2" / "metrics.csv"
+    jobs.write_metrics(path, rows)
+    return path
+
+
+def test_metrics_round_trip(tmp_path):
+    assert jobs.read_metrics(_written(tmp_path)) == ROWS
+
+
+@pytest.mark.parametrize("cut", ["line", "mid-number", "trailer", "edit", "empty"])
+def test_a_cut_or_edited_metrics_file_is_refused(tmp_path, cut):
+    path = _written(tmp_path)
+    text = path.read_text()
+    lines = text.splitlines(keepends=True)
+    if cut == "line":        # whole rows lost, the file still ends at a line boundary
+        bad = "".join(lines[:3])
+    elif cut == "mid-number":
+        bad = text[: text.index("2.5") + 2]
+    elif cut == "trailer":   # every row there, the end line lost
+        bad = "".join(lines[:-1])
+    elif cut == "edit":      # a value changed after writing
+        bad = text.replace("1.5", "1.6", 1)
+    else:
+        bad = ""
+    path.write_text(bad)
+    with pytest.raises(io.IntermediateFileError) as err:
+        jobs.read_metrics(path)
+    assert str(path) in str(err.value) and "rerun" in str(err.value)
+
+
+def test_chain_rows_must_cover_every_generation_and_metric():
+    jobs.check_chain_rows(ROWS, 2, "x/replace/seed0")
+    with pytest.raises(io.IntermediateFileError, match=r"x/replace/seed0 do not cover generations 0..3: missing 3"):
+        jobs.check_chain_rows(ROWS, 3, "x/replace/seed0")
+    with pytest.raises(io.IntermediateFileError, match=r"generation 1: missing \['std_mean'\]"):
+        jobs.check_chain_rows([r for r in ROWS if r[:2] != (1, "std_mean")], 2, "x/replace/seed0")
+    with pytest.raises(io.IntermediateFileError, match=r"generation 2: repeated \['mean_error'\]"):
+        jobs.check_chain_rows(ROWS + [(2, "mean_error", 1.0)], 2, "x/replace/seed0")
+
+
+def test_collect_refuses_a_chain_with_lost_generations(tmp_path):
+    a = _written(tmp_path)
+    cols = {"study": "s", "experiment": "x", "target": "gaussian", "regime": "replace", "seed": 0}
+    jobs.collect([cols], [[a]], tmp_path / "ok.csv", generations=[2])
+    with pytest.raises(io.IntermediateFileError, match="missing 3-5"):
+        jobs.collect([cols], [[a]], tmp_path / "bad.csv", generations=[5])
+    assert not (tmp_path / "bad.csv").exists()
+
+
+def test_the_folder_to_delete_is_named_for_files_in_directory_outputs(tmp_path):
+    gen = tmp_path / "results" / "s" / "x" / "replace" / "seed0" / "gen3"
+    assert io.redo(gen / "model" / "state.npz") == f"delete the folder {gen / 'model'} and rerun the workflow to recompute it"
+    assert io.redo(gen / "samples" / "samples.npz").startswith(f"delete the folder {gen / 'samples'} ")
+    assert io.redo(gen / "metrics.csv").startswith(f"delete {gen / 'metrics.csv'} ")
+    (gen / "model").mkdir(parents=True)
+    (gen / "model" / "state.npz").write_bytes(b"PK\x03\x04 cut")
+    with pytest.raises(io.IntermediateFileError, match=f"delete the folder {gen / 'model'} and rerun"):
+        io.load_npz(gen / "model" / "state.npz")
+
+
+def test_the_rules_directory_outputs_are_the_ones_named():
+    from pathlib import Path
+    import re
+
+    rules = "".join(p.read_text() for p in (Path(__file__).parents[1] / "rules").glob("*.smk"))
+    names = {m.rstrip("/").split("/")[-1].strip("{}") for m in re.findall(r'directory\(f?"([^"]+)"\)', rules)}
+    names |= {"reference"} if "directory(paths.reference_dir" in rules else set()
+    names = {"curated" if n == "CURATED" else n for n in names}
+    assert names <= set(io.DIRECTORY_OUTPUTS), names
+
+
+def _saved_gmm(tmp_path):
+    t = make_target("gmm", {"components": 2, "truth": "blob", "eval_size": 200, "test_size": 50})
+    real = t.real_data(np.random.default_rng(0), 60, 2)
+    model = t.fit(real["train"], np.random.default_rng(1))
+    d = tmp_path / "gen1" / "model"
+    model.save(d)
+    return d
+
+
+def test_a_model_folder_with_wrong_contents_is_named(tmp_path):
+    d = _saved_gmm(tmp_path)
+    assert Target.load(d).name == "gmm"
+    meta = json.loads((d / "target.json").read_text())
+    (d / "target.json").write_text(json.dumps(dict(meta, target="gaussian")))
+    with pytest.raises(io.IntermediateFileError, match=f"{d / 'target.json'}.*gaussian.*delete the folder {d} "):
+        target_class("gmm").load(d)
+    (d / "target.json").write_text(json.dumps(dict(meta, params={"no_such_setting": 1})))
+    with pytest.raises(io.IntermediateFileError, match=f"{d / 'target.json'} is not a model description"):
+        Target.load(d)
+    (d / "target.json").write_text(json.dumps({"params": {}}))
+    with pytest.raises(io.IntermediateFileError, match="not a model description"):
+        Target.load(d)
+    (d / "target.json").write_text(json.dumps(meta))
+    io.save_npz(d / "state.npz", other=np.zeros(3))
+    with pytest.raises(io.IntermediateFileError, match=f"{d} does not hold a valid gmm model.*delete the folder {d} "):
+        Target.load(d)
+
+
+def test_a_torch_state_dict_with_other_keys_is_named(tmp_path):
+    pytest.importorskip("torch")
+    import torch
+
+    from ouroboros.targets.torch_base import TorchTarget  # noqa: F401  (torch targets load through it)
+
+    t = make_target("vae", {"data": "digits", "epochs": 1, "judge_epochs": 1, "latent": 2, "hidden": 8})
+    real = t.real_data(np.random.default_rng(0), 40, 1)
+    model = t.fit(real["train"], np.random.default_rng(1))
+    d = tmp_path / "gen2" / "model"
+    model.save(d)
+    torch.save({"weight": torch.zeros(2)}, d / "model.pt")
+    with pytest.raises(io.IntermediateFileError, match=f"model.pt does not fit the vae model.*delete the folder {d} "):
+        Target.load(d)
+
+
+class _Job:
+    """The parts of Snakemake's ``snakemake`` object run_job reads."""
+
+    def __init__(self, log, attempt=1):
+        self.log = [str(log)]
+        self.attempt = attempt
+        self.resources = type("R", (), {"gpu": 0})()
+
+
+def test_a_failure_a_retry_cannot_fix_is_not_recomputed(tmp_path, capsys):
+    from ouroboros.logs import run_job
+    from ouroboros.settings import ConfigError
+
+    calls = []
+
+    def bad_config():
+        calls.append(1)
+        raise ConfigError("invalid config at params.d: 0 is less than the minimum of 1")
+
+    log = tmp_path / "job.log"
+    with pytest.raises(SystemExit):
+        run_job(_Job(log, 1), bad_config)
+    with pytest.raises(SystemExit):
+        run_job(_Job(log, 2), bad_config)  # Snakemake's retry
+    assert calls == [1]
+    err = capsys.readouterr().err
+    assert "not retried (a retry cannot fix it): ConfigError: invalid config at params.d" in err
+
+    def out_of_memory():
+        calls.append(2)
+        raise MemoryError("Unable to allocate 80 GiB")
+
+    log2 = tmp_path / "job2.log"
+    for attempt in (1, 2):
+        with pytest.raises(SystemExit):
+            run_job(_Job(log2, attempt), out_of_memory)
+    assert calls == [1, 2, 2]  # a transient failure is retried
+    # a new run (attempt 1) of the once-bad job runs again (the input may have been fixed)
+    with pytest.raises(SystemExit):
+        run_job(_Job(log, 1), bad_config)
+    assert calls == [1, 2, 2, 1]
+
+
+def test_a_full_disk_is_one_line_naming_the_disk(tmp_path, capsys):
+    from ouroboros.logs import run_job
+
+    def write_to_a_full_disk():
+        with open("/dev/full", "w") as fh:
+            fh.write("x" * 100_000)
+            fh.flush()
+
+    if not os.path.exists("/dev/full"):
+        pytest.skip("no /dev/full on this system")
+    job = _Job(tmp_path / "job.log")
+    job.output = [str(tmp_path / "out" / "metrics.csv")]  # the error names no file: the output's disk is named
+    with pytest.raises(SystemExit):
+        run_job(job, write_to_a_full_disk)
+    err = capsys.readouterr().err.strip()
+    mount = tmp_path
+    while not os.path.ismount(mount):
+        mount = mount.parent
+    assert err.count("\n") == 0, err
+    assert err.startswith(f"disk full: no space left on {mount}, ") and f"(writing {tmp_path / 'out'}" in err
+
+
+def test_a_full_disk_behind_other_errors_is_still_found():
+    import errno
+
+    from ouroboros.logs import disk_full
+
+    try:
+        try:
+            raise OSError(errno.ENOSPC, "No space left on device", "/tmp/x/state.npz")
+        except OSError as exc:
+            raise RuntimeError("saving failed") from exc
+    except RuntimeError as outer:
+        line = disk_full(outer)
+    assert line.startswith("disk full: no space left on /") and "/tmp/x/state.npz" in line
+    assert disk_full(ValueError("x")) is None

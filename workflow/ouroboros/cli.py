@@ -1,0 +1,48 @@
+"""``ouroboros`` on the command line.
+
+``ouroboros check FILE [FILE ...]``: check study config files as ``snakemake --configfile FILE ...`` would
+read them (over config/config.yaml), without Snakemake and without running anything: YAML syntax (with the
+line), the schemas, sweep plots, job sizes and count, the tracking folder.  Snakemake reads ``--configfile``
+itself before the workflow starts, and its YAML error names no line; this command does.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Optional, Sequence
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def _check(args) -> int:
+    from ouroboros import preflight
+    from ouroboros.settings import ConfigError
+
+    try:
+        prepared = preflight.check_files(args.files, args.repo)
+    except ConfigError as exc:
+        print(f"Error: {exc}", file=sys.stderr)
+        return 1
+    study = prepared.study
+    worst = max((preflight.job_bytes(c)[0] for c in study.chains), default=0)
+    print(f"{study.name}: {len(study.experiments)} experiment(s), {len(study.chains)} chain(s), about "
+          f"{preflight.job_count(study, prepared.tracking['enabled']):,} jobs, the largest holding about "
+          f"{preflight._gb(worst)}; tracking "
+          + (prepared.tracking["uri"] if prepared.tracking["enabled"] else "off"))
+    return 0
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    parser = argparse.ArgumentParser(prog="ouroboros", description="Ouroboros: model-collapse studies.")
+    sub = parser.add_subparsers(dest="command", required=True)
+    check = sub.add_parser("check", help="check study config files before running them")
+    check.add_argument("files", nargs="*", help="config files, later ones overriding earlier (as --configfile)")
+    check.add_argument("--repo", default=str(REPO), help="the checkout holding config/ (default: this one)")
+    check.set_defaults(func=_check)
+    args = parser.parse_args(argv)
+    return args.func(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

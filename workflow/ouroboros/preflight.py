@@ -1,0 +1,236 @@
+"""Everything checked before the first job runs.
+
+:func:`prepare` is what the workflow does when it reads a study (``rules/common.smk``) and what
+``ouroboros check FILE`` does without Snakemake: the config against ``config/schema.yaml`` and every
+registered kind's own schema, NaN and infinities, sweep plots, the size of every job and the number of
+jobs against ``limits``, and a SQLite tracking database's folder.  Each problem is one
+:class:`~ouroboros.settings.ConfigError` line naming the key and, where known, the file and line that set it.
+"""
+from __future__ import annotations
+
+import copy
+import math
+import os
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Optional, Sequence
+
+from ouroboros.settings import ConfigError
+
+GB = 1024 ** 3
+
+
+@dataclass
+class Prepared:
+    study: "object"
+    sweep_plots: dict
+    tracking: dict
+
+
+# -- where a key was written -----------------------------------------------------------------------
+def _path_of(at: str) -> list:
+    """``experiments[2].params.d`` -> ["experiments", 2, "params", "d"]."""
+    at = re.sub(r" \(sweep [^)]*\)", "", at)
+    out: list = []
+    for name, index in re.findall(r"([^.\[\]]+)|\[(\d+)\]", at):
+        out.append(int(index) if index else name)
+    return out
+
+
+def _node_line(path: Path, keys: list) -> Optional[int]:
+    """1-based line of the deepest node of ``keys`` written in the YAML file (None: not in it)."""
+    import yaml
+
+    try:
+        node = yaml.compose(path.read_text(encoding="utf-8"), Loader=yaml.SafeLoader)
+    except (OSError, UnicodeDecodeError, yaml.YAMLError):
+        return None
+    line = None
+    for key in keys:
+        if isinstance(node, yaml.MappingNode) and isinstance(key, str):
+            hit = next(((k, v) for k, v in node.value if getattr(k, "value", None) == key), None)
+            if hit is None:
+                break
+            line, node = hit[0].start_mark.line + 1, hit[1]
+        elif isinstance(node, yaml.SequenceNode) and isinstance(key, int) and key < len(node.value):
+            node = node.value[key]
+            line = node.start_mark.line + 1
+        else:
+            break
+    return line
+
+
+def locate(message: str, configfiles: Sequence) -> str:
+    """Add the file and line that set the key named by an "invalid config at KEY: ..." message; later files
+    override earlier ones (Snakemake's order), so the last file that holds the key is named."""
+    m = re.match(r"invalid config at (.+?): ", message)
+    if not m or not configfiles:
+        return message
+    keys = _path_of(m.group(1))
+    if not keys:
+        return message
+    for f in reversed([Path(f) for f in configfiles]):
+        line = _node_line(f, keys) if f.is_file() else None
+        if line is not None:
+            return f"{message[:m.end(1)]} ({f}, line {line}){message[m.end(1):]}"
+    return message
+
+
+def load_yaml(path) -> dict:
+    """A config file as a mapping; a syntax error names the file, line and column."""
+    import yaml
+
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"cannot read the config file {path}: {exc.strerror or exc}") from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f", line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        raise ConfigError(f"{path}{where}: not valid YAML ({problem})") from None
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: a config file is a mapping of keys (study, experiments, ...), "
+                          f"got a {type(data).__name__}")
+    return data
+
+
+def merge(base: dict, override: dict) -> dict:
+    """Snakemake's rule for several config files: mappings merge key by key, anything else is replaced."""
+    out = copy.deepcopy(base)
+    for k, v in override.items():
+        out[k] = merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else copy.deepcopy(v)
+    return out
+
+
+# -- sizes -------------------------------------------------------------------------------------------
+def machine_memory() -> int:
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):  # pragma: no cover - not POSIX
+        return 16 * GB
+
+
+def job_bytes(chain) -> tuple[int, str]:
+    """An estimate of the memory one job of the chain holds, and how it was reckoned: real training data,
+    the training set (with an accumulated pool of points), the drawn candidates, and the models a block keeps."""
+    e = chain.experiment
+    target = e.make_target()
+    items = 2 * e.n + chain.n_candidates
+    if chain.regime.pools and not chain.pool_as_stats:
+        items += chain.n_synthetic * e.generations
+    models = e.block if e.block > 1 else 2
+    per_replicate = items * target.item_bytes() + models * target.model_bytes()
+    total = 2 * e.replicates * per_replicate  # working copies
+    how = (f"{e.replicates:,} replicates x ({items:,} items x {target.item_bytes()} B"
+           + (f" + {models:,} models x {target.model_bytes():,} B" if target.model_bytes() else "") + ") x 2")
+    return total, how
+
+
+def job_count(study, tracking: bool) -> int:
+    """About how many jobs the study runs (the DAG Snakemake builds before the first job)."""
+    total = 0
+    for chain in study.chains:
+        e = chain.experiment
+        gens = e.generations + 1
+        if e.block > 1:
+            total += math.ceil(gens / e.block) * (2 if tracking else 1)
+        else:
+            total += gens * (3 + (e.curation is not None) + bool(tracking))
+    return total
+
+
+def _gb(x: float) -> str:
+    return f"{x / GB:.3g} GB" if x >= 0.1 * GB else f"{x / 1024 ** 2:.3g} MB"
+
+
+def check_sizes(study, limits: dict, tracking: bool) -> None:
+    """Refuse a study whose jobs would not fit in memory, or whose DAG is too large to build."""
+    limit = limits.get("job_memory_gb")
+    limit_bytes = limit * GB if limit else machine_memory()
+    source = "limits.job_memory_gb" if limit else "this machine's memory; raise it with limits.job_memory_gb"
+    worst = None
+    for chain in study.chains:
+        b, how = job_bytes(chain)
+        if worst is None or b > worst[0]:
+            worst = (b, how, chain)
+    if worst and worst[0] > limit_bytes:
+        b, how, chain = worst
+        raise ConfigError(
+            f"invalid config at experiments ({chain.experiment.label}, regime {chain.regime.label}): a job would "
+            f"hold about {_gb(b)} ({how}), over the limit of {_gb(limit_bytes)} ({source}); lower replicates, n "
+            f"or generations (accumulated pools grow with them)")
+    jobs = job_count(study, tracking)
+    if jobs > limits["jobs"]:
+        raise ConfigError(
+            f"invalid config at generations: the study would run about {jobs:,} jobs, over limits.jobs = "
+            f"{limits['jobs']:,} (Snakemake builds every job before the first runs); use fewer generations, "
+            f"seeds or sweep values, a larger block, or raise limits.jobs")
+
+
+# -- tracking ----------------------------------------------------------------------------------------
+def check_tracking_folder(uri: str) -> None:
+    """A SQLite database's folder must exist or be creatable, and be writable (nothing is created here)."""
+    from ouroboros.tracking import sqlite_path
+
+    path = sqlite_path(uri)
+    if path is None:
+        return
+    db = Path(path)
+    if db.is_dir():
+        raise ConfigError(f"invalid config at tracking.uri: {uri} names a folder, not a database file")
+    folder = db.parent
+    probe = folder
+    while not probe.exists():
+        probe = probe.parent
+    if not probe.is_dir():
+        raise ConfigError(f"invalid config at tracking.uri: cannot create the folder {folder} of the tracking "
+                          f"database: {probe} is a file")
+    if not os.access(probe, os.W_OK | os.X_OK) or (db.exists() and not os.access(db, os.W_OK)):
+        raise ConfigError(f"invalid config at tracking.uri: {db if db.exists() else probe} is not writable, so "
+                          f"the tracking database {uri} cannot be written")
+
+
+# -- all of it ----------------------------------------------------------------------------------------
+def prepare(config: dict, basedir, cwd=None, configfiles: Sequence = ()) -> Prepared:
+    """Check ``config`` in place (filling defaults) and build the study; every problem is one ConfigError
+    line naming the key (and the file and line that set it)."""
+    from ouroboros.config import Study, load_schema, validate_schema
+    from ouroboros.sweeps import check_specs
+    from ouroboros.tracking import TrackingError, resolve_artifacts, resolve_uri
+
+    cwd = cwd or os.getcwd()
+    try:
+        schema = load_schema(Path(basedir) / "config" / "schema.yaml")
+        validate_schema(config, schema)
+        study = Study.from_config(config, schema=schema, validated=True)
+        sweeps = {s["name"]: s for s in check_specs(study)}
+        tr = config["tracking"]
+        try:
+            uri = resolve_uri(tr["uri"], cwd)
+        except TrackingError as exc:
+            raise ConfigError(f"invalid config at tracking.uri: {exc}") from None
+        if tr["enabled"]:
+            check_tracking_folder(uri)
+        check_sizes(study, config["limits"], tr["enabled"])
+    except ConfigError as exc:
+        raise ConfigError(locate(str(exc), configfiles)) from None
+    tracking = {"enabled": tr["enabled"], "uri": uri, "artifacts": resolve_artifacts(tr["artifacts"], uri, cwd),
+                "every": tr["every"]}
+    return Prepared(study, sweeps, tracking)
+
+
+def check_files(files: Sequence, basedir, cwd=None) -> Prepared:
+    """``ouroboros check``: the default config/config.yaml overridden by ``files`` in order, as
+    ``snakemake --configfile FILE ...`` reads them, then :func:`prepare`."""
+    files = [Path(basedir) / "config" / "config.yaml"] + [Path(f) for f in files]
+    config: dict = {}
+    for f in files:
+        config = merge(config, load_yaml(f))
+    return prepare(config, basedir, cwd, files)
