@@ -31,3 +31,7 @@ rule all:
     input:
         final_outputs(),
     default_target: True
+
+
+onsuccess:
+    print(closing_line())

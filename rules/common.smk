@@ -209,6 +209,26 @@ def describe_metric(metric):
     return ""
 
 
+def metric_targets(metric):
+    """The targets (or "curation") that report a metric, in study order: the report's subcategory."""
+    if metric in CURATION_METRICS:
+        return "curation"
+    names = [e.target for e in STUDY.experiments if metric in target_class(e.target).metrics]
+    return ", ".join(dict.fromkeys(names)) or "other"
+
+
+def metric_unit(wildcards):
+    for e in STUDY.experiments:
+        unit = target_class(e.target).units.get(wildcards.metric)
+        if unit:
+            return unit
+    return ""
+
+
+def metric_labels(wildcards):
+    return {"target": metric_targets(wildcards.metric), "metric": wildcards.metric}
+
+
 def metric_description(wildcards):
     return describe_metric(wildcards.metric)
 
@@ -318,3 +338,13 @@ def final_outputs():
     if TRACKING["enabled"]:
         outputs.append(paths.tracking_study(S))
     return outputs
+
+
+def closing_line():
+    """Where the results are, printed when the workflow ends well."""
+    configs = "".join(f" --configfile {os.path.relpath(f)}" for f in workflow.overwrite_configfiles)
+    lines = [f"Study {S} is done: table {paths.metrics_table(S)}, plots {paths.results(S)}/plots/",
+             f"  report: snakemake --report {paths.results(S)}/report.html{configs}"]
+    if TRACKING["enabled"]:
+        lines.append(f"  MLflow: mlflow ui --backend-store-uri {TRACKING['uri']} --port 5000")
+    return "\n".join(lines)

@@ -5,7 +5,9 @@ rule collect:
     input:
         [f for c in STUDY.chains for f in chain_metric_files(c)],
     output:
-        paths.metrics_table(S),
+        metrics=paths.metrics_table(S),
+        settings=report(paths.settings_table(S), caption="../report/settings.rst", category="Tables"),
+        summary=report(paths.summary_table(S), caption="../report/summary.rst", category="Tables"),
     params:
         chains=[c.columns() for c in STUDY.chains],
         files=[chain_metric_files(c) for c in STUDY.chains],
@@ -26,11 +28,14 @@ rule plot:
             paths.plot(S, "{metric}"),
             caption="../report/metric.rst",
             category="Metrics by generation",
+            subcategory=lambda w: metric_targets(w.metric),
+            labels=metric_labels,
         ),
     params:
         experiments=plot_experiments(),
         band=config["plots"]["band"],
         description=metric_description,
+        unit=metric_unit,
     log:
         f"{LOGS}/plot/{{metric}}.log",
     conda:
@@ -70,6 +75,8 @@ rule sample_grid:
             paths.sample_grid(S, "{exp}", "{regime}", "{seed}"),
             caption="../report/samples.rst",
             category="Samples across generations",
+            subcategory="{exp}",
+            labels={"experiment": "{exp}", "regime": "{regime}", "seed": "{seed}"},
         ),
     params:
         generations=lambda w: grid_generations(chain_of(w)),
@@ -90,6 +97,8 @@ rule distribution:
             paths.distribution_plot(S, "{exp}", "{name}"),
             caption="../report/distribution.rst",
             category="Distributions by generation",
+            subcategory="{exp}",
+            labels={"experiment": "{exp}", "quantity": "{name}"},
         ),
     params:
         groups=distribution_groups,

@@ -9,6 +9,7 @@ rule track_init:
         study=STUDY.name,
         uri=TRACKING["uri"],
         artifacts=TRACKING["artifacts"],
+        description=config["description"],
     log:
         f"{LOGS}/tracking/init.log",
     conda:
@@ -73,7 +74,7 @@ rule track_study:
     input:
         experiment=paths.tracking_experiment(S),
         metrics=paths.metrics_table(S),
-        plots=plot_files() + sample_grid_files(),
+        plots=plot_files() + sample_grid_files() + distribution_files() + [paths.sweep_plot(S, n) for n in SWEEP_PLOTS],
         chains=[chain_last_receipt(c) for c in STUDY.chains],
     output:
         paths.tracking_study(S),

@@ -2,5 +2,6 @@
 from ouroboros import jobs
 from ouroboros.logs import run_job
 
-run_job(snakemake, jobs.collect, snakemake.params.chains, snakemake.params.files, snakemake.output[0],
-        snakemake.params.generations)
+o = snakemake.output
+run_job(snakemake, jobs.collect, snakemake.params.chains, snakemake.params.files, o.metrics,
+        snakemake.params.generations, o.settings, o.summary)

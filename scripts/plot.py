@@ -3,4 +3,4 @@ from ouroboros.logs import run_job
 from ouroboros.plots import plot_metric
 
 run_job(snakemake, plot_metric, snakemake.input[0], snakemake.wildcards.metric, snakemake.output[0],
-        experiments=snakemake.params.experiments, band=snakemake.params.band)
+        experiments=snakemake.params.experiments, band=snakemake.params.band, unit=snakemake.params.unit)

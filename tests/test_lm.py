@@ -337,7 +337,7 @@ def test_tiny_lm_study_with_two_regimes_tracked_to_mlflow(tmp_path, snakemake_ru
     assert "samples/samples.txt" in [a.path for a in client.list_artifacts(run.info.run_id, "samples")]
     models = {m.name: m.model_id for m in client.search_logged_models(experiment_ids=[exp.experiment_id])}
     mlflow.set_tracking_uri(uri)
-    model = mlflow.pyfunc.load_model(f"models:/{models['lm-replace-seed0-gen2']}")
+    model = mlflow.pyfunc.load_model(f"models:/{models['gen2-lm-replace-seed0']}")
     out = model.predict(pd.DataFrame({"prompt": ["The for statement", "A class"]}),
                         params={"max_new_tokens": 12, "seed": 0})
     assert list(out.columns) == ["prompt", "continuation"] and out["continuation"].str.len().min() > 0

@@ -1,11 +1,40 @@
-"""The README's two commands are the ones CI and users run."""
+"""The README as written: its two commands are the ones CI and users run, and every shell and Python snippet
+runs on a tiny study (named like the default one, with the same experiment names and generations)."""
+import os
 import re
+import shlex
+import signal
+import socket
+import subprocess
+import sys
+import textwrap
+import time
+import urllib.request
+from pathlib import Path
 
-from conftest import REPO
+import pytest
+import yaml
+
+from conftest import REPO, run_snakemake
+
+README = (REPO / "README.md").read_text()
+BIN = Path(sys.executable).parent
 
 
-def _blocks():
-    return re.findall(r"```bash\n(.*?)\n```", (REPO / "README.md").read_text(), re.S)
+def _blocks(lang="bash"):
+    """Fenced blocks of a language, also those indented inside a list item (dedented)."""
+    return [textwrap.dedent(b) for b in re.findall(rf"^[ ]*```{lang}\n(.*?)\n[ ]*```", README, re.S | re.M)]
+
+
+def _commands(block: str) -> list[str]:
+    """The block's commands: continuation lines joined, comments and blank lines dropped."""
+    text = re.sub(r"\\\n\s*", " ", block)
+    out = []
+    for line in text.splitlines():
+        line = re.sub(r"\s+#.*$", "", line.strip()) if not line.strip().startswith("#") else ""
+        if line:
+            out.append(line)
+    return out
 
 
 def test_ci_runs_the_readme_test_command():
@@ -17,3 +46,124 @@ def test_readme_main_command_runs_the_default_study():
     main = _blocks()[0]
     assert "pip install -e ." in main and "snakemake --cores all" in main
     assert (REPO / "config/config.yaml").is_file()
+
+
+def test_readme_config_examples_are_valid(tmp_path):
+    from ouroboros.preflight import check_files
+
+    studies = [b for b in _blocks("yaml") if b.lstrip().startswith("study:")]
+    assert studies
+    for i, block in enumerate(studies):
+        f = tmp_path / f"example{i}.yaml"
+        f.write_text(block)
+        check_files([f], REPO, tmp_path)
+
+
+# The default study's gaussian and gmm experiments, shrunk: same names, generations and tracking.every, so the
+# README's names (gmm-replace-seed0-gen40, gaussian-replace-seed0-gen100) exist.
+TINY = {"study": "default", "seeds": [0], "generations": 100, "tracking": {"every": 10},
+        "experiments": [
+            {"name": "gaussian", "target": "gaussian", "n": 20, "replicates": 5, "regimes": ["replace"],
+             "params": {"d": 1}},
+            {"name": "gmm", "target": "gmm", "n": 60, "replicates": 1, "generations": 40, "regimes": ["replace"],
+             "params": {"components": 3, "truth": "separated", "eval_size": 300, "test_size": 100}}]}
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory):
+    work = tmp_path_factory.mktemp("readme")
+    run_snakemake(work, TINY, "--cores", "2")
+    return work
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _serve(cmd: str, cwd: Path, tmp: Path) -> None:
+    """Start a server command from the README on a free port, wait for /health, stop it."""
+    port = _free_port()
+    cmd = cmd.replace("--port 5000", f"--port {port}").replace("0.0.0.0", "127.0.0.1")
+    cmd = cmd.replace("/scratch/me", str(tmp)).replace("$PWD", str(cwd))
+    cmd = re.sub(r"^(\.venv/bin/)?mlflow ", f"{BIN}/mlflow ", cmd)
+    proc = subprocess.Popen(cmd, shell=True, cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                            start_new_session=True, env=dict(os.environ, MLFLOW_DISABLE_TELEMETRY="true"))
+    try:
+        deadline = time.time() + 90
+        while time.time() < deadline:
+            if proc.poll() is not None:
+                raise AssertionError(f"{cmd} exited: {proc.stderr.read().decode()[-2000:]}")
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=2) as resp:
+                    assert resp.status == 200
+                    return
+            except OSError:
+                time.sleep(0.5)
+        raise AssertionError(f"{cmd} did not answer on port {port}")
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)
+        proc.wait(timeout=30)
+
+
+@pytest.mark.e2e
+def test_every_readme_snippet_runs(tiny, tmp_path):
+    """Each command of each bash block runs here, or is covered elsewhere for the reason given."""
+    elsewhere = {
+        "python3 -m venv": "the README commands: CI runs the test command in a fresh clone",
+        "--profile profiles/slurm --configfile": "submits to SLURM: tests/test_slurm.py runs this profile",
+    }
+    ran, skipped = [], []
+    snakemake = (f"{sys.executable} -m snakemake -s {REPO / 'Snakefile'} --directory {tiny} "
+                 f"--configfile {tiny / 'study.yaml'}")
+    for block in _blocks():
+        for cmd in _commands(block):
+            reason = next((why for key, why in elsewhere.items() if key in cmd), None)
+            if reason:
+                skipped.append((cmd, reason))
+            elif re.match(r"(\.venv/bin/)?mlflow (ui|server) ", cmd):
+                _serve(cmd, tiny, tmp_path)
+                ran.append(cmd)
+            elif cmd.startswith(".venv/bin/pip install"):
+                extra = re.search(r"'\.\[(\w+)\]'", cmd).group(1)
+                assert extra in ("slurm",), cmd  # the test extra already brings the SLURM plugin
+                import importlib.util
+                assert importlib.util.find_spec("snakemake_executor_plugin_slurm"), cmd
+                ran.append(cmd)
+            elif cmd.startswith(".venv/bin/ouroboros "):
+                subprocess.run(shlex.split(cmd.replace(".venv/bin/", f"{BIN}/")), cwd=REPO, check=True,
+                               capture_output=True)
+                ran.append(cmd)
+            elif ".venv/bin/snakemake" in cmd:
+                real = cmd.replace(".venv/bin/snakemake", snakemake).replace(" profiles/", f" {REPO}/profiles/")
+                proc = subprocess.run(real, shell=True, cwd=tiny, capture_output=True, text=True)
+                assert proc.returncode == 0, f"{cmd}\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}"
+                ran.append(cmd)
+            else:
+                raise AssertionError(f"README command with no rule in this test: {cmd}")
+    assert any("--report" in c for c in ran) and (tiny / "results/default/report.html").is_file()
+    assert any("--unlock" in c for c in ran) and any("mlflow ui" in c for c in ran)
+    assert any("mlflow server" in c for c in ran) and any("ouroboros check" in c for c in ran)
+    assert skipped
+
+
+@pytest.mark.e2e
+def test_every_readme_python_snippet_runs(tiny):
+    blocks = _blocks("python")
+    assert blocks
+    for code in blocks:
+        proc = subprocess.run([sys.executable, "-c", code], cwd=tiny, capture_output=True, text=True,
+                              env=dict(os.environ, MLFLOW_DISABLE_TELEMETRY="true"))
+        assert proc.returncode == 0, f"{code}\n{proc.stderr[-4000:]}"
+
+
+@pytest.mark.e2e
+def test_the_run_ends_with_where_the_results_are(tiny):
+    proc = run_snakemake(tiny, TINY, "--cores", "1", "--forcerun", "plot")
+    out = proc.stdout + proc.stderr
+    assert "Study default is done: table results/default/metrics.csv, plots results/default/plots/" in out
+    assert f"report: snakemake --report results/default/report.html --configfile {tiny / 'study.yaml'}" in out \
+        or "report: snakemake --report results/default/report.html --configfile study.yaml" in out
+    assert f"mlflow ui --backend-store-uri sqlite:///{(tiny / 'results/mlflow.db').resolve()}" in out
+    assert yaml.safe_load((tiny / "study.yaml").read_text())["study"] == "default"

@@ -68,7 +68,8 @@ def test_run_tree_metrics_and_lineage(tracked):
     for r in children:
         chain = r.data.tags["ouroboros.chain"]
         assert r.data.tags["mlflow.parentRunId"] == parents[chain].info.run_id
-        for tag in ("study", "target", "regime", "seed", "generation", "config_hash", "git_commit", "snakemake_rule", "host", "device"):
+        for tag in ("study", "target", "regime", "seed", "generation", "config_hash", "host", "device",
+                    "mlflow.source.git.commit", "mlflow.user", "mlflow.source.name"):
             assert r.data.tags.get(tag), tag
         assert r.data.params["n"] and r.data.params["lam"] == "1.0" and r.data.params["generation"] == r.data.tags["generation"]
         by_key[(chain, int(r.data.tags["generation"]))] = r
@@ -107,6 +108,37 @@ def test_run_tree_metrics_and_lineage(tracked):
     assert len(_runs(client, exp.experiment_id, "study")) == 1
 
 
+def test_models_carry_their_metrics_and_the_experiment_its_kind(tracked):
+    work, uri = tracked
+    client = _client(uri)
+    exp = client.get_experiment_by_name("tracked")
+    assert exp.tags["mlflow.experimentKind"] == "custom_model_development"
+    assert exp.tags["mlflow.note.content"]
+    models = client.search_logged_models(experiment_ids=[exp.experiment_id], max_results=1000)
+    assert len(models) == RUNS
+    table = pd.read_csv(work / "results/tracked/metrics.csv")
+    for m in models:
+        assert m.name.startswith(f"gen{m.tags['generation']}-"), m.name
+        assert m.metrics, f"{m.name} has no metrics"
+        g = int(m.tags["generation"])
+        assert {x.step for x in m.metrics} == {g}
+        assert all(x.dataset_name and x.dataset_name.endswith("real-test") for x in m.metrics)
+        assert m.tags["training_dataset"].endswith(f"gen{g}/train") and m.tags["training_dataset_digest"]
+        assert m.params["generation"] == str(g)
+        chain = m.tags["ouroboros.chain"]
+        want = table[(table.experiment == m.tags["experiment"]) & (table.generation == g)]
+        if chain.count("/") == 2:  # a chain's own generation (else the shared generation 0: any regime's rows)
+            want = want[want.regime == chain.split("/")[1]]
+        assert len(want)
+        got = {x.key: x.value for x in m.metrics}
+        for row in want.itertuples():
+            assert got[row.metric] == pytest.approx(row.value), (m.name, row.metric)
+    # no duplicated tags on runs: the ouroboros.* copies of study, config hash and generation are gone
+    run = _runs(client, exp.experiment_id, "generation")[0]
+    assert not {"ouroboros.study", "ouroboros.config_hash", "ouroboros.generation", "git_commit"} & set(run.data.tags)
+    assert run.info.run_name.startswith(f"gen{run.data.tags['generation']} ")
+
+
 def test_models_load_from_models_uri_and_sample(tracked):
     import mlflow
 
@@ -115,13 +147,13 @@ def test_models_load_from_models_uri_and_sample(tracked):
     client = _client(uri)
     exp = client.get_experiment_by_name("tracked")
     names = {m.name: m for m in client.search_logged_models(experiment_ids=[exp.experiment_id])}
-    assert model_name("gauss-mix-rho0.1-seed0-gen3") in names
-    gmm = mlflow.sklearn.load_model(f"models:/{names['gmm-accumulate-seed0-gen2'].model_id}")
+    assert model_name("gen3-gauss-mix-rho0.1-seed0") in names
+    gmm = mlflow.sklearn.load_model(f"models:/{names['gen2-gmm-accumulate-seed0'].model_id}")
     x, _ = gmm.sample(50)
     assert x.shape == (50, 2)
     state = io.load_npz(work / "results/tracked/gmm/accumulate/seed0/gen2/model/state.npz")
     np.testing.assert_allclose(gmm.means_, state["means"][0])
-    gauss = mlflow.pyfunc.load_model(f"models:/{names['gauss-replace-seed0-gen4'].model_id}")
+    gauss = mlflow.pyfunc.load_model(f"models:/{names['gen4-gauss-replace-seed0'].model_id}")
     out = gauss.predict(pd.DataFrame({"n": [7], "lam": [0.5], "seed": [1]}))
     assert out.shape == (5 * 7, 2) and list(out.columns) == ["replicate", "x0"]
 
@@ -209,7 +241,7 @@ def test_unreachable_server_then_real_server(tmp_path, server_port):
 
         mlflow.set_tracking_uri(uri)
         names = {m.name: m.model_id for m in client.search_logged_models(experiment_ids=[exp.experiment_id])}
-        assert mlflow.sklearn.load_model(f"models:/{names['gmm-accumulate-seed0-gen1']}").sample(3)[0].shape == (3, 2)
+        assert mlflow.sklearn.load_model(f"models:/{names['gen1-gmm-accumulate-seed0']}").sample(3)[0].shape == (3, 2)
     finally:
         os.killpg(server.pid, signal.SIGTERM)
         server.wait(timeout=30)

@@ -130,8 +130,14 @@ def test_tiny_vae_study_with_two_regimes_tracked_to_mlflow(tmp_path, snakemake_r
     assert_shared_gen0(results, client, exp.experiment_id, "vae", ["replace", "mix-rho0.2"], runs)
     run = next(r for r in runs if r.data.tags["ouroboros.chain"] == "vae/replace/seed0" and r.data.tags["generation"] == "2")
     assert "samples/grid.png" in [a.path for a in client.list_artifacts(run.info.run_id, "samples")]
+    # the study run keeps the plots' paths: the two regimes' sample grids do not overwrite each other
+    study_run = client.search_runs([exp.experiment_id], "tags.`ouroboros.kind` = 'study'")[0]
+    grids = [a.path for a in client.list_artifacts(study_run.info.run_id, "plots/samples/vae")]
+    assert sorted(grids) == ["plots/samples/vae/mix-rho0.2", "plots/samples/vae/replace"]
+    top = {a.path for a in client.list_artifacts(study_run.info.run_id)}
+    assert {"metrics.csv", "settings.csv", "summary.csv", "plots"} <= top
     models = {m.name: m.model_id for m in client.search_logged_models(experiment_ids=[exp.experiment_id])}
-    decoder = mlflow.pytorch.load_model(f"models:/{models['vae-replace-seed0-gen2']}")
+    decoder = mlflow.pytorch.load_model(f"models:/{models['gen2-vae-replace-seed0']}")
     with torch.no_grad():
         images = decoder(torch.randn(4, 20))
     assert tuple(images.shape) == (4, 64) and float(images.min()) >= 0 and float(images.max()) <= 1

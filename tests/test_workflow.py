@@ -1,8 +1,11 @@
 """End to end: snakemake on tiny studies in temporary folders."""
 import numpy as np
+import warnings
+
 import pandas as pd
 import pytest
 
+from ouroboros.tables import read_study
 from conftest import run_snakemake
 
 pytestmark = pytest.mark.e2e
@@ -31,9 +34,21 @@ def tiny(tmp_path_factory):
 
 
 def test_metrics_table(tiny):
-    table = pd.read_csv(tiny / "results/tiny/metrics.csv")
-    assert list(table.columns[:8]) == ["study", "experiment", "target", "regime", "seed", "generation", "metric", "value"]
-    assert {"n", "lam", "rho", "fresh", "replicates", "d"} <= set(table.columns)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # a plain read_csv, no mixed-type warning
+        table = pd.read_csv(tiny / "results/tiny/metrics.csv")
+    assert list(table.columns) == ["study", "experiment", "target", "regime", "seed", "generation", "metric", "value"]
+    settings = pd.read_csv(tiny / "results/tiny/settings.csv")
+    assert {"experiment", "regime", "regime_kind", "n", "lam", "rho", "fresh", "replicates", "d"} <= set(settings.columns)
+    assert len(settings) == len(settings.drop_duplicates(["experiment", "regime"])) == 3 + 1
+    summary = pd.read_csv(tiny / "results/tiny/summary.csv")
+    assert list(summary.columns) == ["experiment", "regime", "metric", "generation", "seeds", "mean", "min", "max"]
+    assert len(summary) == 3 * N_GAUSS_METRICS + 1 * N_GMM_METRICS
+    last = table[(table.experiment == "gauss") & (table.regime == "replace") & (table.metric == "std_mean")
+                 & (table.generation == 6)]
+    row = summary[(summary.experiment == "gauss") & (summary.regime == "replace") & (summary.metric == "std_mean")]
+    assert row["generation"].item() == 6 and row["seeds"].item() == 2
+    assert row["mean"].item() == pytest.approx(last.value.mean()) and row["max"].item() == last.value.max()
     expected = 3 * 2 * 7 * N_GAUSS_METRICS + 1 * 2 * 3 * N_GMM_METRICS
     assert len(table) == expected
     assert not table.duplicated(["experiment", "regime", "seed", "generation", "metric"]).any()
@@ -139,7 +154,7 @@ def test_a_curated_study_end_to_end(tmp_path):
         curated = np.load(res / f"gmm/{regime}/seed0/gen0/curated/samples.npz")["points"]
         assert curated.shape == (2, kept, 2)
         assert set(map(tuple, curated[0])) <= set(map(tuple, drawn[0, : 2 * kept]))
-    table = pd.read_csv(res / "metrics.csv")
+    table = read_study(res / "metrics.csv")
     kept = table[table.metric == "curation_kept_fraction"]
     assert set(kept.experiment) == {"gmm", "gauss_oversample2", "gauss_oversample3"}
     assert len(kept[kept.experiment == "gmm"]) == 2 * 3

@@ -231,10 +231,13 @@ def block(spec: dict, first: int, last: int, real_path, reference_dir, state_pat
 
 
 def collect(chains: Sequence[dict], files: Sequence[Sequence[str]], out_csv,
-            generations: Optional[Sequence[int]] = None) -> None:
-    """The study's tidy table: one row per (chain, generation, metric); each chain's files must hold
-    generations 0..G (``generations``) with the same metrics in each."""
+            generations: Optional[Sequence[int]] = None, out_settings=None, out_summary=None) -> None:
+    """The study's tables (see :mod:`ouroboros.tables`): the narrow metrics table, one row per (chain, generation,
+    metric); the settings of each (experiment, regime); the last generation's mean / min / max over seeds.
+    Each chain's files must hold generations 0..G (``generations``) with the same metrics in each."""
     import pandas as pd
+
+    from ouroboros import tables
 
     frames = []
     for i, (columns, paths) in enumerate(zip(chains, files)):
@@ -243,15 +246,15 @@ def collect(chains: Sequence[dict], files: Sequence[Sequence[str]], out_csv,
             check_chain_rows(rows, int(generations[i]),
                              f"{columns['experiment']}/{columns['regime']}/seed{columns['seed']}")
         df = pd.DataFrame(rows, columns=list(METRIC_FIELDS))
-        for k, v in columns.items():
-            df[k] = v
+        for k in tables.NARROW:
+            if k not in METRIC_FIELDS:
+                df[k] = columns[k]
         frames.append(df)
-    table = pd.concat(frames, ignore_index=True)
-    first = ["study", "experiment", "target", "regime", "seed", "generation", "metric", "value"]
-    table = table[first + [c for c in table.columns if c not in first]]
+    table = pd.concat(frames, ignore_index=True)[list(tables.NARROW)]
     table = table.sort_values(["experiment", "regime", "seed", "metric", "generation"], kind="stable")
-    Path(out_csv).parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(out_csv).with_suffix(".csv.tmp")
-    table.to_csv(tmp, index=False)
-    tmp.replace(out_csv)
+    tables.write_csv(table, out_csv)
+    if out_settings is not None:
+        tables.write_csv(pd.DataFrame(tables.settings_rows(chains)), out_settings)
+    if out_summary is not None:
+        tables.write_csv(tables.summary(table), out_summary)
     log.info("wrote %d rows for %d chains to %s", len(table), len(chains), out_csv)

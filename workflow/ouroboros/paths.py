@@ -30,6 +30,16 @@ def metrics_table(study: str) -> str:
     return f"{results(study)}/metrics.csv"
 
 
+def settings_table(study: str) -> str:
+    """One row per (experiment, regime): its settings (joined to metrics.csv on experiment and regime)."""
+    return f"{results(study)}/settings.csv"
+
+
+def summary_table(study: str) -> str:
+    """The last generation of every experiment x regime x metric: mean / min / max over seeds."""
+    return f"{results(study)}/summary.csv"
+
+
 def plot(study: str, metric: str) -> str:
     return f"{results(study)}/plots/{metric}.png"
 

@@ -10,17 +10,27 @@ import numpy as np
 from ouroboros import regimes as R
 from ouroboros.sweeps import line_colours
 from ouroboros.targets import make_target
+from ouroboros.tables import read_study
 
 
-def plot_metric(metrics_csv, metric: str, out_png, experiments: Sequence[dict], band: str = "minmax") -> None:
+def plot_metric(metrics_csv, metric: str, out_png, experiments: Sequence[dict], band: str = "minmax",
+                unit: str = "") -> None:
     """``experiments``: dicts with label, target, params, n, lam and regimes ({kind, rho, fresh} each)."""
+    _save(metric_figure(read_study(metrics_csv), metric, experiments, band, unit), out_png)
+
+
+#: lines with at most this many generations get a marker per point
+MARKERS_UP_TO = 20
+
+
+def metric_figure(table, metric: str, experiments: Sequence[dict], band: str = "minmax", unit: str = ""):
+    """The figure of :func:`plot_metric` from the joined study table."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-    import pandas as pd
+    from matplotlib.ticker import MaxNLocator
 
-    table = pd.read_csv(metrics_csv, low_memory=False)
     table = table[table["metric"] == metric]
     exps = [e for e in experiments if e["label"] in set(table["experiment"])]
     if not exps:
@@ -30,6 +40,8 @@ def plot_metric(metrics_csv, metric: str, out_png, experiments: Sequence[dict], 
     fig, axes = plt.subplots(nrows, ncols, figsize=(4.6 * ncols, 3.4 * nrows), squeeze=False)
     for ax, exp in zip(axes.flat, exps):
         sub = table[table["experiment"] == exp["label"]]
+        seeds = sub["seed"].nunique()
+        short = sub["generation"].nunique() <= MARKERS_UP_TO
         regimes = [R.from_spec(r) for r in exp["regimes"]]
         colours = line_colours([r.label for r in regimes], [r.kind for r in regimes])
         for label in colours:
@@ -39,7 +51,7 @@ def plot_metric(metrics_csv, metric: str, out_png, experiments: Sequence[dict], 
             wide = rows.pivot_table(index="generation", columns="seed", values="value")
             gens = wide.index.to_numpy()
             colour = colours[label]
-            ax.plot(gens, wide.mean(axis=1), color=colour, lw=1.4, label=label)
+            ax.plot(gens, wide.mean(axis=1), color=colour, lw=1.4, label=label, marker="o" if short else None, ms=3)
             if wide.shape[1] > 1 and band != "none":
                 if band == "sd":
                     lo, hi = wide.mean(axis=1) - wide.std(axis=1), wide.mean(axis=1) + wide.std(axis=1)
@@ -63,14 +75,18 @@ def plot_metric(metrics_csv, metric: str, out_png, experiments: Sequence[dict], 
         gmax = sub["generation"].max()
         if gmax and gmax > 200:
             ax.set_xscale("symlog", linthresh=10)
-        ax.set_title(exp["label"], fontsize=9)
+        else:
+            ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        spread = ("1 seed: no band" if seeds == 1 else
+                  f"{seeds} seeds" + ("" if band == "none" else f", band {'mean ± sd' if band == 'sd' else 'min-max'}"))
+        ax.set_title(f"{exp['label']} ({spread})", fontsize=9)
         ax.set_xlabel("generation")
-        ax.set_ylabel(metric)
+        ax.set_ylabel(f"{metric} ({unit})" if unit else metric)
         ax.grid(alpha=0.3)
         ax.legend(fontsize=7)
     for ax in list(axes.flat)[len(exps):]:
         ax.set_visible(False)
-    _save(fig, out_png)
+    return fig
 
 
 def sample_grid(sample_dirs: Sequence, generations: Sequence[int], shape: tuple[int, int], out_png,

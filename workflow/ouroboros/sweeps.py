@@ -33,6 +33,7 @@ import numpy as np
 from ouroboros import regimes as R
 from ouroboros.settings import ConfigError
 from ouroboros.targets import make_target, target_class
+from ouroboros.tables import read_study
 
 STATISTICS = {
     "last": "the value at the last generation",
@@ -201,7 +202,7 @@ def plot_sweep(metrics_csv, spec: dict, experiments: Sequence[dict], out_png, ou
     import matplotlib.pyplot as plt
     import pandas as pd
 
-    table = pd.read_csv(metrics_csv, low_memory=False)
+    table = read_study(metrics_csv)
     data = sweep_table(table, spec, experiments)
     Path(out_csv).parent.mkdir(parents=True, exist_ok=True)
     data.to_csv(out_csv, index=False)

@@ -158,8 +158,25 @@ def git_commit(repo: str | os.PathLike) -> str:
 
 
 # -- experiment --------------------------------------------------------------------
-def init_experiment(study: str, uri: str, artifacts: Optional[str], out_receipt) -> dict:
-    """Create the database (if new) and the study's experiment, once, before any other tracking job."""
+#: MLflow UI: open the experiment as classical model training (not the GenAI "Evaluations" view)
+EXPERIMENT_KIND = "custom_model_development"
+
+
+def source_tags(repo: str | os.PathLike, rule: str = "") -> dict[str, str]:
+    """MLflow's standard source tags: git commit, user, and the Snakemake rule as the source name."""
+    import getpass
+
+    try:
+        user = getpass.getuser()
+    except (KeyError, OSError):
+        user = "unknown"
+    return {"mlflow.source.git.commit": git_commit(repo), "mlflow.user": user, "mlflow.source.type": "JOB",
+            "mlflow.source.name": f"snakemake rule {rule}" if rule else "snakemake"}
+
+
+def init_experiment(study: str, uri: str, artifacts: Optional[str], out_receipt, description: str = "") -> dict:
+    """Create the database (if new) and the study's experiment, once, before any other tracking job; set its
+    kind (classical training) and its description (the study's)."""
     from ouroboros import io
 
     check_backend(uri)
@@ -167,12 +184,14 @@ def init_experiment(study: str, uri: str, artifacts: Optional[str], out_receipt)
         client = _client(uri)
         exp = client.get_experiment_by_name(study)
         if exp is None:
-            exp_id = client.create_experiment(study, artifact_location=artifacts, tags={"ouroboros.study": study})
+            exp_id = client.create_experiment(study, artifact_location=artifacts, tags={"study": study})
         elif exp.lifecycle_stage == "deleted":
             client.restore_experiment(exp.experiment_id)
             exp_id = exp.experiment_id
         else:
             exp_id = exp.experiment_id
+        client.set_experiment_tag(exp_id, "mlflow.experimentKind", EXPERIMENT_KIND)
+        client.set_experiment_tag(exp_id, "mlflow.note.content", description.strip() or f"Ouroboros study {study}")
     receipt = {"uri": uri, "experiment": study, "experiment_id": exp_id}
     io.save_json(out_receipt, receipt)
     log.info("tracking to %s, experiment %s (id %s)", uri, study, exp_id)
@@ -210,11 +229,10 @@ class ChainTracker:
 
     def base_tags(self) -> dict[str, str]:
         c = self.chain
-        return {"ouroboros.study": c.study, "ouroboros.chain": self.path, "ouroboros.config_hash": self.hash,
-                "study": c.study, "experiment": c.experiment.label, "target": c.experiment.target,
-                "regime": self.regime_label, "seed": str(c.seed), "config_hash": self.hash,
-                "git_commit": git_commit(self.repo), "snakemake_rule": self.rule, "host": socket.gethostname(),
-                "device": self.chain.target().device_name()}
+        return {"ouroboros.chain": self.path, "study": c.study, "experiment": c.experiment.label,
+                "target": c.experiment.target, "regime": self.regime_label, "seed": str(c.seed),
+                "config_hash": self.hash, "host": socket.gethostname(), "device": self.chain.target().device_name(),
+                **source_tags(self.repo, self.rule)}
 
     def params(self) -> dict[str, str]:
         c = self.chain
@@ -234,9 +252,9 @@ class ChainTracker:
 
     def _search(self, kind: str, generation: Optional[int] = None):
         f = (f"tags.`ouroboros.kind` = '{kind}' AND tags.`ouroboros.chain` = '{self.path}' "
-             f"AND tags.`ouroboros.study` = '{self.chain.study}' AND tags.`ouroboros.config_hash` = '{self.hash}'")
+             f"AND tags.study = '{self.chain.study}' AND tags.config_hash = '{self.hash}'")
         if generation is not None:
-            f += f" AND tags.`ouroboros.generation` = '{generation}'"
+            f += f" AND tags.generation = '{generation}'"
         return self.client.search_runs([self.experiment_id], f, max_results=1000)
 
     def parent(self) -> str:
@@ -275,38 +293,46 @@ class ChainTracker:
         import mlflow
         from mlflow.data.dataset_source_registry import resolve_dataset_source
         from mlflow.data.meta_dataset import MetaDataset
-        from mlflow.entities import LoggedModelInput, Metric, Param
+        from mlflow.entities import LoggedModelInput, Param
 
         self._forget(generation)
         c = self.chain
         middle = "" if self.shared else f"-{c.regime.label}"
-        name = f"{c.experiment.label}{middle}-seed{c.seed}-gen{generation}"
-        name = model_name(name)
-        tags = dict(self.base_tags(), **{"ouroboros.kind": "generation", "ouroboros.generation": str(generation),
-                                         "generation": str(generation), "mlflow.parentRunId": parent})
+        # generation first: the UI truncates long names, and lineage reads "gen3-... <- gen2-..."
+        name = model_name(f"gen{generation}-{c.experiment.label}{middle}-seed{c.seed}")
+        tags = dict(self.base_tags(), **{"ouroboros.kind": "generation", "generation": str(generation),
+                                         "mlflow.parentRunId": parent})
         if model is not None:
             tags["device"] = model.device_name()
-        run = self.client.create_run(self.experiment_id, run_name=f"gen{generation}", tags=tags)
+        run = self.client.create_run(self.experiment_id, run_name=f"gen{generation} {self.path}", tags=tags)
         run_id = run.info.run_id
-        ts = int(time.time() * 1000)
         params = dict(self.params(), generation=str(generation))
-        self.client.log_batch(run_id, metrics=[Metric(k, float(v), ts, generation) for k, v in metrics.items()],
-                              params=[Param(k, v) for k, v in params.items()])
+        self.client.log_batch(run_id, params=[Param(k, v) for k, v in params.items()])
         model_id = None
         with mlflow.start_run(run_id=run_id):
             import warnings
 
+            datasets = {}
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
                 for ds, context in ((train, "training"), (evaluation, "evaluation")):
-                    mlflow.log_input(MetaDataset(resolve_dataset_source(str(ds["source"])), name=ds["name"],
-                                                 digest=ds["digest"]), context=context)
+                    datasets[context] = MetaDataset(resolve_dataset_source(str(ds["source"])), name=ds["name"],
+                                                    digest=ds["digest"])
+                    mlflow.log_input(datasets[context], context=context)
             if previous_model:
                 self.client.log_inputs(run_id, models=[LoggedModelInput(previous_model)])
             if model is not None and model_dir is not None:
                 info = model.log_mlflow_model(name, Path(model_dir))
                 model_id = info.model_id
-                mlflow.set_logged_model_tags(model_id, {k: v for k, v in tags.items() if not k.startswith("mlflow.")})
+                mlflow.set_logged_model_tags(model_id, {
+                    **{k: v for k, v in tags.items() if not k.startswith("mlflow.")},
+                    "training_dataset": train["name"], "training_dataset_digest": str(train["digest"])})
+            # the generation's metrics, on its run and (with a model) against that model and the evaluation set
+            if metrics:
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore")
+                    mlflow.log_metrics({k: float(v) for k, v in metrics.items()}, step=generation, model_id=model_id,
+                                       dataset=datasets["evaluation"] if model_id else None, synchronous=True)
             for path in artifacts:
                 mlflow.log_artifact(str(path), artifact_path="samples")
         return {"generation": generation, "run_id": run_id, "model_id": model_id}
@@ -432,7 +458,7 @@ def _evaluation(tracker: ChainTracker, real_path) -> dict:
 
 def track_study(study: str, config: dict, experiment: dict, metrics_csv, plots: Sequence, out_receipt,
                 repo: str = ".") -> dict:
-    """The study-level run: metrics.csv and the plots."""
+    """The study-level run: the tables and every plot (at its path under the study folder)."""
     import mlflow
     from ouroboros import io
 
@@ -441,15 +467,21 @@ def track_study(study: str, config: dict, experiment: dict, metrics_csv, plots: 
     h = config_hash(config)
     with backend_lock(uri), _wrap(uri):
         client = _client(uri)
-        f = f"tags.`ouroboros.kind` = 'study' AND tags.`ouroboros.study` = '{study}'"
+        f = f"tags.`ouroboros.kind` = 'study' AND tags.study = '{study}'"
         for old in client.search_runs([experiment["experiment_id"]], f, max_results=100):
             client.delete_run(old.info.run_id)
-        tags = {"ouroboros.kind": "study", "ouroboros.study": study, "ouroboros.config_hash": h, "study": study,
-                "config_hash": h, "git_commit": git_commit(repo), "host": socket.gethostname()}
+        tags = {"ouroboros.kind": "study", "study": study, "config_hash": h, "host": socket.gethostname(),
+                **source_tags(repo, "track_study")}
         with mlflow.start_run(experiment_id=experiment["experiment_id"], run_name=f"study {study}", tags=tags) as run:
-            mlflow.log_artifact(str(metrics_csv))
-            for p in plots:
-                mlflow.log_artifact(str(p), artifact_path="plots")
+            for table in (Path(metrics_csv), Path(metrics_csv).with_name("settings.csv"),
+                          Path(metrics_csv).with_name("summary.csv")):
+                if table.is_file():
+                    mlflow.log_artifact(str(table))
+            base = Path(metrics_csv).parent
+            for p in plots:  # paths kept relative to the study folder: plots/samples/vae/replace/seed0.png
+                rel = Path(p).resolve().relative_to(base.resolve()) if Path(p).resolve().is_relative_to(
+                    base.resolve()) else Path("plots") / Path(p).name
+                mlflow.log_artifact(str(p), artifact_path=str(rel.parent))
             mlflow.log_dict(config, "config.json")
     receipt = {"uri": uri, "study": study, "run_id": run.info.run_id, "config_hash": h}
     io.save_json(out_receipt, receipt)

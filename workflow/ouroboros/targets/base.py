@@ -36,6 +36,8 @@ class Target:
     params_schema: ClassVar[dict] = {"type": "object", "additionalProperties": False, "properties": {}}
     #: metric name -> one-line description (used in plots and report captions)
     metrics: ClassVar[dict[str, str]] = {}
+    #: metric name -> its unit, shown in plot axis labels ("nats per image", "per token"); unitless if absent
+    units: ClassVar[dict[str, str]] = {}
     #: whether fit depends on the data only through sufficient statistics (``summarize``), so that pools of
     #: data can be kept as those
     stats_sufficient: ClassVar[bool] = False

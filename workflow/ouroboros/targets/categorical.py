@@ -62,6 +62,7 @@ class CategoricalTarget(Target):
         "method": {"enum": ["auto", "sample", "counts"], "default": "auto",
                    "description": "draw the items, or draw their counts per category (a multinomial; exact)"},
     })
+    units = {"entropy": "nats", "kl_model_truth": "nats"}
     metrics = {
         "support_size": "categories with positive probability, mean over replicates",
         "entropy": "entropy of the fitted distribution (nats), mean over replicates",

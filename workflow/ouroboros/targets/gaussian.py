@@ -68,6 +68,7 @@ class GaussianTarget(Target):
                        "description": "draw the points, or draw their sufficient statistics exactly"},
         },
     }
+    units = {"kl_truth_model": "nats"}
     metrics = {
         "std_mean": "mean over replicates of the fitted std (sqrt(trace(Sigma)/d))",
         "std_median": "median over replicates of the fitted std",

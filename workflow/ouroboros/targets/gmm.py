@@ -111,6 +111,7 @@ class GMMTarget(Target):
             "test_size": {"type": "integer", "minimum": 10, "default": 2000, "description": "real held-out points"},
         },
     }
+    units = {"nll_real": "nats per point", "kl_truth_model": "nats", "kl_model_truth": "nats"}
     metrics = {
         "kl_truth_model": "KL(truth || model), Monte Carlo on a fixed truth sample",
         "kl_model_truth": "KL(model || truth), Monte Carlo on fixed base noise pushed through the model",

@@ -107,6 +107,7 @@ class LMTarget(TorchTarget):
         "tail_mass": {"type": "number", "exclusiveMinimum": 0, "maximum": 0.5, "default": 0.1},
         "repetition_n": {"type": "integer", "minimum": 1, "default": 4},
     })
+    units = {"ppl_real": "per token", "ppl_gen0_mean": "per token", "ppl_gen0_p05": "per token", "ppl_gen0_p95": "per token", "unigram_entropy": "nats per token"}
     metrics = {
         "ppl_real": "perplexity of the generation's model on the real test split (per token)",
         "ppl_gen0_mean": "mean per-sequence perplexity of the generation's synthetic text under the generation-0 model",

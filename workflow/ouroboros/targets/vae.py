@@ -71,6 +71,7 @@ class VAETarget(TorchTarget):
         "eval_max": {"type": "integer", "minimum": 50, "default": 2000,
                      "description": "at most this many images enter the k-NN and pairwise metrics"},
     })
+    units = {"nll_real": "nats per image", "elbo_real": "nats per image", "class_entropy": "nats", "class_kl": "nats"}
     metrics = {
         "nll_real": "IWAE bound of the negative log-likelihood of real test images (nats per image)",
         "elbo_real": "ELBO of real test images (nats per image)",
