@@ -200,7 +200,6 @@ def plot_sweep(metrics_csv, spec: dict, experiments: Sequence[dict], out_png, ou
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-    import pandas as pd
 
     table = read_study(metrics_csv)
     data = sweep_table(table, spec, experiments)
