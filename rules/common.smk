@@ -254,12 +254,24 @@ def chain_last_receipt(chain):
     return f"{block_dir(chain, *blocks_of(chain)[-1])}/tracking.json"
 
 
+def job_benchmarks(chain, g):
+    """The Snakemake benchmark files (run time, peak memory) of generation g's train, generate and evaluate jobs
+    (generation 0's: the experiment's shared ones), written beside their logs."""
+    if g == 0:
+        folder = f"{paths.seed_log_dir(S, chain.experiment.label, chain.seed)}/gen0"
+    else:
+        folder = f"{paths.chain_log_dir(S, chain.experiment.label, chain.regime.label, chain.seed)}/gen{g}"
+    return {f"bench_{rule}": f"{folder}/{rule}.benchmark.tsv" for rule in ("train", "generate", "evaluate")}
+
+
 def track_block_inputs(wildcards):
     chain = chain_of(wildcards)
     first = int(wildcards.first)
     here = block_dir(chain, first, int(wildcards.last))
     inputs = {"experiment": paths.tracking_experiment(S), "metrics": f"{here}/metrics.csv",
-              "models": f"{here}/models.npz", "real": real_path(chain)}
+              "models": f"{here}/models.npz", "real": real_path(chain),
+              "bench_block": f"{paths.chain_log_dir(S, chain.experiment.label, chain.regime.label, chain.seed)}"
+                             f"/gens{first}-{wildcards.last}.benchmark.tsv"}
     if first > 0:
         inputs["previous"] = f"{block_dir(chain, *blocks_before(chain, first)[-1])}/tracking.json"
     return inputs
@@ -271,7 +283,8 @@ def track_generation_inputs(wildcards):
     here = gen_dir(chain, g)
     inputs = {"experiment": paths.tracking_experiment(S), "model": f"{here}/model",
               "samples": f"{here}/samples", "metrics": f"{here}/metrics.csv", "manifest": f"{here}/trainset.json",
-              "real": real_path(chain), "previous": f"{gen_dir(chain, g - 1)}/tracking.json"}
+              "real": real_path(chain), "previous": f"{gen_dir(chain, g - 1)}/tracking.json",
+              **job_benchmarks(chain, g)}
     if g == 1:
         inputs["gen0_metrics"] = f"{gen_dir(chain, 0)}/metrics.csv"
     if chain.experiment.curation is not None:
@@ -283,7 +296,8 @@ def track_gen0_inputs(wildcards):
     chain = first_chain(wildcards)
     here = gen_dir(chain, 0)
     return {"experiment": paths.tracking_experiment(S), "model": f"{here}/model", "samples": f"{here}/samples",
-            "metrics": f"{here}/metrics.csv", "manifest": f"{here}/trainset.json", "real": real_path(chain)}
+            "metrics": f"{here}/metrics.csv", "manifest": f"{here}/trainset.json", "real": real_path(chain),
+            **job_benchmarks(chain, 0)}
 
 
 def grid_generations(chain, rows=8):

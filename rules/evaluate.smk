@@ -15,6 +15,8 @@ rule evaluate:
         gpu=gpu_request,
     log:
         f"{CHAIN_LOG}/gen{{gen}}/evaluate.log",
+    benchmark:
+        f"{CHAIN_LOG}/gen{{gen}}/evaluate.benchmark.tsv",
     conda:
         "../envs/ouroboros.yaml"
     script:
@@ -34,3 +36,5 @@ use rule evaluate as evaluate_gen0 with:
         gpu=gen0_gpu_request,
     log:
         f"{SEED_LOG}/gen0/evaluate.log",
+    benchmark:
+        f"{SEED_LOG}/gen0/evaluate.benchmark.tsv",

@@ -14,6 +14,8 @@ rule generate:
         gpu=gpu_request,
     log:
         f"{CHAIN_LOG}/gen{{gen}}/generate.log",
+    benchmark:
+        f"{CHAIN_LOG}/gen{{gen}}/generate.benchmark.tsv",
     conda:
         "../envs/ouroboros.yaml"
     script:
@@ -32,6 +34,8 @@ use rule generate as generate_gen0 with:
         gpu=gen0_gpu_request,
     log:
         f"{SEED_LOG}/gen0/generate.log",
+    benchmark:
+        f"{SEED_LOG}/gen0/generate.benchmark.tsv",
 
 
 rule curate:

@@ -16,6 +16,8 @@ rule train:
         gpu=gpu_request,
     log:
         f"{CHAIN_LOG}/gen{{gen}}/train.log",
+    benchmark:
+        f"{CHAIN_LOG}/gen{{gen}}/train.benchmark.tsv",
     conda:
         "../envs/ouroboros.yaml"
     script:
@@ -35,6 +37,8 @@ use rule train as train_gen0 with:
         gpu=gen0_gpu_request,
     log:
         f"{SEED_LOG}/gen0/train.log",
+    benchmark:
+        f"{SEED_LOG}/gen0/train.benchmark.tsv",
 
 
 rule block:
@@ -50,6 +54,8 @@ rule block:
         gpu=gpu_request,
     log:
         f"{CHAIN_LOG}/gens{{first}}-{{last}}.log",
+    benchmark:
+        f"{CHAIN_LOG}/gens{{first}}-{{last}}.benchmark.tsv",
     conda:
         "../envs/ouroboros.yaml"
     script:

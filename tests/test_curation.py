@@ -317,5 +317,5 @@ def test_snakemake_rejects_a_bad_curation_before_any_job(tmp_path, snakemake_run
                          check=False)
     out = proc.stdout + proc.stderr
     assert proc.returncode != 0
-    assert "experiments[0].curation: target gaussian cannot provide the scorer 'judge'" in out
+    assert "experiments[0].curation (" in out and "): target gaussian cannot provide the scorer 'judge'" in out
     assert "Traceback" not in out and not (tmp_path / "results").exists()

@@ -335,6 +335,8 @@ def test_tiny_lm_study_with_two_regimes_tracked_to_mlflow(tmp_path, snakemake_ru
     run = next(r for r in runs if r.data.tags["ouroboros.chain"] == "lm/replace/seed0" and r.data.tags["generation"] == "2")
     assert set(names) <= set(run.data.metrics)
     assert "samples/samples.txt" in [a.path for a in client.list_artifacts(run.info.run_id, "samples")]
+    curve = client.get_metric_history(run.info.run_id, "train_loss")  # one point per optimiser step
+    assert len(curve) >= 2 and [m.step for m in curve] == list(range(1, len(curve) + 1))
     models = {m.name: m.model_id for m in client.search_logged_models(experiment_ids=[exp.experiment_id])}
     mlflow.set_tracking_uri(uri)
     model = mlflow.pyfunc.load_model(f"models:/{models['gen2-lm-replace-seed0']}")

@@ -139,6 +139,42 @@ def test_models_carry_their_metrics_and_the_experiment_its_kind(tracked):
     assert run.info.run_name.startswith(f"gen{run.data.tags['generation']} ")
 
 
+def test_job_run_time_and_memory_are_metrics(tracked):
+    work, uri = tracked
+    client = _client(uri)
+    exp = client.get_experiment_by_name("tracked")
+    parents = {r.data.tags["ouroboros.chain"]: r for r in _runs(client, exp.experiment_id, "chain")}
+    hist = client.get_metric_history(parents["gauss/replace/seed0"].info.run_id, "job_seconds_block")
+    assert sorted(m.step for m in hist) == [2, 4] and all(m.value > 0 for m in hist)  # blocks 0-2 and 3-4
+    assert client.get_metric_history(parents["gauss/replace/seed0"].info.run_id, "job_max_rss_mb_block")[0].value > 10
+    runs = {(r.data.tags["ouroboros.chain"], r.data.tags["generation"]): r for r in _runs(client, exp.experiment_id, "generation")}
+    for key in (("gmm/accumulate/seed0", "2"), ("gmm/seed0", "0")):
+        m = runs[key].data.metrics
+        for rule in ("train", "generate", "evaluate"):
+            assert m[f"job_seconds_{rule}"] > 0 and m[f"job_max_rss_mb_{rule}"] > 10, (key, rule)
+        assert "job_seconds_train" not in {x.key for x in client.search_logged_models(
+            experiment_ids=[exp.experiment_id], filter_string=f"source_run_id = '{runs[key].info.run_id}'")[0].metrics}
+
+
+def test_job_metrics_read_snakemake_benchmark_files(tmp_path):
+    from ouroboros.tracking import job_metrics
+
+    f = tmp_path / "train.benchmark.tsv"
+    f.write_text("s\th:m:s\tmax_rss\tmax_vms\tmax_uss\tmax_pss\tio_in\tio_out\tmean_load\tcpu_time\n"
+                 "3.2101\t0:00:03\t250.12\t900.1\t200.0\t210.0\t0.1\t0.2\t95.0\t3.01\n")
+    assert job_metrics({"train": f}) == {"job_seconds_train": 3.2101, "job_max_rss_mb_train": 250.12}
+    f.write_text("s\th:m:s\tmax_rss\n0.5\t0:00:00\tNA\n")
+    assert job_metrics({"train": f}) == {"job_seconds_train": 0.5}
+    assert job_metrics({"train": tmp_path / "missing.tsv"}) == {}
+    # the job's own exact peak memory, written beside its log by run_job, wins over Snakemake's sampled one
+    from ouroboros.logs import usage_path, write_usage
+
+    write_usage(tmp_path / "train.log", 0.4)
+    assert usage_path(tmp_path / "train.log") == tmp_path / "train.usage.json"
+    got = job_metrics({"train": f})
+    assert got["job_seconds_train"] == 0.5 and got["job_max_rss_mb_train"] > 10
+
+
 def test_models_load_from_models_uri_and_sample(tracked):
     import mlflow
 

@@ -130,6 +130,11 @@ def test_tiny_vae_study_with_two_regimes_tracked_to_mlflow(tmp_path, snakemake_r
     assert_shared_gen0(results, client, exp.experiment_id, "vae", ["replace", "mix-rho0.2"], runs)
     run = next(r for r in runs if r.data.tags["ouroboros.chain"] == "vae/replace/seed0" and r.data.tags["generation"] == "2")
     assert "samples/grid.png" in [a.path for a in client.list_artifacts(run.info.run_id, "samples")]
+    # the training curve (nats per image, one point per epoch) and the jobs' run time and memory
+    curve = client.get_metric_history(run.info.run_id, "train_loss")
+    assert [m.step for m in curve] == list(range(1, TINY["epochs"] + 1))
+    assert curve[-1].value < curve[0].value
+    assert run.data.metrics["job_seconds_train"] > 0 and run.data.metrics["job_max_rss_mb_evaluate"] > 10
     # the study run keeps the plots' paths: the two regimes' sample grids do not overwrite each other
     study_run = client.search_runs([exp.experiment_id], "tags.`ouroboros.kind` = 'study'")[0]
     grids = [a.path for a in client.list_artifacts(study_run.info.run_id, "plots/samples/vae")]

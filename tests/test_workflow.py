@@ -90,10 +90,10 @@ def test_same_numbers_with_one_core(tiny, tmp_path):
 
 
 def _outputs(root):
-    """Every computed file but the logs and the study table (which is rewritten when chains grow)."""
-    table = root / "results" / "grow" / "metrics.csv"
+    """Every computed file but the logs and the study tables (rewritten when chains grow)."""
+    tables = {root / "results" / "grow" / f for f in ("metrics.csv", "settings.csv", "summary.csv")}
     return {p: p.stat().st_mtime_ns for p in (root / "results").rglob("*")
-            if p.is_file() and "logs" not in p.parts and p != table}
+            if p.is_file() and "logs" not in p.parts and p not in tables}
 
 
 def test_more_generations_run_only_the_new_ones(tmp_path):

@@ -34,6 +34,25 @@ def job_logging(log_path, level: int = logging.INFO):
             root.removeHandler(handler)
 
 
+def usage_path(log_path) -> Path:
+    """Where a job's own measurement of its run time and peak memory goes: beside its log."""
+    log_path = Path(log_path)
+    return log_path.with_name(log_path.name.removesuffix(".log") + ".usage.json")
+
+
+def write_usage(log_path, seconds: float) -> None:
+    """The job's wall time and exact peak resident memory (getrusage: this process and its children), which
+    Snakemake's sampled ``benchmark:`` misses for short jobs."""
+    import json
+    import resource
+
+    peak_kb = max(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)
+    try:
+        usage_path(log_path).write_text(json.dumps({"seconds": round(seconds, 3), "max_rss_mb": round(peak_kb / 1024, 1)}))
+    except OSError:
+        pass
+
+
 #: failures a second attempt cannot fix: the same inputs fail the same way
 PERMANENT = ("ConfigError", "IntermediateFileError", "TypeError", "KeyError")
 
@@ -97,9 +116,12 @@ def run_job(snakemake, func, *args, **kwargs):
         sys.exit(1)
     marker.unlink(missing_ok=True)
     gpus = int(getattr(snakemake.resources, "gpu", 0) or 0)
+    start = time.perf_counter()
     try:
         with job_logging(log_path), gpu_slots(gpus):
-            return func(*args, **kwargs)
+            result = func(*args, **kwargs)
+        write_usage(log_path, time.perf_counter() - start)
+        return result
     except Exception as exc:
         outputs = list(getattr(snakemake, "output", []) or [])
         full = disk_full(exc, outputs[0] if outputs else log_path)

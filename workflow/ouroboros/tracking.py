@@ -288,8 +288,10 @@ class ChainTracker:
 
     def log_generation(self, parent: str, generation: int, metrics: dict[str, float], model,
                        model_dir: Optional[Path], train: dict, evaluation: dict,
-                       previous_model: Optional[str], artifacts: Iterable[Path] = ()) -> dict:
-        """One child run; ``train``/``evaluation`` are {source, digest, name}. Returns {run_id, model_id}."""
+                       previous_model: Optional[str], artifacts: Iterable[Path] = (),
+                       run_metrics: Sequence = ()) -> dict:
+        """One child run; ``train``/``evaluation`` are {source, digest, name}; ``run_metrics``: (key, value, step)
+        logged on the run only (job run time and memory, training curves). Returns {run_id, model_id}."""
         import mlflow
         from mlflow.data.dataset_source_registry import resolve_dataset_source
         from mlflow.data.meta_dataset import MetaDataset
@@ -335,7 +337,48 @@ class ChainTracker:
                                        dataset=datasets["evaluation"] if model_id else None, synchronous=True)
             for path in artifacts:
                 mlflow.log_artifact(str(path), artifact_path="samples")
+        if run_metrics:
+            from mlflow.entities import Metric
+
+            ts = int(time.time() * 1000)
+            batch = [Metric(k, float(v), ts, int(step)) for k, v, step in run_metrics]
+            for i in range(0, len(batch), METRIC_BATCH):
+                self.client.log_batch(run_id, metrics=batch[i:i + METRIC_BATCH])
         return {"generation": generation, "run_id": run_id, "model_id": model_id}
+
+
+def job_metrics(benchmarks: dict) -> dict[str, float]:
+    """Run time (s, the whole job as Snakemake's ``benchmark:`` file records it) and peak resident memory (MB)
+    of each job: the job's own exact measurement beside its log (``*.usage.json``, see
+    :func:`ouroboros.logs.write_usage`) where present, else the benchmark file's sampled ``max_rss``."""
+    import json
+
+    out: dict[str, float] = {}
+    for rule, path in sorted((benchmarks or {}).items()):
+        try:
+            lines = Path(path).read_text().strip().splitlines()
+            row = dict(zip(lines[0].split("\t"), lines[-1].split("\t")))
+            out[f"job_seconds_{rule}"] = float(row["s"])
+            if row.get("max_rss", "NA") not in ("NA", "-", ""):
+                out[f"job_max_rss_mb_{rule}"] = float(row["max_rss"])
+        except (OSError, IndexError, KeyError, ValueError) as exc:
+            log.warning("benchmark file %s unreadable (%s); its job metrics are not logged", path, exc)
+            continue
+        usage = Path(str(path).removesuffix(".benchmark.tsv") + ".usage.json")
+        try:
+            out[f"job_max_rss_mb_{rule}"] = float(json.loads(usage.read_text())["max_rss_mb"])
+        except (OSError, ValueError, KeyError):
+            pass
+    return out
+
+
+def training_curve(model_dir) -> list[tuple[int, float]]:
+    """(step, loss) pairs a torch target wrote beside its model (``training_curve.csv``); [] if none."""
+    path = Path(model_dir) / "training_curve.csv"
+    if not path.is_file():
+        return []
+    rows = path.read_text().strip().splitlines()[1:]
+    return [(int(a), float(b)) for a, b in (r.split(",") for r in rows)]
 
 
 def model_name(name: str) -> str:
@@ -370,8 +413,10 @@ def _models_of(client, experiment_id: str, run_id: str) -> list[str]:
 
 
 def track_block(spec: dict, first: int, last: int, every: int, experiment: dict, block_dir, real_path,
-                previous_receipt: Optional[str], out_receipt, rule: str = "", repo: str = ".") -> dict:
-    """Track generations first..last computed by one block job."""
+                previous_receipt: Optional[str], out_receipt, rule: str = "", repo: str = ".",
+                benchmarks: Optional[dict] = None) -> dict:
+    """Track generations first..last computed by one block job; the block job's run time and peak memory go
+    to the chain's parent run at step ``last``."""
     from ouroboros import io, jobs
     from ouroboros.chain import unstack_models
 
@@ -403,7 +448,7 @@ def track_block(spec: dict, first: int, last: int, every: int, experiment: dict,
             previous_model = rec["model_id"] or previous_model
             logged.append(rec)
     with backend_lock(uri), _wrap(uri):
-        tracker.mirror(parent, metrics)
+        tracker.mirror(parent, metrics + [(last, k, v) for k, v in job_metrics(benchmarks).items()])
         tracker.client.set_terminated(parent)
     receipt = {"uri": uri, "chain": tracker.path, "config_hash": tracker.hash, "parent_run_id": parent,
                "first": first, "last": last, "runs": logged, "last_model_id": previous_model}
@@ -414,7 +459,7 @@ def track_block(spec: dict, first: int, last: int, every: int, experiment: dict,
 
 def track_generation(spec: dict, generation: int, experiment: dict, gen_dir, real_path, previous_receipt: Optional[str],
                      out_receipt, rule: str = "", repo: str = ".", extra_metrics: Sequence = (),
-                     shared: bool = False) -> dict:
+                     shared: bool = False, benchmarks: Optional[dict] = None) -> dict:
     """Track one generation computed by the train/generate/evaluate jobs.
 
     ``extra_metrics``: more metrics files of the chain to log (its curation metrics; at generation 1 also
@@ -434,11 +479,14 @@ def track_generation(spec: dict, generation: int, experiment: dict, gen_dir, rea
     model = Target.load(gen_dir / "model")
     train = {"source": gen_dir / "trainset.json", "digest": manifest["digest"], "name": f"{tracker.path}/gen{generation}/train"}
     artifacts = model.sample_artifacts(gen_dir / "samples")
+    run_metrics = [(k, v, generation) for k, v in job_metrics(benchmarks).items()]
+    run_metrics += [("train_loss", loss, step) for step, loss in training_curve(gen_dir / "model")]
     with backend_lock(uri), _wrap(uri):
         parent = tracker.parent()
         rec = tracker.log_generation(parent, generation, {m: v for g, m, v in rows if g == generation}, model,
                                      gen_dir / "model", train,
-                                     _evaluation(tracker, real_path), prev["last_model_id"] if prev else None, artifacts)
+                                     _evaluation(tracker, real_path), prev["last_model_id"] if prev else None, artifacts,
+                                     run_metrics)
         tracker.mirror(parent, rows)
         tracker.client.set_terminated(parent)
     receipt = {"uri": uri, "chain": tracker.path, "config_hash": tracker.hash, "parent_run_id": parent,

@@ -234,6 +234,7 @@ class LMTarget(TorchTarget):
         self.net_ = net.to("cpu").eval()
         self._record_device(device)
         self.final_loss_ = float(np.mean(losses[-max(1, len(losses) // 20):]))
+        self.curve_ = list(enumerate((float(x) for x in losses), start=1))
         return self
 
     def _prompts(self, n: int, rng) -> np.ndarray:

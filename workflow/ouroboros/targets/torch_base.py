@@ -73,6 +73,10 @@ class TorchTarget(Target):
         directory = Path(directory)
         save_state_dict(self.net_, directory / "model.pt")
         self.save_extra(directory)
+        curve = getattr(self, "curve_", None)
+        if curve:  # (step, loss): per epoch (VAE) or per optimiser step (LM); logged to MLflow as train_loss
+            io.save_text(directory / "training_curve.csv",
+                         "step,loss\n" + "".join(f"{int(a)},{float(b)!r}\n" for a, b in curve))
         io.save_json(directory / "target.json", {"target": self.name, "params": self.params,
                                                  "device": self.device_name(), **self.saved_info()})
 

@@ -149,6 +149,7 @@ class VAETarget(TorchTarget):
         xt = torch.as_tensor(x, dtype=torch.float32)
         n, bs = len(xt), self.p["batch_size"]
         amp = self.p["amp"] and device == "cuda"
+        self.curve_ = []
         for epoch in range(self.p["epochs"]):
             perm = torch.randperm(n, generator=gen)
             total = 0.0
@@ -164,6 +165,7 @@ class VAETarget(TorchTarget):
                 opt.step()
                 total += float(loss_vec.detach().sum())
             log.info("epoch %d/%d loss %.4f (nats per image, %d images, %s)", epoch + 1, self.p["epochs"], total / n, n, device)
+            self.curve_.append((epoch + 1, total / n))
         self.net_ = net.to("cpu").eval()
         self._record_device(device)
         self.final_loss_ = total / n
