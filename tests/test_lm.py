@@ -288,7 +288,8 @@ def test_save_and_load_with_weights_only(tmp_path):
     t = make_target("lm", TINY)
     t.fit(t.real_data(generator("lm-save"), 40, 1)["train"], generator("fit"))
     t.save(tmp_path / "m")
-    assert {p.name for p in (tmp_path / "m").iterdir()} == {"model.pt", "tokenizer.json", "target.json"}
+    assert {p.name for p in (tmp_path / "m").iterdir()} == {"model.pt", "tokenizer.json", "target.json",
+                                                            "training_curve.csv"}
     from ouroboros.targets.base import Target
 
     u = Target.load(tmp_path / "m")
@@ -337,6 +338,9 @@ def test_tiny_lm_study_with_two_regimes_tracked_to_mlflow(tmp_path, snakemake_ru
     assert "samples/samples.txt" in [a.path for a in client.list_artifacts(run.info.run_id, "samples")]
     curve = client.get_metric_history(run.info.run_id, "train_loss")  # one point per optimiser step
     assert len(curve) >= 2 and [m.step for m in curve] == list(range(1, len(curve) + 1))
+    study_run = client.search_runs([exp.experiment_id], "tags.`ouroboros.kind` = 'study'")[0]
+    assert [a.path for a in client.list_artifacts(study_run.info.run_id, "plots/distributions/lm")] == [
+        "plots/distributions/lm/ppl_gen0.png"]
     models = {m.name: m.model_id for m in client.search_logged_models(experiment_ids=[exp.experiment_id])}
     mlflow.set_tracking_uri(uri)
     model = mlflow.pyfunc.load_model(f"models:/{models['gen2-lm-replace-seed0']}")

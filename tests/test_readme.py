@@ -72,7 +72,8 @@ TINY = {"study": "default", "seeds": [0], "generations": 100, "tracking": {"ever
 @pytest.fixture(scope="module")
 def tiny(tmp_path_factory):
     work = tmp_path_factory.mktemp("readme")
-    run_snakemake(work, TINY, "--cores", "2")
+    proc = run_snakemake(work, TINY, "--cores", "2")
+    (work / "run.out").write_text(proc.stdout + proc.stderr)
     return work
 
 
@@ -160,8 +161,7 @@ def test_every_readme_python_snippet_runs(tiny):
 
 @pytest.mark.e2e
 def test_the_run_ends_with_where_the_results_are(tiny):
-    proc = run_snakemake(tiny, TINY, "--cores", "1", "--forcerun", "plot")
-    out = proc.stdout + proc.stderr
+    out = (tiny / "run.out").read_text()
     assert "Study default is done: table results/default/metrics.csv, plots results/default/plots/" in out
     assert f"report: snakemake --report results/default/report.html --configfile {tiny / 'study.yaml'}" in out \
         or "report: snakemake --report results/default/report.html --configfile study.yaml" in out

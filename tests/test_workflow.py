@@ -69,7 +69,9 @@ def test_every_generation_of_a_one_per_job_target_has_its_files(tiny):
             assert (gdir / name).is_file(), name
     assert not (chain / "gen0").exists()
     logs = tiny / "results/tiny/logs/gmm/accumulate/seed1/gen2"
-    assert {p.name for p in logs.iterdir()} == {"train.log", "generate.log", "evaluate.log"}
+    jobs = ("train", "generate", "evaluate")
+    assert {p.name for p in logs.iterdir()} == ({f"{j}.log" for j in jobs} | {f"{j}.benchmark.tsv" for j in jobs}
+                                                | {f"{j}.usage.json" for j in jobs})
     assert "fitted on 180 items" in (logs / "train.log").read_text()
 
 
@@ -80,6 +82,9 @@ def test_plots_and_report(tiny):
     run_snakemake(tiny, TINY, "--report", "report.html")
     html = (tiny / "report.html").read_text()
     assert "var_ratio_mean" in html and "Wasserstein" in html
+    # browsable: metric plots under a subcategory per target, the tables in their own category
+    assert "Metrics by generation" in html and "Tables" in html and "summary.csv" in html
+    assert '"gaussian"' in html and '"gmm"' in html
 
 
 def test_same_numbers_with_one_core(tiny, tmp_path):
