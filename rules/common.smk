@@ -268,10 +268,10 @@ def track_block_inputs(wildcards):
     chain = chain_of(wildcards)
     first = int(wildcards.first)
     here = block_dir(chain, first, int(wildcards.last))
+    logs = paths.chain_log_dir(S, chain.experiment.label, chain.regime.label, chain.seed)
     inputs = {"experiment": paths.tracking_experiment(S), "metrics": f"{here}/metrics.csv",
               "models": f"{here}/models.npz", "real": real_path(chain),
-              "bench_block": f"{paths.chain_log_dir(S, chain.experiment.label, chain.regime.label, chain.seed)}"
-                             f"/gens{first}-{wildcards.last}.benchmark.tsv"}
+              "bench_block": f"{logs}/gens{first}-{wildcards.last}.benchmark.tsv"}
     if first > 0:
         inputs["previous"] = f"{block_dir(chain, *blocks_before(chain, first)[-1])}/tracking.json"
     return inputs
