@@ -1,76 +1,108 @@
-"""Time the shipped studies end to end through snakemake, with peak memory.
+"""Shipped studies end to end through snakemake: tracking's share of the wall time, and what computing
+generation 0 once per (experiment, seed) saves.
 
-    .venv/bin/python benchmarks/studies.py [oreilly oreilly-10k ...] [--cores 2]
+    .venv/bin/python benchmarks/studies.py [default oreilly regimes ...] [--cores N] [--tracking-only]
 
-Each study runs from scratch in a temporary folder; the script prints wall
-time, the summed job time from the job logs, the peak resident memory of the
-largest process waited for (snakemake itself or a job it ran), and the headline numbers of each study.  Results also go to
-benchmarks/out/studies.json.  Timings are measurements, never test verdicts.
+Each study runs from scratch twice in a temporary folder, tracking on (as shipped) and off.  Tracking's share
+is 1 - wall(off) / wall(on).  Generation 0 is trained, sampled and evaluated once per (experiment, seed) and
+shared by the experiment's regimes; without that each of the R regimes would repeat it, so the saving is
+(R - 1) x generation 0's job seconds (Snakemake's benchmark files), reported against the study's summed job
+seconds.  Also the headline numbers of each study.  Writes benchmarks/results/studies.json (studies measured
+earlier are kept; a study measured again is replaced).
 """
 from __future__ import annotations
 
 import argparse
 import json
-import re
-import resource
-import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import pandas as pd
+import yaml
 
-REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import REPO, RESULTS, run_study, save  # noqa: E402
+
 HEADLINES = {
     "oreilly": [("gaussian", "replace", 1000, "std_mean")],
-    "oreilly-10k": [("gaussian", "replace", 1000, "std_mean"), ("gaussian", "replace", 10000, "std_mean"),
-                    ("gaussian", "replace", 10000, "collapsed_fraction")],
-    "shumailov-gmm": [("gmm-blob", "replace", 2050, "component_std_max"), ("gmm-blob", "replace", 2050, "tail_mass_ratio"),
-                      ("gmm-blob", "replace", 2050, "kl_truth_model")],
+    "oreilly-10k": [("gaussian", "replace", 10000, "std_mean"), ("gaussian", "replace", 10000, "collapsed_fraction")],
+    "shumailov-gmm": [("gmm-blob", "replace", 2050, "kl_truth_model")],
     "default": [("gaussian", "replace", 100, "var_ratio_mean"), ("gaussian", "accumulate", 100, "var_ratio_mean")],
 }
+GEN0_RULES = ("train", "generate", "evaluate")
 
 
-def job_seconds(results: Path) -> float:
-    total = 0.0
-    for log in results.rglob("*.log"):
-        m = re.search(r"done in ([0-9.]+)s", log.read_text())
-        total += float(m.group(1)) if m else 0.0
-    return total
+def config_of(study: str) -> Path:
+    return REPO / "config" / ("config.yaml" if study == "default" else f"studies/{study}.yaml")
+
+
+def gen0_saving(workdir: Path, study: str, cfg: dict) -> dict:
+    """Seconds of each experiment's shared generation-0 jobs, and what R - 1 repeats of them would cost."""
+    logs = workdir / "results" / study / "logs"
+    out = {}
+    for e in cfg["experiments"]:
+        label = e["name"]
+        seconds = 0.0
+        for bench in logs.glob(f"{label}/seed*/gen0/*.benchmark.tsv"):
+            if bench.name.split(".")[0] in GEN0_RULES:
+                lines = bench.read_text().strip().splitlines()
+                seconds += float(dict(zip(lines[0].split("\t"), lines[-1].split("\t")))["s"])
+        if seconds:
+            regimes = len(e.get("regimes", cfg.get("regimes", ["replace"])))
+            out[label] = {"gen0_job_s": round(seconds, 1), "regimes": regimes, "saved_s": round((regimes - 1) * seconds, 1)}
+    return out
+
+
+def headline(workdir: Path, study: str) -> dict:
+    table = pd.read_csv(workdir / "results" / study / "metrics.csv", comment="#")
+    heads = {}
+    for exp, regime, gen, metric in HEADLINES.get(study, []):
+        rows = table[(table.experiment == exp) & (table.regime == regime) & (table.generation == gen) & (table.metric == metric)]
+        heads[f"{metric}@{gen} ({exp}/{regime})"] = round(float(rows["value"].mean()), 4)
+    return heads
 
 
 def bench(study: str, cores: int) -> dict:
-    config = REPO / "config" / ("config.yaml" if study == "default" else f"studies/{study}.yaml")
+    config = config_of(study)
+    cfg = yaml.safe_load(config.read_text())
     with tempfile.TemporaryDirectory() as tmp:
-        start = time.perf_counter()
-        proc = subprocess.run([sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile"), "--directory", tmp,
-                               "--configfile", str(config), "--cores", str(cores), f"results/{study}/metrics.csv"],
-                              capture_output=True, text=True)
-        wall = time.perf_counter() - start
-        if proc.returncode:
-            raise SystemExit(proc.stderr[-3000:])
-        results = Path(tmp) / "results" / study
-        table = pd.read_csv(results / "metrics.csv")
-        heads = {}
-        for exp, regime, gen, metric in HEADLINES.get(study, []):
-            rows = table[(table.experiment == exp) & (table.regime == regime) & (table.generation == gen) & (table.metric == metric)]
-            heads[f"{metric}@{gen} ({exp}/{regime})"] = float(rows["value"].mean())
-        peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
-        return {"study": study, "cores": cores, "wall_s": round(wall, 1), "job_s": round(job_seconds(results), 1),
-                "peak_rss_mb": round(peak), "headline": heads}
+        tmp = Path(tmp)
+        notrack = tmp / "notrack.yaml"
+        notrack.write_text("tracking: {enabled: false}\n")
+        on = run_study(tmp / "on", [config], cores)
+        off = run_study(tmp / "off", [config, notrack], cores)
+        jobs_off = {k: round(sum(v), 1) for k, v in off["jobs"].items()}
+        total_job_s = sum(jobs_off.values())
+        row = {"study": study, "cores": cores, "wall_on_s": on["wall_s"], "wall_off_s": off["wall_s"],
+               "tracking_share": round(1 - off["wall_s"] / on["wall_s"], 3),
+               "tracking_jobs": sum(len(v) for k, v in on["jobs"].items() if k.startswith("track")),
+               "tracking_job_s": round(sum(sum(v) for k, v in on["jobs"].items() if k.startswith("track")), 1),
+               "jobs_off_s": jobs_off, "headline": headline(tmp / "off", study)}
+        saving = gen0_saving(tmp / "off", study, cfg)
+        if saving:
+            saved = sum(v["saved_s"] for v in saving.values())
+            row["gen0"] = {"experiments": saving, "saved_job_s": round(saved, 1),
+                           "saved_share_of_unshared": round(saved / (total_job_s + saved), 3)}
+    return row
 
 
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("studies", nargs="*", default=["oreilly", "oreilly-10k"])
-    ap.add_argument("--cores", type=int, default=2)
+    ap.add_argument("studies", nargs="*", default=["default", "oreilly"])
+    ap.add_argument("--cores", type=int, default=0, help="default: every core")
     args = ap.parse_args()
-    out = [bench(s, args.cores) for s in args.studies]
-    for row in out:
-        print(json.dumps(row))
-    (REPO / "benchmarks" / "out").mkdir(exist_ok=True)
-    (REPO / "benchmarks" / "out" / "studies.json").write_text(json.dumps(out, indent=2))
+    path = RESULTS / "studies.json"
+    rows = {r["study"]: r for r in json.loads(path.read_text())["studies"]} if path.is_file() else {}
+    for s in args.studies:
+        row = bench(s, args.cores)
+        rows[s] = row
+        line = (f"{s}: tracking on {row['wall_on_s']:.1f} s, off {row['wall_off_s']:.1f} s: tracking's share "
+                f"{row['tracking_share']:.0%} (target <= 15%), {row['tracking_jobs']} tracking jobs")
+        if "gen0" in row:
+            line += f"; generation 0 shared saves {row['gen0']['saved_job_s']:.0f} job-s ({row['gen0']['saved_share_of_unshared']:.0%})"
+        print(line, flush=True)
+    save("studies", {"studies": list(rows.values())})
 
 
 if __name__ == "__main__":

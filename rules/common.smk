@@ -49,6 +49,7 @@ wildcard_constraints:
     metric=r"[a-z0-9_]+",
     name=r"[a-z0-9_]+",
     sweep=r"[a-z0-9][a-z0-9_-]*",
+    group=r"[A-Za-z0-9][A-Za-z0-9_.+-]*-(seed|chains)\d+",
 
 
 def chain_of(wildcards):
@@ -81,6 +82,13 @@ def gen0_spec(wildcards):
 def gpu_request(wildcards):
     """GPUs the chain's target will use, so `snakemake --resources gpu=N` bounds GPU jobs."""
     return chain_of(wildcards).target().gpus()
+
+
+def block_threads(wildcards):
+    """Threads a block job can use: its target cuts large draws into chunks run on threads (the same numbers
+    whatever the count; Snakemake scales this down to --cores)."""
+    chain = chain_of(wildcards)
+    return chain.target().threads(chain.n_candidates, chain.experiment.replicates)
 
 
 def gen0_gpu_request(wildcards):
@@ -247,13 +255,6 @@ def plot_files():
     return [paths.plot(S, m) for m in study_metrics()]
 
 
-def chain_last_receipt(chain):
-    e = chain.experiment
-    if e.block == 1:
-        return f"{gen_dir(chain, e.generations)}/tracking.json"
-    return f"{block_dir(chain, *blocks_of(chain)[-1])}/tracking.json"
-
-
 def job_benchmarks(chain, g):
     """The Snakemake benchmark files (run time, peak memory) of generation g's train, generate and evaluate jobs
     (generation 0's: the experiment's shared ones), written beside their logs."""
@@ -264,40 +265,63 @@ def job_benchmarks(chain, g):
     return {f"bench_{rule}": f"{folder}/{rule}.benchmark.tsv" for rule in ("train", "generate", "evaluate")}
 
 
-def track_block_inputs(wildcards):
-    chain = chain_of(wildcards)
-    first = int(wildcards.first)
-    here = block_dir(chain, first, int(wildcards.last))
+def _tracking_groups():
+    """The tracking jobs, each logging a group of chains in one process: block-mode chains of one target,
+    up to tracking.chains_per_job per job, in study order; and one job per (experiment, seed) of an
+    experiment run one generation per job (its shared generation 0 and every regime's generations).
+    name -> list of units (see ouroboros.tracking.track_group)."""
+    groups, per_target = {}, {}
+    for chain in STUDY.chains:
+        e = chain.experiment
+        if e.block == 1:
+            name = f"{e.label}-seed{chain.seed}"
+            if name not in groups:
+                groups[name] = [generation_unit(chain, 0)]
+            groups[name] += [generation_unit(chain, g) for g in range(1, e.generations + 1)]
+        else:
+            per_target.setdefault(e.target, []).append(chain)
+    for target, chains in per_target.items():
+        size = TRACKING["chains_per_job"]
+        for i in range(0, len(chains), size):
+            groups[f"{target}-chains{i // size}"] = [block_unit(c, a, b) for c in chains[i:i + size]
+                                                     for a, b in blocks_of(c)]
+    return groups
+
+
+def block_unit(chain, first, last):
     logs = paths.chain_log_dir(S, chain.experiment.label, chain.regime.label, chain.seed)
-    inputs = {"experiment": paths.tracking_experiment(S), "metrics": f"{here}/metrics.csv",
-              "models": f"{here}/models.npz", "real": real_path(chain),
-              "bench_block": f"{logs}/gens{first}-{wildcards.last}.benchmark.tsv"}
-    if first > 0:
-        inputs["previous"] = f"{block_dir(chain, *blocks_before(chain, first)[-1])}/tracking.json"
-    return inputs
+    here = block_dir(chain, first, last)
+    return {"kind": "block", "spec": chain.spec(), "first": first, "last": last, "every": TRACKING["every"],
+            "dir": here, "real": real_path(chain), "bench": {"block": f"{logs}/gens{first}-{last}.benchmark.tsv"},
+            "files": [f"{here}/metrics.csv", f"{here}/models.npz", f"{logs}/gens{first}-{last}.benchmark.tsv"]}
 
 
-def track_generation_inputs(wildcards):
-    chain = chain_of(wildcards)
-    g = int(wildcards.gen)
+def generation_unit(chain, g):
     here = gen_dir(chain, g)
-    inputs = {"experiment": paths.tracking_experiment(S), "model": f"{here}/model",
-              "samples": f"{here}/samples", "metrics": f"{here}/metrics.csv", "manifest": f"{here}/trainset.json",
-              "real": real_path(chain), "previous": f"{gen_dir(chain, g - 1)}/tracking.json",
-              **job_benchmarks(chain, g)}
+    bench = {k[len("bench_"):]: v for k, v in job_benchmarks(chain, g).items()}
+    extra = []
     if g == 1:
-        inputs["gen0_metrics"] = f"{gen_dir(chain, 0)}/metrics.csv"
-    if chain.experiment.curation is not None:
-        inputs["curation"] = [curation_csv(chain, j) for j in ([0, 1] if g == 1 else [g])]
-    return inputs
+        extra.append(f"{gen_dir(chain, 0)}/metrics.csv")
+    if g > 0 and chain.experiment.curation is not None:
+        extra += [curation_csv(chain, j) for j in ([0, 1] if g == 1 else [g])]
+    return {"kind": "generation", "spec": chain.gen0_spec() if g == 0 else chain.spec(), "gen": g, "shared": g == 0,
+            "dir": here, "real": real_path(chain), "bench": bench, "extra": extra,
+            "files": [f"{here}/model", f"{here}/samples", f"{here}/metrics.csv", f"{here}/trainset.json",
+                      *bench.values(), *extra]}
 
 
-def track_gen0_inputs(wildcards):
-    chain = first_chain(wildcards)
-    here = gen_dir(chain, 0)
-    return {"experiment": paths.tracking_experiment(S), "model": f"{here}/model", "samples": f"{here}/samples",
-            "metrics": f"{here}/metrics.csv", "manifest": f"{here}/trainset.json", "real": real_path(chain),
-            **job_benchmarks(chain, 0)}
+def tracking_group_names():
+    return list(TRACKING_GROUPS)
+
+
+def track_group_inputs(wildcards):
+    units = TRACKING_GROUPS[wildcards.group]
+    files = sorted({f for u in units for f in u["files"]} | {u["real"] for u in units})
+    return {"experiment": paths.tracking_experiment(S), "files": files}
+
+
+def track_group_units(wildcards):
+    return [{k: v for k, v in u.items() if k != "files"} for u in TRACKING_GROUPS[wildcards.group]]
 
 
 def grid_generations(chain, rows=8):
@@ -362,3 +386,6 @@ def closing_line():
     if TRACKING["enabled"]:
         lines.append(f"  MLflow: mlflow ui --backend-store-uri {TRACKING['uri']} --port 5000")
     return "\n".join(lines)
+
+
+TRACKING_GROUPS = _tracking_groups() if TRACKING["enabled"] else {}

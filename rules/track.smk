@@ -1,4 +1,5 @@
-# MLflow tracking: separate jobs after the compute jobs, writing small receipts.
+# MLflow tracking: separate jobs after the compute jobs, writing small receipts; each tracking job logs a group
+# of chains (one MLflow import for many chains; see tracking_groups in common.smk).
 # A failing backend fails only these jobs; rerunning snakemake logs what is missing.
 
 
@@ -18,56 +19,21 @@ rule track_init:
         "../scripts/track_init.py"
 
 
-rule track_block:
+rule track_group:
     input:
-        unpack(track_block_inputs),
+        unpack(track_group_inputs),
     output:
-        f"{BLOCK}/tracking.json",
+        paths.tracking_group(S, "{group}"),
     params:
-        spec=chain_spec,
-        every=TRACKING["every"],
+        units=track_group_units,
         uri=TRACKING["uri"],
         repo=workflow.basedir,
     log:
-        f"{CHAIN_LOG}/gens{{first}}-{{last}}.tracking.log",
+        f"{LOGS}/tracking/{{group}}.log",
     conda:
         "../envs/ouroboros.yaml"
     script:
-        "../scripts/track_block.py"
-
-
-rule track_generation:
-    input:
-        unpack(track_generation_inputs),
-    output:
-        f"{GEN}/tracking.json",
-    params:
-        spec=chain_spec,
-        gen=lambda w: int(w.gen),
-        shared=False,
-        uri=TRACKING["uri"],
-        repo=workflow.basedir,
-    log:
-        f"{CHAIN_LOG}/gen{{gen}}/tracking.log",
-    conda:
-        "../envs/ouroboros.yaml"
-    script:
-        "../scripts/track_generation.py"
-
-
-use rule track_generation as track_gen0 with:
-    input:
-        unpack(track_gen0_inputs),
-    output:
-        f"{GEN0}/tracking.json",
-    params:
-        spec=gen0_spec,
-        gen=0,
-        shared=True,
-        uri=TRACKING["uri"],
-        repo=workflow.basedir,
-    log:
-        f"{SEED_LOG}/gen0/tracking.log",
+        "../scripts/track_group.py"
 
 
 rule track_study:
@@ -75,7 +41,7 @@ rule track_study:
         experiment=paths.tracking_experiment(S),
         metrics=paths.metrics_table(S),
         plots=plot_files() + sample_grid_files() + distribution_files() + [paths.sweep_plot(S, n) for n in SWEEP_PLOTS],
-        chains=[chain_last_receipt(c) for c in STUDY.chains],
+        groups=[paths.tracking_group(S, g) for g in tracking_group_names()],
     output:
         paths.tracking_study(S),
     params:

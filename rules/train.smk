@@ -50,6 +50,7 @@ rule block:
         metrics=f"{BLOCK}/metrics.csv",
     params:
         spec=chain_spec,
+    threads: block_threads
     resources:
         gpu=gpu_request,
     log:

@@ -194,9 +194,26 @@ def test_models_load_from_models_uri_and_sample(tracked):
     assert out.shape == (5 * 7, 2) and list(out.columns) == ["replicate", "x0"]
 
 
+def test_one_tracking_job_per_group_of_chains(tracked):
+    """Block-mode chains of one target share a tracking job; a one-generation-per-job experiment has one per
+    seed (its shared generation 0 first); each writes one receipt naming its chains and their runs."""
+    work, _ = tracked
+    folder = work / "results/tracked/tracking"
+    assert sorted(p.name for p in folder.glob("*.json")) == ["experiment.json", "gaussian-chains0.json",
+                                                             "gmm-seed0.json", "study.json"]
+    gauss = io.load_json(folder / "gaussian-chains0.json")
+    assert set(gauss["chains"]) == {"gauss/replace/seed0", "gauss/mix-rho0.1/seed0"}
+    assert [r["generation"] for r in gauss["chains"]["gauss/replace/seed0"]["runs"]] == [0, 1, 2, 3, 4]
+    gmm = io.load_json(folder / "gmm-seed0.json")
+    assert set(gmm["chains"]) == {"gmm/seed0", "gmm/accumulate/seed0"}
+    assert gmm["chains"]["gmm/accumulate/seed0"]["last_model_id"] == gmm["chains"]["gmm/accumulate/seed0"]["runs"][-1]["model_id"]
+    assert sorted(p.name for p in (work / "results/tracked/logs/tracking").glob("*.log")) == [
+        "gaussian-chains0.log", "gmm-seed0.log", "init.log", "study.log"]
+
+
 def test_forced_rerun_leaves_no_duplicates(tracked):
     work, uri = tracked
-    run_snakemake(work, TRACKED, "--cores", "2", "--forcerun", "track_block", "track_generation", "track_gen0")
+    run_snakemake(work, TRACKED, "--cores", "2", "--forcerun", "track_group")
     client = _client(uri)
     exp = client.get_experiment_by_name("tracked")
     children = _runs(client, exp.experiment_id, "generation")
@@ -208,7 +225,7 @@ def test_forced_rerun_leaves_no_duplicates(tracked):
 
 
 def test_parallel_tracking_against_sqlite_has_no_lock_failures(tmp_path):
-    cfg = {"study": "parallel", "seeds": list(range(6)), "generations": 3,
+    cfg = {"study": "parallel", "seeds": list(range(6)), "generations": 3, "tracking": {"chains_per_job": 1},
            "experiments": [{"target": "gaussian", "n": 10, "replicates": 2, "block": 2, "regimes": ["replace"]}]}
     proc = run_snakemake(tmp_path, cfg, "--cores", "8")
     logs = "".join(p.read_text() for p in (tmp_path / "results/parallel/logs").rglob("*.log"))
@@ -260,7 +277,7 @@ def test_unreachable_server_then_real_server(tmp_path, server_port):
     assert (results / "metrics.csv").is_file()
     assert (results / "gauss/replace/seed0/gens3-4/models.npz").is_file()
     assert (results / "gmm/accumulate/seed0/gen2/model/state.npz").is_file()
-    assert not list(results.rglob("tracking.json"))
+    assert not list((results / "tracking").glob("*.json"))  # no receipt: nothing was logged
     before = (results / "metrics.csv").stat().st_mtime_ns
     server_root = tmp_path / "server"
     server_root.mkdir()

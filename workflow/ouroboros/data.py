@@ -52,6 +52,15 @@ def summary_from_arrays(arrays: dict[str, np.ndarray], prefix: str = "") -> "Sum
     return Stats.from_arrays(arrays, prefix)
 
 
+def _mean_m2(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per-replicate mean and centred sum of squares of points shaped (R, n, d)."""
+    mean = x.mean(axis=1)
+    c = x - mean[:, None, :]
+    if x.shape[2] == 1:
+        return mean, np.einsum("rn,rn->r", c[..., 0], c[..., 0])[:, None, None]
+    return mean, np.einsum("rni,rnj->rij", c, c)
+
+
 @dataclass(frozen=True)
 class Stats(Summary):
     count: np.ndarray  # (R,)
@@ -77,12 +86,9 @@ class Stats(Summary):
         r, n, d = x.shape
         if n == 0:
             return cls.empty(r, d)
-        mean = x.mean(axis=1)
-        c = x - mean[:, None, :]
-        if d == 1:
-            m2 = np.einsum("rn,rn->r", c[..., 0], c[..., 0])[:, None, None]
-        else:
-            m2 = np.einsum("rni,rnj->rij", c, c)
+        from ouroboros import parallel
+
+        mean, m2 = parallel.row_reduce(_mean_m2, x)  # row chunks on the job's threads (a large draw)
         return cls(np.full(r, float(n)), mean, m2)
 
     @classmethod

@@ -116,6 +116,9 @@ def run_job(snakemake, func, *args, **kwargs):
         sys.exit(1)
     marker.unlink(missing_ok=True)
     gpus = int(getattr(snakemake.resources, "gpu", 0) or 0)
+    from ouroboros import parallel
+
+    parallel.set_threads(int(getattr(snakemake, "threads", 1) or 1))
     start = time.perf_counter()
     try:
         with job_logging(log_path), gpu_slots(gpus):

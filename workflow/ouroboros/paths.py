@@ -123,5 +123,10 @@ def tracking_experiment(study: str) -> str:
     return f"{tracking_dir(study)}/experiment.json"
 
 
+def tracking_group(study: str, group: str) -> str:
+    """The receipt of one tracking job (a group of chains)."""
+    return f"{tracking_dir(study)}/{group}.json"
+
+
 def tracking_study(study: str) -> str:
     return f"{tracking_dir(study)}/study.json"

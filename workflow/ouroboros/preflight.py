@@ -140,9 +140,10 @@ def job_count(study, tracking: bool) -> int:
         e = chain.experiment
         gens = e.generations + 1
         if e.block > 1:
-            total += math.ceil(gens / e.block) * (2 if tracking else 1)
+            total += math.ceil(gens / e.block)
         else:
-            total += gens * (3 + (e.curation is not None) + bool(tracking))
+            total += gens * (3 + (e.curation is not None))
+        total += bool(tracking)  # at most one tracking job per chain (they log groups of chains)
     return total
 
 
@@ -222,7 +223,7 @@ def prepare(config: dict, basedir, cwd=None, configfiles: Sequence = ()) -> Prep
     except ConfigError as exc:
         raise ConfigError(locate(str(exc), configfiles)) from None
     tracking = {"enabled": tr["enabled"], "uri": uri, "artifacts": resolve_artifacts(tr["artifacts"], uri, cwd),
-                "every": tr["every"]}
+                "every": tr["every"], "chains_per_job": tr["chains_per_job"]}
     return Prepared(study, sweeps, tracking)
 
 

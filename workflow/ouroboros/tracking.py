@@ -250,12 +250,19 @@ class ChainTracker:
             flat[f"target.{k}"] = json.dumps(v) if isinstance(v, (dict, list)) else v
         return {k: str(v) for k, v in flat.items()}
 
-    def _search(self, kind: str, generation: Optional[int] = None):
+    def _search(self, kind: str, generation: Optional[int] = None) -> list:
+        """Every run of this chain and config hash of ``kind`` (all pages)."""
         f = (f"tags.`ouroboros.kind` = '{kind}' AND tags.`ouroboros.chain` = '{self.path}' "
              f"AND tags.study = '{self.chain.study}' AND tags.config_hash = '{self.hash}'")
         if generation is not None:
             f += f" AND tags.generation = '{generation}'"
-        return self.client.search_runs([self.experiment_id], f, max_results=1000)
+        runs, token = [], None
+        while True:
+            page = self.client.search_runs([self.experiment_id], f, max_results=1000, page_token=token)
+            runs.extend(page)
+            token = page.token
+            if not token:
+                return runs
 
     def parent(self) -> str:
         """The chain's parent run, created on first use."""
@@ -265,18 +272,26 @@ class ChainTracker:
         if runs:
             for extra in runs[1:]:
                 self.client.delete_run(extra.info.run_id)
+            self.new_parent = False
             return runs[0].info.run_id
         tags = dict(self.base_tags(), **{"ouroboros.kind": "chain"})
         run = self.client.create_run(self.experiment_id, run_name=self.path, tags=tags)
         self.client.log_batch(run.info.run_id, params=[Param(k, v) for k, v in self.params().items()])
+        self.new_parent = True
         return run.info.run_id
 
-    def _forget(self, generation: int) -> None:
-        """Delete runs and models logged earlier for this (chain, generation, config hash)."""
-        for run in self._search("generation", generation):
+    def forget(self, generations: Iterable[int]) -> int:
+        """Delete the runs (and their models) logged earlier for these generations of this chain and config
+        hash: one search for the whole job, nothing at all under a parent run this job created."""
+        if getattr(self, "new_parent", False):
+            return 0
+        wanted = {str(g) for g in generations}
+        old = [r for r in self._search("generation") if r.data.tags.get("generation") in wanted]
+        for run in old:
             for model_id in _models_of(self.client, self.experiment_id, run.info.run_id):
                 self.client.delete_logged_model(model_id)
             self.client.delete_run(run.info.run_id)
+        return len(old)
 
     def mirror(self, parent: str, rows: Sequence[tuple[int, str, float]]) -> None:
         from mlflow.entities import Metric
@@ -291,13 +306,16 @@ class ChainTracker:
                        previous_model: Optional[str], artifacts: Iterable[Path] = (),
                        run_metrics: Sequence = ()) -> dict:
         """One child run; ``train``/``evaluation`` are {source, digest, name}; ``run_metrics``: (key, value, step)
-        logged on the run only (job run time and memory, training curves). Returns {run_id, model_id}."""
-        import mlflow
+        logged on the run only (job run time and memory, training curves). Returns {run_id, model_id}.
+
+        Earlier runs of the generation must be gone already (:meth:`forget`).  The writes are batched: the run
+        with its tags, its params, its inputs (both data sets and the previous model) in one call, the model,
+        then every metric in one call (the generation's against the model and the evaluation set)."""
         from mlflow.data.dataset_source_registry import resolve_dataset_source
         from mlflow.data.meta_dataset import MetaDataset
-        from mlflow.entities import LoggedModelInput, Param
+        from mlflow.entities import DatasetInput, InputTag, LoggedModelInput, Metric, Param
+        from mlflow.utils.mlflow_tags import MLFLOW_DATASET_CONTEXT
 
-        self._forget(generation)
         c = self.chain
         middle = "" if self.shared else f"-{c.regime.label}"
         # generation first: the UI truncates long names, and lineage reads "gen3-... <- gen2-..."
@@ -309,41 +327,42 @@ class ChainTracker:
         run = self.client.create_run(self.experiment_id, run_name=f"gen{generation} {self.path}", tags=tags)
         run_id = run.info.run_id
         params = dict(self.params(), generation=str(generation))
-        self.client.log_batch(run_id, params=[Param(k, v) for k, v in params.items()])
+        import warnings
+
+        datasets = {}
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            for ds, context in ((train, "training"), (evaluation, "evaluation")):
+                datasets[context] = MetaDataset(resolve_dataset_source(str(ds["source"])), name=ds["name"],
+                                                digest=ds["digest"])
+        self.client.log_inputs(
+            run_id, datasets=[DatasetInput(d._to_mlflow_entity(), tags=[InputTag(MLFLOW_DATASET_CONTEXT, ctx)])
+                              for ctx, d in datasets.items()],
+            models=[LoggedModelInput(previous_model)] if previous_model else None)
         model_id = None
-        with mlflow.start_run(run_id=run_id):
-            import warnings
-
-            datasets = {}
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")
-                for ds, context in ((train, "training"), (evaluation, "evaluation")):
-                    datasets[context] = MetaDataset(resolve_dataset_source(str(ds["source"])), name=ds["name"],
-                                                    digest=ds["digest"])
-                    mlflow.log_input(datasets[context], context=context)
-            if previous_model:
-                self.client.log_inputs(run_id, models=[LoggedModelInput(previous_model)])
-            if model is not None and model_dir is not None:
-                info = model.log_mlflow_model(name, Path(model_dir))
-                model_id = info.model_id
-                mlflow.set_logged_model_tags(model_id, {
-                    **{k: v for k, v in tags.items() if not k.startswith("mlflow.")},
-                    "training_dataset": train["name"], "training_dataset_digest": str(train["digest"])})
-            # the generation's metrics, on its run and (with a model) against that model and the evaluation set
-            if metrics:
-                with warnings.catch_warnings():
-                    warnings.simplefilter("ignore")
-                    mlflow.log_metrics({k: float(v) for k, v in metrics.items()}, step=generation, model_id=model_id,
-                                       dataset=datasets["evaluation"] if model_id else None, synchronous=True)
-            for path in artifacts:
-                mlflow.log_artifact(str(path), artifact_path="samples")
-        if run_metrics:
-            from mlflow.entities import Metric
-
-            ts = int(time.time() * 1000)
-            batch = [Metric(k, float(v), ts, int(step)) for k, v, step in run_metrics]
-            for i in range(0, len(batch), METRIC_BATCH):
-                self.client.log_batch(run_id, metrics=batch[i:i + METRIC_BATCH])
+        if model is not None and model_dir is not None:
+            if not model.mlflow_array_model:  # a flavor's log_model copies the run's params onto the model
+                self.client.log_batch(run_id, params=[Param(k, v) for k, v in params.items()])
+            model_id = model.log_mlflow_model_to(
+                name, Path(model_dir), run_id, self.experiment_id, params,
+                {**{k: v for k, v in tags.items() if not k.startswith("mlflow.")},
+                 "training_dataset": train["name"], "training_dataset_digest": str(train["digest"])})
+            logged_params = not model.mlflow_array_model
+        else:
+            logged_params = False
+        for path in artifacts:
+            self.client.log_artifact(run_id, str(path), artifact_path="samples")
+        # the generation's metrics, on its run and (with a model) against that model and the evaluation set
+        ts = int(time.time() * 1000)
+        ev = datasets["evaluation"] if model_id else None
+        batch = [Metric(k, float(v), ts, int(generation), model_id=model_id,
+                        dataset_name=ev.name if ev else None, dataset_digest=ev.digest if ev else None)
+                 for k, v in metrics.items()]
+        batch += [Metric(k, float(v), ts, int(step)) for k, v, step in run_metrics]
+        rest = [] if logged_params else [Param(k, v) for k, v in params.items()]
+        for i in range(0, max(len(batch), 1), METRIC_BATCH):  # params ride with the first batch of metrics
+            self.client.log_batch(run_id, metrics=batch[i:i + METRIC_BATCH], params=rest if i == 0 else [])
+        self.client.set_terminated(run_id)
         return {"generation": generation, "run_id": run_id, "model_id": model_id}
 
 
@@ -412,87 +431,122 @@ def _models_of(client, experiment_id: str, run_id: str) -> list[str]:
     return [m.model_id for m in models]
 
 
-def track_block(spec: dict, first: int, last: int, every: int, experiment: dict, block_dir, real_path,
-                previous_receipt: Optional[str], out_receipt, rule: str = "", repo: str = ".",
-                benchmarks: Optional[dict] = None) -> dict:
-    """Track generations first..last computed by one block job; the block job's run time and peak memory go
-    to the chain's parent run at step ``last``."""
+def _log_block(tracker: ChainTracker, parent: str, unit: dict, previous_model: Optional[str], evaluation: dict,
+               tmp: Path) -> tuple[list[dict], Optional[str]]:
+    """Generations first..last computed by one block job (every ``every``-th and the last get a child run and
+    a model; all go to the parent run); the block job's run time and peak memory go to the parent at step
+    ``last``.  Returns the logged runs and the chain's last model."""
     from ouroboros import io, jobs
     from ouroboros.chain import unstack_models
 
-    uri = experiment["uri"]
-    block_dir = Path(block_dir)
+    uri, first, last, every = tracker.uri, int(unit["first"]), int(unit["last"]), int(unit["every"])
+    block_dir = Path(unit["dir"])
     metrics = jobs.read_metrics(block_dir / "metrics.csv")
     by_gen: dict[int, dict[str, float]] = {}
     for g, m, v in metrics:
         by_gen.setdefault(g, {})[m] = v
-    prev = io.load_json(previous_receipt) if previous_receipt else None
-    previous_model = prev["last_model_id"] if prev else None
-    tracker = ChainTracker(spec, uri, experiment["experiment_id"], rule, repo)
-    template = tracker.chain.target()
-    models = dict(unstack_models(io.load_npz(block_dir / "models.npz", ("generation",)), template))
-    evaluation = _evaluation(tracker, real_path)
+    models = dict(unstack_models(io.load_npz(block_dir / "models.npz", ("generation",)), tracker.chain.target()))
+    tracked = [g for g in range(first, last + 1) if g % every == 0 or g == last]
+    with backend_lock(uri), _wrap(uri):
+        tracker.forget(tracked)
     logged = []
+    for g in tracked:
+        model_dir = tmp / f"{tracker.path}/gen{g}"
+        models[g].save(model_dir)
+        train = {"source": unit["real"] if g == 0 else block_dir / "models.npz",
+                 "digest": config_hash([tracker.hash, g, "trainset"]), "name": f"{tracker.path}/gen{g}/train"}
+        with backend_lock(uri), _wrap(uri):
+            rec = tracker.log_generation(parent, g, by_gen[g], models[g], model_dir, train, evaluation, previous_model)
+        previous_model = rec["model_id"] or previous_model
+        logged.append(rec)
     with backend_lock(uri), _wrap(uri):
-        parent = tracker.parent()
-    with tempfile.TemporaryDirectory() as tmp:
-        for g in range(first, last + 1):
-            if g % every and g != last:
-                continue
-            model_dir = Path(tmp) / f"gen{g}"
-            models[g].save(model_dir)
-            train = {"source": real_path if g == 0 else block_dir / "models.npz",
-                     "digest": config_hash([tracker.hash, g, "trainset"]), "name": f"{tracker.path}/gen{g}/train"}
-            with backend_lock(uri), _wrap(uri):
-                rec = tracker.log_generation(parent, g, by_gen[g], models[g], model_dir, train, evaluation, previous_model)
-            previous_model = rec["model_id"] or previous_model
-            logged.append(rec)
-    with backend_lock(uri), _wrap(uri):
-        tracker.mirror(parent, metrics + [(last, k, v) for k, v in job_metrics(benchmarks).items()])
-        tracker.client.set_terminated(parent)
-    receipt = {"uri": uri, "chain": tracker.path, "config_hash": tracker.hash, "parent_run_id": parent,
-               "first": first, "last": last, "runs": logged, "last_model_id": previous_model}
-    io.save_json(out_receipt, receipt)
-    log.info("tracked %s generations %d-%d: %d runs to %s", tracker.path, first, last, len(logged), uri)
-    return receipt
+        tracker.mirror(parent, metrics + [(last, k, v) for k, v in job_metrics(unit.get("bench")).items()])
+    return logged, previous_model
 
 
-def track_generation(spec: dict, generation: int, experiment: dict, gen_dir, real_path, previous_receipt: Optional[str],
-                     out_receipt, rule: str = "", repo: str = ".", extra_metrics: Sequence = (),
-                     shared: bool = False, benchmarks: Optional[dict] = None) -> dict:
-    """Track one generation computed by the train/generate/evaluate jobs.
-
-    ``extra_metrics``: more metrics files of the chain to log (its curation metrics; at generation 1 also
-    generation 0's, which is tracked once per experiment and seed, ``shared``), each row at its generation.
-    """
+def _log_generation(tracker: ChainTracker, parent: str, unit: dict, previous_model: Optional[str],
+                    evaluation: dict) -> dict:
+    """One generation computed by the train/generate/evaluate jobs.  ``unit["extra"]``: more metrics files of
+    the chain to log (its curation metrics; at generation 1 also generation 0's, which is tracked once per
+    experiment and seed), each row at its generation."""
     from ouroboros import io, jobs
     from ouroboros.targets.base import Target
 
-    uri = experiment["uri"]
-    gen_dir = Path(gen_dir)
+    generation = int(unit["gen"])
+    gen_dir = Path(unit["dir"])
     rows = jobs.read_metrics(gen_dir / "metrics.csv")
-    for path in extra_metrics:
+    for path in unit.get("extra", ()):
         rows += jobs.read_metrics(path)
     manifest = io.load_json(gen_dir / "trainset.json")
-    prev = io.load_json(previous_receipt) if previous_receipt else None
-    tracker = ChainTracker(spec, uri, experiment["experiment_id"], rule, repo, shared=shared)
     model = Target.load(gen_dir / "model")
-    train = {"source": gen_dir / "trainset.json", "digest": manifest["digest"], "name": f"{tracker.path}/gen{generation}/train"}
+    train = {"source": gen_dir / "trainset.json", "digest": manifest["digest"],
+             "name": f"{tracker.path}/gen{generation}/train"}
     artifacts = model.sample_artifacts(gen_dir / "samples")
-    run_metrics = [(k, v, generation) for k, v in job_metrics(benchmarks).items()]
+    run_metrics = [(k, v, generation) for k, v in job_metrics(unit.get("bench")).items()]
     run_metrics += [("train_loss", loss, step) for step, loss in training_curve(gen_dir / "model")]
-    with backend_lock(uri), _wrap(uri):
-        parent = tracker.parent()
+    with backend_lock(tracker.uri), _wrap(tracker.uri):
+        tracker.forget([generation])
         rec = tracker.log_generation(parent, generation, {m: v for g, m, v in rows if g == generation}, model,
-                                     gen_dir / "model", train,
-                                     _evaluation(tracker, real_path), prev["last_model_id"] if prev else None, artifacts,
-                                     run_metrics)
+                                     gen_dir / "model", train, evaluation, previous_model, artifacts, run_metrics)
         tracker.mirror(parent, rows)
-        tracker.client.set_terminated(parent)
-    receipt = {"uri": uri, "chain": tracker.path, "config_hash": tracker.hash, "parent_run_id": parent,
-               "first": generation, "last": generation, "runs": [rec], "last_model_id": rec["model_id"]}
+    return rec
+
+
+def track_group(name: str, units: Sequence[dict], experiment: dict, out_receipt, rule: str = "",
+                repo: str = ".") -> dict:
+    """Track a group of chains in one job (one MLflow import, one database connection, one model template).
+
+    ``units`` in order, each a dict: ``{"kind": "block", "spec", "first", "last", "every", "dir", "real",
+    "bench"}`` (a block job's generations) or ``{"kind": "generation", "spec", "gen", "dir", "real", "bench",
+    "extra", "shared"}`` (one generation of a one-generation-per-job chain; ``shared``: an experiment's
+    generation 0, tracked once per seed for all its regimes).  Lineage: each tracked model has the chain's
+    previous tracked model as input; generation 1 of every regime has the shared generation 0's.
+    Parent runs end FINISHED when their chain's units are all logged."""
+    from ouroboros import io
+
+    uri = experiment["uri"]
+    check_backend(uri)
+    trackers: dict[tuple, ChainTracker] = {}
+    parents: dict[str, str] = {}
+    last_model: dict[str, Optional[str]] = {}
+    evaluations: dict[tuple, dict] = {}
+    chains: dict[str, dict] = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        for unit in units:
+            shared = bool(unit.get("shared"))
+            key = (json.dumps(unit["spec"], sort_keys=True), shared)
+            if key not in trackers:
+                trackers[key] = ChainTracker(unit["spec"], uri, experiment["experiment_id"], rule, repo, shared=shared)
+            tracker = trackers[key]
+            path = tracker.path
+            if path not in parents:
+                with backend_lock(uri), _wrap(uri):
+                    parents[path] = tracker.parent()
+                chains[path] = {"config_hash": tracker.hash, "parent_run_id": parents[path], "runs": []}
+            ev_key = (str(unit["real"]), tracker.chain.experiment.label, tracker.chain.seed)
+            if ev_key not in evaluations:
+                evaluations[ev_key] = _evaluation(tracker, unit["real"])
+            if unit["kind"] == "block":
+                runs, last_model[path] = _log_block(tracker, parents[path], unit, last_model.get(path),
+                                                    evaluations[ev_key], Path(tmp))
+            else:
+                g = int(unit["gen"])
+                c = tracker.chain
+                previous = (last_model.get(f"{c.experiment.label}/seed{c.seed}") if g == 1 and not shared
+                            else last_model.get(path))
+                rec = _log_generation(tracker, parents[path], unit, previous, evaluations[ev_key])
+                runs = [rec]
+                last_model[path] = rec["model_id"] or last_model.get(path)
+            chains[path]["runs"] += runs
+            chains[path]["last_model_id"] = last_model[path]
+    with backend_lock(uri), _wrap(uri):
+        client = next(iter(trackers.values())).client if trackers else None
+        for run_id in parents.values():
+            client.set_terminated(run_id)
+    receipt = {"uri": uri, "group": name, "chains": chains}
     io.save_json(out_receipt, receipt)
-    log.info("tracked %s generation %d to %s (run %s)", tracker.path, generation, uri, rec["run_id"])
+    log.info("tracked group %s: %d chains, %d runs to %s", name, len(chains),
+             sum(len(c["runs"]) for c in chains.values()), uri)
     return receipt
 
 

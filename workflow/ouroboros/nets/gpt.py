@@ -146,20 +146,22 @@ def train_lm(net, stream: np.ndarray, *, steps: int, batch_size: int, lr: float,
         raise ValueError(f"the training text has {len(stream)} tokens, fewer than the context length + 1 ({T_ + 1})")
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
-    data = torch.as_tensor(stream.astype(np.int64))
-    offsets = torch.arange(T_ + 1)
+    # the token stream lives on the device; windows are gathered there (no copy per step), and the loss is
+    # read back only every log_every steps (no host sync per step)
+    data = torch.as_tensor(stream.astype(np.int64)).to(device)
+    offsets = torch.arange(T_ + 1, device=device)
     decay = [p for n, p in net.named_parameters() if p.dim() >= 2]
     no_decay = [p for n, p in net.named_parameters() if p.dim() < 2]
     opt = torch.optim.AdamW([{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}],
                             lr=lr, betas=(0.9, 0.95))
     net.train()
-    losses = []
+    losses, pending = [], []
     t0 = time.perf_counter()
     for step in range(steps):
         for group in opt.param_groups:
             group["lr"] = lr_at(step, steps, lr, warmup, min_lr)
-        starts = torch.as_tensor(rng.integers(0, len(stream) - T_, size=batch_size))
-        chunk = data[starts[:, None] + offsets].to(device)
+        starts = torch.as_tensor(rng.integers(0, len(stream) - T_, size=batch_size)).to(device, non_blocking=True)
+        chunk = data[starts[:, None] + offsets]
         with torch.autocast(device_type="cuda", dtype=torch.bfloat16, enabled=amp):
             logits = net(chunk[:, :-1])
         loss = F.cross_entropy(logits.float().reshape(-1, logits.shape[-1]), chunk[:, 1:].reshape(-1))
@@ -168,8 +170,10 @@ def train_lm(net, stream: np.ndarray, *, steps: int, batch_size: int, lr: float,
         if grad_clip > 0:
             torch.nn.utils.clip_grad_norm_(net.parameters(), grad_clip)
         opt.step()
-        losses.append(float(loss.detach()))
+        pending.append(loss.detach())
         if (step + 1) % log_every == 0 or step == steps - 1:
+            losses.extend(torch.stack(pending).float().cpu().tolist())
+            pending = []
             recent = losses[-log_every:]
             log.info("step %d/%d loss %.4f lr %.2e (%.1fs)", step + 1, steps, sum(recent) / len(recent),
                      opt.param_groups[0]["lr"], time.perf_counter() - t0)

@@ -62,6 +62,12 @@ class Target:
         """Bytes of one replicate's fitted model (0: small or not known in advance)."""
         return 0
 
+    def threads(self, n: int, replicates: int) -> int:
+        """Threads worth giving a block job that draws ``n`` items for each of ``replicates`` per generation
+        (Snakemake's ``threads:``, scaled down to ``--cores``); 1 unless the target cuts its draws into
+        chunks (:mod:`ouroboros.parallel`)."""
+        return 1
+
     @classmethod
     def with_defaults(cls, params: dict) -> dict:
         """Every setting of ``params_schema``, with its default where ``params`` leaves it out."""
@@ -200,18 +206,39 @@ class Target:
     #: packages a logged model needs to load
     mlflow_requirements: ClassVar[list[str]] = ["numpy", "pandas", "scipy", "scikit-learn", "mlflow"]
 
+    #: True where the target logs the default array pyfunc model (tracking logs it without an active run)
+    @property
+    def mlflow_array_model(self) -> bool:
+        return type(self).log_mlflow_model is Target.log_mlflow_model
+
     def log_mlflow_model(self, name: str, model_dir: Path):
         """Log the fitted model (saved in ``model_dir``) as an MLflow LoggedModel in the active run.
 
         Default: a pyfunc "model from code" over the saved arrays (no pickle);
         ``predict(pd.DataFrame({"n": [..], "lam": [..], "seed": [..]}))`` draws samples.
-        Targets with a native MLflow flavor override this.
+        Targets with a native MLflow flavor override this.  The environment files are derived once per
+        process (:func:`ouroboros.mlflow_models.log_pyfunc_from_template`): a block's hundreds of models cost
+        a file copy and a few database writes each.
         """
+        from ouroboros.mlflow_models import ARRAY_MODEL, log_pyfunc_from_template
+
+        return log_pyfunc_from_template(name, ARRAY_MODEL, Path(model_dir), self.mlflow_requirements)
+
+    def log_mlflow_model_to(self, name: str, model_dir: Path, run_id: str, experiment_id: str, params: dict,
+                            tags: dict) -> str:
+        """Log the model into run ``run_id`` (no active run needed for the default array model) with these
+        params and tags on the LoggedModel; returns its model id."""
         import mlflow
 
-        code = Path(__file__).resolve().parents[1] / "mlflow_models" / "array_model.py"
-        return mlflow.pyfunc.log_model(name=name, python_model=str(code), artifacts={"model": str(model_dir)},
-                                       pip_requirements=self.mlflow_requirements)
+        if self.mlflow_array_model:
+            from ouroboros.mlflow_models import ARRAY_MODEL, log_pyfunc_from_template
+
+            return log_pyfunc_from_template(name, ARRAY_MODEL, Path(model_dir), self.mlflow_requirements, run_id=run_id,
+                                            experiment_id=experiment_id, params=params, tags=tags).model_id
+        with mlflow.start_run(run_id=run_id):  # the flavors' log_model write into the active run
+            model_id = self.log_mlflow_model(name, Path(model_dir)).model_id
+        mlflow.MlflowClient().set_logged_model_tags(model_id, tags)
+        return model_id
 
     # -- samples on disk (what the next generation's train job reads) -------------------
     def save_samples(self, samples: Data, directory: str | Path) -> None:

@@ -21,6 +21,7 @@ import numpy as np
 
 from ouroboros.data import Data, Parts, Stats
 from ouroboros.regimes import Regime
+from ouroboros import parallel
 from ouroboros.targets.base import Target, mean_and_median
 
 COLLAPSE_STD = 1e-3
@@ -104,6 +105,9 @@ class GaussianTarget(Target):
             return f"ddof={self.ddof} needs n > ddof, got n={n}"
         return None
 
+    def threads(self, n: int, replicates: int) -> int:
+        return 1 if self.method == "sufficient" else parallel.wanted_threads(replicates, n * self.d)
+
     # -- data --------------------------------------------------------------------
     def real_data(self, rng, n, replicates):
         return {"train": rng.standard_normal((replicates, n, self.d)),
@@ -137,9 +141,14 @@ class GaussianTarget(Target):
             w = wishart_identity(rng, n - 1, r, d)
             m2 = lam * np.einsum("rik,rkl,rjl->rij", root, w, root)
             return Stats(np.full(r, float(n)), mean, m2)
-        z = rng.standard_normal((r, n, d))
-        if d == 1:
-            return self.mean_[:, None, :] + np.sqrt(lam) * root[:, :, 0][:, None, :] * z
+        if d == 1:  # scale and shift each chunk in place, in its thread (a large draw runs on the job's threads)
+            scale, shift = np.sqrt(lam) * root[:, :, 0][:, None, :], self.mean_[:, None, :]
+
+            def affine(rows, z):
+                z *= scale[rows]
+                z += shift[rows]
+            return parallel.standard_normal(rng, (r, n, d), then=affine)
+        z = parallel.standard_normal(rng, (r, n, d))
         return self.mean_[:, None, :] + np.sqrt(lam) * np.einsum("rij,rnj->rni", root, z)
 
     def sample_parts(self, sizes, lam, rng):

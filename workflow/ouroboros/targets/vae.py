@@ -146,16 +146,18 @@ class VAETarget(TorchTarget):
         gen = torch.Generator().manual_seed(seed + 1)
         net = self._new_net().to(device)
         opt = torch.optim.Adam(net.parameters(), lr=self.p["lr"])
-        xt = torch.as_tensor(x, dtype=torch.float32)
+        # the whole training set on the device once (no copy per batch); the loss is summed on the device and
+        # read once per epoch (no host sync per step)
+        xt = torch.as_tensor(x, dtype=torch.float32).to(device)
         n, bs = len(xt), self.p["batch_size"]
         amp = self.p["amp"] and device == "cuda"
         self.curve_ = []
         for epoch in range(self.p["epochs"]):
-            perm = torch.randperm(n, generator=gen)
-            total = 0.0
+            perm = torch.randperm(n, generator=gen).to(device)
+            total = torch.zeros((), dtype=torch.float64, device=device)
             net.train()
             for i in range(0, n, bs):
-                xb = xt[perm[i:i + bs]].to(device)
+                xb = xt[perm[i:i + bs]]
                 with torch.autocast(device_type="cuda", dtype=torch.bfloat16, enabled=amp):
                     out, mu, logvar = net(xb)
                 loss_vec = self._recon_nll(out.float(), xb) + 0.5 * (mu.float() ** 2 + logvar.float().exp() - 1 - logvar.float()).sum(1)
@@ -163,7 +165,8 @@ class VAETarget(TorchTarget):
                 opt.zero_grad()
                 loss.backward()
                 opt.step()
-                total += float(loss_vec.detach().sum())
+                total += loss_vec.detach().sum().double()
+            total = float(total)
             log.info("epoch %d/%d loss %.4f (nats per image, %d images, %s)", epoch + 1, self.p["epochs"], total / n, n, device)
             self.curve_.append((epoch + 1, total / n))
         self.net_ = net.to("cpu").eval()
