@@ -150,18 +150,20 @@ def train_lm(net, stream: np.ndarray, *, steps: int, batch_size: int, lr: float,
     # read back only every log_every steps (no host sync per step)
     data = torch.as_tensor(stream.astype(np.int64)).to(device)
     offsets = torch.arange(T_ + 1, device=device)
+    # every step's window starts drawn up front and copied once (a copy from pageable host memory at each
+    # step would make the GPU wait for the host at every step)
+    all_starts = torch.as_tensor(rng.integers(0, len(stream) - T_, size=(steps, batch_size))).to(device)
     decay = [p for n, p in net.named_parameters() if p.dim() >= 2]
     no_decay = [p for n, p in net.named_parameters() if p.dim() < 2]
     opt = torch.optim.AdamW([{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}],
-                            lr=lr, betas=(0.9, 0.95))
+                            lr=lr, betas=(0.9, 0.95), fused=str(device).startswith("cuda"))  # fused on GPU, as nanoGPT
     net.train()
     losses, pending = [], []
     t0 = time.perf_counter()
     for step in range(steps):
         for group in opt.param_groups:
             group["lr"] = lr_at(step, steps, lr, warmup, min_lr)
-        starts = torch.as_tensor(rng.integers(0, len(stream) - T_, size=batch_size)).to(device, non_blocking=True)
-        chunk = data[starts[:, None] + offsets]
+        chunk = data[all_starts[step][:, None] + offsets]
         with torch.autocast(device_type="cuda", dtype=torch.bfloat16, enabled=amp):
             logits = net(chunk[:, :-1])
         loss = F.cross_entropy(logits.float().reshape(-1, logits.shape[-1]), chunk[:, 1:].reshape(-1))

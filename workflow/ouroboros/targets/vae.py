@@ -17,6 +17,7 @@ training split (in the ``reference`` job, never the generation's own model).
 """
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 from pathlib import Path
@@ -146,27 +147,30 @@ class VAETarget(TorchTarget):
         gen = torch.Generator().manual_seed(seed + 1)
         net = self._new_net().to(device)
         opt = torch.optim.Adam(net.parameters(), lr=self.p["lr"])
-        # the whole training set on the device once (no copy per batch); the loss is summed on the device and
-        # read once per epoch (no host sync per step)
+        # the whole training set on the device once (no copy per batch); the batch losses stay on the device and
+        # are read once per epoch (no host sync per step)
         xt = torch.as_tensor(x, dtype=torch.float32).to(device)
         n, bs = len(xt), self.p["batch_size"]
         amp = self.p["amp"] and device == "cuda"
+        autocast = (lambda: torch.autocast(device_type="cuda", dtype=torch.bfloat16)) if amp else contextlib.nullcontext
+        sizes = torch.tensor([min(bs, n - i) for i in range(0, n, bs)], dtype=torch.float64, device=device)
         self.curve_ = []
         for epoch in range(self.p["epochs"]):
             perm = torch.randperm(n, generator=gen).to(device)
-            total = torch.zeros((), dtype=torch.float64, device=device)
+            losses = []
             net.train()
             for i in range(0, n, bs):
                 xb = xt[perm[i:i + bs]]
-                with torch.autocast(device_type="cuda", dtype=torch.bfloat16, enabled=amp):
+                with autocast():
                     out, mu, logvar = net(xb)
-                loss_vec = self._recon_nll(out.float(), xb) + 0.5 * (mu.float() ** 2 + logvar.float().exp() - 1 - logvar.float()).sum(1)
-                loss = loss_vec.mean()
+                if amp:
+                    out, mu, logvar = out.float(), mu.float(), logvar.float()
+                loss = (self._recon_nll(out, xb) + 0.5 * (mu ** 2 + logvar.exp() - 1 - logvar).sum(1)).mean()
                 opt.zero_grad()
                 loss.backward()
                 opt.step()
-                total += loss_vec.detach().sum().double()
-            total = float(total)
+                losses.append(loss.detach())
+            total = float((torch.stack(losses).double() * sizes).sum())  # the summed loss of every image
             log.info("epoch %d/%d loss %.4f (nats per image, %d images, %s)", epoch + 1, self.p["epochs"], total / n, n, device)
             self.curve_.append((epoch + 1, total / n))
         self.net_ = net.to("cpu").eval()
