@@ -149,6 +149,12 @@ def main():
     args = ap.parse_args()
     dev = args.device
     amp = dev == "cuda"
+    if dev == "cpu":  # the same networks with less work, so a CPU run takes minutes: ratios, not totals, compare
+        VAE["paper"].update(epochs=2)
+        LM["small"].update(steps=40)
+        LM["paper"].update(steps=8)
+        KV["small"].update(prompts=16)
+        KV["paper"].update(prompts=4)
     out = {"device": dev, "torch_threads": torch.get_num_threads(), "amp_bf16": amp}
     for size in args.sizes.split(","):
         c = VAE[size]

@@ -291,7 +291,9 @@ def _tracking_groups():
 def block_unit(chain, first, last):
     logs = paths.chain_log_dir(S, chain.experiment.label, chain.regime.label, chain.seed)
     here = block_dir(chain, first, last)
+    stride = -(-(chain.experiment.generations + 1) // TRACKING["parent_points"])  # ceil
     return {"kind": "block", "spec": chain.spec(), "first": first, "last": last, "every": TRACKING["every"],
+            "parent_stride": stride,
             "dir": here, "real": real_path(chain), "bench": {"block": f"{logs}/gens{first}-{last}.benchmark.tsv"},
             "files": [f"{here}/metrics.csv", f"{here}/models.npz", f"{logs}/gens{first}-{last}.benchmark.tsv"]}
 

@@ -225,14 +225,19 @@ def test_forced_rerun_leaves_no_duplicates(tracked):
 
 
 def test_parallel_tracking_against_sqlite_has_no_lock_failures(tmp_path):
-    cfg = {"study": "parallel", "seeds": list(range(6)), "generations": 3, "tracking": {"chains_per_job": 1},
-           "experiments": [{"target": "gaussian", "n": 10, "replicates": 2, "block": 2, "regimes": ["replace"]}]}
+    """Six tracking jobs at once on SQLite; a parent run of a chain longer than tracking.parent_points gets
+    every k-th generation and each block's last (here k = 3: generations 0, 3 and the block ends 2, 5)."""
+    cfg = {"study": "parallel", "seeds": list(range(6)), "generations": 5,
+           "tracking": {"chains_per_job": 1, "parent_points": 2},
+           "experiments": [{"target": "gaussian", "n": 10, "replicates": 2, "block": 3, "regimes": ["replace"]}]}
     proc = run_snakemake(tmp_path, cfg, "--cores", "8")
     logs = "".join(p.read_text() for p in (tmp_path / "results/parallel/logs").rglob("*.log"))
     assert "database is locked" not in logs + proc.stderr
     client = _client(f"sqlite:///{tmp_path / 'results' / 'mlflow.db'}")
     exp = client.get_experiment_by_name("parallel")
-    assert len(_runs(client, exp.experiment_id, "generation")) == 6 * 4
+    assert len(_runs(client, exp.experiment_id, "generation")) == 6 * 6
+    for parent in _runs(client, exp.experiment_id, "chain"):
+        assert sorted(m.step for m in client.get_metric_history(parent.info.run_id, "std_mean")) == [0, 2, 3, 5]
 
 
 def _free_port():

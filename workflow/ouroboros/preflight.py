@@ -223,7 +223,8 @@ def prepare(config: dict, basedir, cwd=None, configfiles: Sequence = ()) -> Prep
     except ConfigError as exc:
         raise ConfigError(locate(str(exc), configfiles)) from None
     tracking = {"enabled": tr["enabled"], "uri": uri, "artifacts": resolve_artifacts(tr["artifacts"], uri, cwd),
-                "every": tr["every"], "chains_per_job": tr["chains_per_job"]}
+                "every": tr["every"], "chains_per_job": tr["chains_per_job"],
+                "parent_points": tr["parent_points"]}
     return Prepared(study, sweeps, tracking)
 
 

@@ -459,8 +459,10 @@ def _log_block(tracker: ChainTracker, parent: str, unit: dict, previous_model: O
             rec = tracker.log_generation(parent, g, by_gen[g], models[g], model_dir, train, evaluation, previous_model)
         previous_model = rec["model_id"] or previous_model
         logged.append(rec)
+    stride = int(unit.get("parent_stride", 1))  # a long chain's parent gets every stride-th generation
+    mirrored = [(g, m, v) for g, m, v in metrics if g % stride == 0 or g == last] if stride > 1 else metrics
     with backend_lock(uri), _wrap(uri):
-        tracker.mirror(parent, metrics + [(last, k, v) for k, v in job_metrics(unit.get("bench")).items()])
+        tracker.mirror(parent, mirrored + [(last, k, v) for k, v in job_metrics(unit.get("bench")).items()])
     return logged, previous_model
 
 
