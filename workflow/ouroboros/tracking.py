@@ -439,16 +439,14 @@ def _log_block(tracker: ChainTracker, parent: str, unit: dict, previous_model: O
     from ouroboros import io, jobs
     from ouroboros.chain import unstack_models
 
-    uri, first, last, every = tracker.uri, int(unit["first"]), int(unit["last"]), int(unit["every"])
+    uri, last = tracker.uri, int(unit["last"])
     block_dir = Path(unit["dir"])
     metrics = jobs.read_metrics(block_dir / "metrics.csv")
     by_gen: dict[int, dict[str, float]] = {}
     for g, m, v in metrics:
         by_gen.setdefault(g, {})[m] = v
     models = dict(unstack_models(io.load_npz(block_dir / "models.npz", ("generation",)), tracker.chain.target()))
-    tracked = [g for g in range(first, last + 1) if g % every == 0 or g == last]
-    with backend_lock(uri), _wrap(uri):
-        tracker.forget(tracked)
+    tracked = _unit_generations(unit)
     logged = []
     for g in tracked:
         model_dir = tmp / f"{tracker.path}/gen{g}"
@@ -487,11 +485,18 @@ def _log_generation(tracker: ChainTracker, parent: str, unit: dict, previous_mod
     run_metrics = [(k, v, generation) for k, v in job_metrics(unit.get("bench")).items()]
     run_metrics += [("train_loss", loss, step) for step, loss in training_curve(gen_dir / "model")]
     with backend_lock(tracker.uri), _wrap(tracker.uri):
-        tracker.forget([generation])
         rec = tracker.log_generation(parent, generation, {m: v for g, m, v in rows if g == generation}, model,
                                      gen_dir / "model", train, evaluation, previous_model, artifacts, run_metrics)
         tracker.mirror(parent, rows)
     return rec
+
+
+def _unit_generations(unit: dict) -> list[int]:
+    """The generations a unit logs a child run for."""
+    if unit["kind"] != "block":
+        return [int(unit["gen"])]
+    first, last, every = int(unit["first"]), int(unit["last"]), int(unit["every"])
+    return [g for g in range(first, last + 1) if g % every == 0 or g == last]
 
 
 def track_group(name: str, units: Sequence[dict], experiment: dict, out_receipt, rule: str = "",
@@ -513,17 +518,21 @@ def track_group(name: str, units: Sequence[dict], experiment: dict, out_receipt,
     last_model: dict[str, Optional[str]] = {}
     evaluations: dict[tuple, dict] = {}
     chains: dict[str, dict] = {}
+    key_of = [(json.dumps(u["spec"], sort_keys=True), bool(u.get("shared"))) for u in units]
+    generations: dict[tuple, set[int]] = {}  # per chain: every generation the group logs a child run for
+    for key, unit in zip(key_of, units):
+        generations.setdefault(key, set()).update(_unit_generations(unit))
     with tempfile.TemporaryDirectory() as tmp:
-        for unit in units:
-            shared = bool(unit.get("shared"))
-            key = (json.dumps(unit["spec"], sort_keys=True), shared)
+        for key, unit in zip(key_of, units):
+            shared = key[1]
             if key not in trackers:
                 trackers[key] = ChainTracker(unit["spec"], uri, experiment["experiment_id"], rule, repo, shared=shared)
             tracker = trackers[key]
             path = tracker.path
-            if path not in parents:
+            if path not in parents:  # first unit of a chain: its parent, and one search for earlier runs
                 with backend_lock(uri), _wrap(uri):
                     parents[path] = tracker.parent()
+                    tracker.forget(generations[key])
                 chains[path] = {"config_hash": tracker.hash, "parent_run_id": parents[path], "runs": []}
             ev_key = (str(unit["real"]), tracker.chain.experiment.label, tracker.chain.seed)
             if ev_key not in evaluations:
