@@ -1,6 +1,6 @@
 """Shared by the benchmarks: the machine a figure came from, running a study through snakemake, saving results.
 
-Every benchmark writes ``benchmarks/results/<name>.json`` (with the machine) and prints its ratio to its
+Every benchmark writes ``benchmarks/records/<name>.json`` (with the machine) and prints its ratio to its
 baseline.  Timings are measurements, never test verdicts.
 """
 from __future__ import annotations
@@ -14,8 +14,10 @@ import sys
 import time
 from pathlib import Path
 
+from ouroboros.tracking import job_metrics  # reads Snakemake's benchmark files (MLflow is imported only to log)
+
 REPO = Path(__file__).resolve().parents[1]
-RESULTS = REPO / "benchmarks" / "results"
+RESULTS = REPO / "benchmarks" / "records"
 SNAKEMAKE = [sys.executable, "-m", "snakemake"]
 
 
@@ -50,7 +52,7 @@ def machine() -> dict:
 
 
 def save(name: str, data: dict) -> Path:
-    """Write ``benchmarks/results/<name>.json`` with the machine and the time of the measurement."""
+    """Write ``benchmarks/records/<name>.json`` with the machine and the time of the measurement."""
     RESULTS.mkdir(parents=True, exist_ok=True)
     path = RESULTS / f"{name}.json"
     record = {"benchmark": name, "measured": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
@@ -85,10 +87,8 @@ def job_times(workdir: Path) -> dict[str, list[float]]:
     for usage in Path(workdir).rglob("logs/**/*.usage.json"):
         rule = _rule_of(usage)
         bench = Path(str(usage).removesuffix(".usage.json") + ".benchmark.tsv")
-        if bench.is_file():
-            lines = bench.read_text().strip().splitlines()
-            seconds = float(dict(zip(lines[0].split("\t"), lines[-1].split("\t")))["s"])
-        else:
+        seconds = job_metrics({"x": bench}).get("job_seconds_x") if bench.is_file() else None
+        if seconds is None:
             seconds = float(json.loads(usage.read_text())["seconds"])
         out.setdefault(rule, []).append(seconds)
     return out

@@ -6,7 +6,7 @@ Snakemake, files or MLflow).
 
 Uses the study's first experiment, its first regime and first seed.  For a GPU machine without Snakemake
 or MLflow installed: it needs only numpy, torch, pyyaml and what the target needs.  Writes
-benchmarks/results/chains-<device>.json.
+benchmarks/records/chains-<device>.json.
 """
 from __future__ import annotations
 

@@ -9,7 +9,7 @@
   as shipped (and off, for tracking's share), with the block job's own time (the compute);
 * ``method: sufficient`` (the same chain drawn through its sufficient statistics): the compute job's time.
 
-Prints each ratio and writes benchmarks/results/oreilly.json.
+Prints each ratio and writes benchmarks/records/oreilly.json.
 """
 from __future__ import annotations
 
@@ -90,7 +90,7 @@ def main():
     if args.skip_loop:
         import json
 
-        out["script_loop_s"] = json.loads((REPO / "benchmarks/results/oreilly.json").read_text())["script_loop_s"]
+        out["script_loop_s"] = json.loads((REPO / "benchmarks/records/oreilly.json").read_text())["script_loop_s"]
     else:
         out["script_loop_s"] = round(script_loop(), 2)
     print(f"script loop (1000 x 1000 x rng.normal(1000)): {out['script_loop_s']:.1f} s")

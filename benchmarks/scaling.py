@@ -5,11 +5,11 @@
 * Gaussian (points drawn), GMM and categorical: seconds for one chain of G generations in one process on
   one thread (what a block job runs: fit, draw, evaluate), best of two after a warm-up, as replicates, n
   and generations grow, one factor at a time from a base point; the fitted log-log slope of each; plot
-  benchmarks/results/scaling.png;
+  benchmarks/records/scaling.png;
 * a sweep of ``--chains`` chains (Gaussian, one generation block each): how many jobs the DAG has and how
   long ``snakemake -n`` takes to build it.
 
-Writes benchmarks/results/scaling.json.  Timings are measurements, never test verdicts.
+Writes benchmarks/records/scaling.json.  Timings are measurements, never test verdicts.
 """
 from __future__ import annotations
 

@@ -7,7 +7,7 @@ Each study runs from scratch twice in a temporary folder, tracking on (as shippe
 is 1 - wall(off) / wall(on).  Generation 0 is trained, sampled and evaluated once per (experiment, seed) and
 shared by the experiment's regimes; without that each of the R regimes would repeat it, so the saving is
 (R - 1) x generation 0's job seconds (Snakemake's benchmark files), reported against the study's summed job
-seconds.  Also the headline numbers of each study.  Writes benchmarks/results/studies.json (studies measured
+seconds.  Also the headline numbers of each study.  Writes benchmarks/records/studies.json (studies measured
 earlier are kept; a study measured again is replaced).
 """
 from __future__ import annotations
@@ -22,7 +22,7 @@ import pandas as pd
 import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import REPO, RESULTS, run_study, save  # noqa: E402
+from _common import REPO, RESULTS, job_metrics, run_study, save  # noqa: E402
 
 HEADLINES = {
     "oreilly": [("gaussian", "replace", 1000, "std_mean")],
@@ -45,9 +45,9 @@ def gen0_saving(workdir: Path, study: str, cfg: dict) -> dict:
         label = e["name"]
         seconds = 0.0
         for bench in logs.glob(f"{label}/seed*/gen0/*.benchmark.tsv"):
-            if bench.name.split(".")[0] in GEN0_RULES:
-                lines = bench.read_text().strip().splitlines()
-                seconds += float(dict(zip(lines[0].split("\t"), lines[-1].split("\t")))["s"])
+            rule = bench.name.split(".")[0]
+            if rule in GEN0_RULES:
+                seconds += job_metrics({rule: bench}).get(f"job_seconds_{rule}", 0.0)
         if seconds:
             regimes = len(e.get("regimes", cfg.get("regimes", ["replace"])))
             out[label] = {"gen0_job_s": round(seconds, 1), "regimes": regimes, "saved_s": round((regimes - 1) * seconds, 1)}

@@ -1,4 +1,4 @@
-"""Print the tables of benchmarks/README.md from benchmarks/results/*.json (so the README shows what was measured).
+"""Print the tables of benchmarks/README.md from benchmarks/records/*.json (so the README shows what was measured).
 
     .venv/bin/python benchmarks/table.py
 """
@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-RESULTS = Path(__file__).resolve().parent / "results"
+RESULTS = Path(__file__).resolve().parent / "records"
 
 
 def load(name):
@@ -81,7 +81,7 @@ def chains(r, label):
 
 
 def scaling(r):
-    print(f"### Scaling ({where(r)}); plot: `results/scaling.png`\n")
+    print(f"### Scaling ({where(r)}); plot: `records/scaling.png`\n")
     print("| target (base point) | factor | values → seconds | log-log slope |\n| --- | --- | --- | --- |")
     for t, d in r["targets"].items():
         base = ", ".join(f"{k} {v}" for k, v in d["base"].items())

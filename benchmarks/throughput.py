@@ -10,7 +10,7 @@ generation with the KV cache against recomputing the whole context at every toke
 * KV cache: 256 new tokens per prompt sampled with the cache and by recomputing the full context.
 
 ``small`` are the default/lm-small studies' networks; ``paper`` the shumailov-vae/-lm ones (784-400-20 MLP
-VAE, 6-layer 384-wide GPT).  Writes benchmarks/results/throughput-<device>.json; prints every ratio.
+VAE, 6-layer 384-wide GPT).  Writes benchmarks/records/throughput-<device>.json; prints every ratio.
 """
 from __future__ import annotations
 

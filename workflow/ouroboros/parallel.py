@@ -33,10 +33,6 @@ def set_threads(n: int) -> None:
     _threads = n
 
 
-def threads() -> int:
-    return _threads
-
-
 def n_chunks(rows: int, row_items: int) -> int:
     """How many chunks a (rows, ...) array of ``row_items`` numbers per row is cut into (shape only)."""
     return max(1, min(int(rows), math.ceil(int(rows) * int(row_items) / CHUNK)))
