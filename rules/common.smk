@@ -24,6 +24,9 @@ except ConfigError as e:
 STUDY = _PREPARED.study
 SWEEP_PLOTS = _PREPARED.sweep_plots
 TRACKING = _PREPARED.tracking
+# what a tracking job needs to find (or create) the study's experiment
+TRACKING_STUDY = {"study": STUDY.name, "uri": TRACKING["uri"], "artifacts": TRACKING["artifacts"],
+                  "description": config["description"]}
 
 S = STUDY.name
 LOGS = paths.logs(S)
@@ -319,7 +322,7 @@ def tracking_group_names():
 def track_group_inputs(wildcards):
     units = TRACKING_GROUPS[wildcards.group]
     files = sorted({f for u in units for f in u["files"]} | {u["real"] for u in units})
-    return {"experiment": paths.tracking_experiment(S), "files": files}
+    return {"files": files}
 
 
 def track_group_units(wildcards):

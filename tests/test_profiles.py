@@ -64,6 +64,6 @@ def test_slurm_profile_dry_run_of_the_default_study(tmp_path):
                          "--configfile", str(REPO / "config/config.yaml"))
     out = proc.stdout + proc.stderr
     assert "Group job small" in out and "Group job report" in out
-    for rule in ("track_init", "track_group", "track_study", "train", "sample_grid",
+    for rule in ("track_group", "track_study", "train", "sample_grid",
                  "distribution"):
         assert f"rule {rule}:" in out

@@ -199,8 +199,8 @@ def test_one_tracking_job_per_group_of_chains(tracked):
     seed (its shared generation 0 first); each writes one receipt naming its chains and their runs."""
     work, _ = tracked
     folder = work / "results/tracked/tracking"
-    assert sorted(p.name for p in folder.glob("*.json")) == ["experiment.json", "gaussian-chains0.json",
-                                                             "gmm-seed0.json", "study.json"]
+    assert sorted(p.name for p in folder.glob("*.json")) == ["gaussian-chains0.json", "gmm-seed0.json",
+                                                             "study.json"]
     gauss = io.load_json(folder / "gaussian-chains0.json")
     assert set(gauss["chains"]) == {"gauss/replace/seed0", "gauss/mix-rho0.1/seed0"}
     assert [r["generation"] for r in gauss["chains"]["gauss/replace/seed0"]["runs"]] == [0, 1, 2, 3, 4]
@@ -208,7 +208,7 @@ def test_one_tracking_job_per_group_of_chains(tracked):
     assert set(gmm["chains"]) == {"gmm/seed0", "gmm/accumulate/seed0"}
     assert gmm["chains"]["gmm/accumulate/seed0"]["last_model_id"] == gmm["chains"]["gmm/accumulate/seed0"]["runs"][-1]["model_id"]
     assert sorted(p.name for p in (work / "results/tracked/logs/tracking").glob("*.log")) == [
-        "gaussian-chains0.log", "gmm-seed0.log", "init.log", "study.log"]
+        "gaussian-chains0.log", "gmm-seed0.log", "study.log"]
 
 
 def test_forced_rerun_leaves_no_duplicates(tracked):

@@ -119,10 +119,6 @@ def tracking_dir(study: str) -> str:
     return f"{results(study)}/tracking"
 
 
-def tracking_experiment(study: str) -> str:
-    return f"{tracking_dir(study)}/experiment.json"
-
-
 def tracking_group(study: str, group: str) -> str:
     """The receipt of one tracking job (a group of chains)."""
     return f"{tracking_dir(study)}/{group}.json"

@@ -174,28 +174,30 @@ def source_tags(repo: str | os.PathLike, rule: str = "") -> dict[str, str]:
             "mlflow.source.name": f"snakemake rule {rule}" if rule else "snakemake"}
 
 
-def init_experiment(study: str, uri: str, artifacts: Optional[str], out_receipt, description: str = "") -> dict:
-    """Create the database (if new) and the study's experiment, once, before any other tracking job; set its
-    kind (classical training) and its description (the study's)."""
-    from ouroboros import io
-
+def ensure_experiment(study: dict) -> dict:
+    """The study's experiment, created (with the database, if new) by whichever tracking job comes first; its
+    kind (classical training) and description (the study's) set.  ``study``: {"study", "uri", "artifacts",
+    "description"}.  Returns {"uri", "experiment", "experiment_id"}.  Under the backend lock, so that jobs
+    starting together create it once."""
+    name, uri, description = study["study"], study["uri"], study.get("description") or ""
     check_backend(uri)
     with backend_lock(uri), _wrap(uri):
         client = _client(uri)
-        exp = client.get_experiment_by_name(study)
+        exp = client.get_experiment_by_name(name)
         if exp is None:
-            exp_id = client.create_experiment(study, artifact_location=artifacts, tags={"study": study})
+            exp_id = client.create_experiment(name, artifact_location=study.get("artifacts"), tags={"study": name})
+            log.info("created experiment %s (id %s) in %s", name, exp_id, uri)
         elif exp.lifecycle_stage == "deleted":
             client.restore_experiment(exp.experiment_id)
             exp_id = exp.experiment_id
         else:
             exp_id = exp.experiment_id
-        client.set_experiment_tag(exp_id, "mlflow.experimentKind", EXPERIMENT_KIND)
-        client.set_experiment_tag(exp_id, "mlflow.note.content", description.strip() or f"Ouroboros study {study}")
-    receipt = {"uri": uri, "experiment": study, "experiment_id": exp_id}
-    io.save_json(out_receipt, receipt)
-    log.info("tracking to %s, experiment %s (id %s)", uri, study, exp_id)
-    return receipt
+        note = description.strip() or f"Ouroboros study {name}"
+        tags = {} if exp is None else exp.tags
+        for key, value in (("mlflow.experimentKind", EXPERIMENT_KIND), ("mlflow.note.content", note)):
+            if tags.get(key) != value:
+                client.set_experiment_tag(exp_id, key, value)
+    return {"uri": uri, "experiment": name, "experiment_id": exp_id}
 
 
 # -- chains and generations ------------------------------------------------------------
@@ -499,7 +501,7 @@ def _unit_generations(unit: dict) -> list[int]:
     return [g for g in range(first, last + 1) if g % every == 0 or g == last]
 
 
-def track_group(name: str, units: Sequence[dict], experiment: dict, out_receipt, rule: str = "",
+def track_group(name: str, units: Sequence[dict], study: dict, out_receipt, rule: str = "",
                 repo: str = ".") -> dict:
     """Track a group of chains in one job (one MLflow import, one database connection, one model template).
 
@@ -508,11 +510,11 @@ def track_group(name: str, units: Sequence[dict], experiment: dict, out_receipt,
     "extra", "shared"}`` (one generation of a one-generation-per-job chain; ``shared``: an experiment's
     generation 0, tracked once per seed for all its regimes).  Lineage: each tracked model has the chain's
     previous tracked model as input; generation 1 of every regime has the shared generation 0's.
-    Parent runs end FINISHED when their chain's units are all logged."""
+    Parent runs end FINISHED when their chain's units are all logged.  ``study``: see :func:`ensure_experiment`."""
     from ouroboros import io
 
+    experiment = ensure_experiment(study)
     uri = experiment["uri"]
-    check_backend(uri)
     trackers: dict[tuple, ChainTracker] = {}
     parents: dict[str, str] = {}
     last_model: dict[str, Optional[str]] = {}
@@ -569,14 +571,14 @@ def _evaluation(tracker: ChainTracker, real_path) -> dict:
             "name": f"{tracker.chain.experiment.label}/seed{tracker.chain.seed}/real-test"}
 
 
-def track_study(study: str, config: dict, experiment: dict, metrics_csv, plots: Sequence, out_receipt,
-                repo: str = ".") -> dict:
-    """The study-level run: the tables and every plot (at its path under the study folder)."""
+def track_study(study: dict, config: dict, metrics_csv, plots: Sequence, out_receipt, repo: str = ".") -> dict:
+    """The study-level run: the tables and every plot (at its path under the study folder).  ``study``: see
+    :func:`ensure_experiment`."""
     import mlflow
     from ouroboros import io
 
-    uri = experiment["uri"]
-    check_backend(uri)
+    experiment = ensure_experiment(study)
+    uri, study = experiment["uri"], experiment["experiment"]
     h = config_hash(config)
     with backend_lock(uri), _wrap(uri):
         client = _client(uri)
