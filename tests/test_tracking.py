@@ -189,6 +189,11 @@ def test_models_load_from_models_uri_and_sample(tracked):
     assert x.shape == (50, 2)
     state = io.load_npz(work / "results/tracked/gmm/accumulate/seed0/gen2/model/state.npz")
     np.testing.assert_allclose(gmm.means_, state["means"][0])
+    logged = names["gen2-gmm-accumulate-seed0"]  # saved with mlflow.sklearn.save_model, logged without a run
+    assert logged.params["generation"] == "2" and logged.tags["training_dataset"]
+    assert [o.model_id for o in client.get_run(logged.source_run_id).outputs.model_outputs] == [logged.model_id]
+    arts = client.list_artifacts(logged.source_run_id, "gen2-gmm-accumulate-seed0-all-replicates")
+    assert "state.npz" in {Path(a.path).name for a in arts}
     gauss = mlflow.pyfunc.load_model(f"models:/{names['gen4-gauss-replace-seed0'].model_id}")
     out = gauss.predict(pd.DataFrame({"n": [7], "lam": [0.5], "seed": [1]}))
     assert out.shape == (5 * 7, 2) and list(out.columns) == ["replicate", "x0"]

@@ -343,13 +343,13 @@ class ChainTracker:
             models=[LoggedModelInput(previous_model)] if previous_model else None)
         model_id = None
         if model is not None and model_dir is not None:
-            if not model.mlflow_array_model:  # a flavor's log_model copies the run's params onto the model
+            if not model.mlflow_logs_without_run:  # a flavor's log_model copies the run's params onto the model
                 self.client.log_batch(run_id, params=[Param(k, v) for k, v in params.items()])
             model_id = model.log_mlflow_model_to(
                 name, Path(model_dir), run_id, self.experiment_id, params,
                 {**{k: v for k, v in tags.items() if not k.startswith("mlflow.")},
                  "training_dataset": train["name"], "training_dataset_digest": str(train["digest"])})
-            logged_params = not model.mlflow_array_model
+            logged_params = not model.mlflow_logs_without_run
         else:
             logged_params = False
         for path in artifacts:

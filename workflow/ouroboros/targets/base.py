@@ -209,25 +209,67 @@ class Target:
     #: True where the target logs the default array pyfunc model (tracking logs it without an active run)
     @property
     def mlflow_array_model(self) -> bool:
-        return type(self).log_mlflow_model is Target.log_mlflow_model
+        return (type(self).log_mlflow_model is Target.log_mlflow_model
+                and type(self).save_mlflow_model is Target.save_mlflow_model)
+
+    @property
+    def mlflow_logs_without_run(self) -> bool:
+        """True where tracking logs the model without an active run, with the given params: the array pyfunc
+        model, or a model the target saves with a flavor's ``save_model`` (:meth:`save_mlflow_model`)."""
+        return self.mlflow_array_model or type(self).save_mlflow_model is not Target.save_mlflow_model
+
+    def save_mlflow_model(self, path: Path, model_dir: Path) -> dict[str, Path]:
+        """Optional, for a target with a native MLflow flavor: save the fitted model (saved in ``model_dir``) as an
+        MLflow model folder at ``path`` with the flavor's ``save_model``; return {run artifact path: local
+        folder} of extra files for the generation's run.  Tracking then logs the folder as a LoggedModel with a
+        few database writes (:func:`ouroboros.mlflow_models.log_saved_model`) instead of the flavor's
+        ``log_model``, which reads the run back several times per model."""
+        raise NotImplementedError
 
     def log_mlflow_model(self, name: str, model_dir: Path):
         """Log the fitted model (saved in ``model_dir``) as an MLflow LoggedModel in the active run.
 
-        Default: a pyfunc "model from code" over the saved arrays (no pickle);
-        ``predict(pd.DataFrame({"n": [..], "lam": [..], "seed": [..]}))`` draws samples.
-        Targets with a native MLflow flavor override this.  The environment files are derived once per
-        process (:func:`ouroboros.mlflow_models.log_pyfunc_from_template`): a block's hundreds of models cost
-        a file copy and a few database writes each.
+        Default: the folder :meth:`save_mlflow_model` writes, where the target has one; else a pyfunc "model from
+        code" over the saved arrays (no pickle); ``predict(pd.DataFrame({"n": [..], "lam": [..], "seed": [..]}))``
+        draws samples.  Targets with a native MLflow flavor override this or :meth:`save_mlflow_model`.  The
+        array model's environment files are derived once per process
+        (:func:`ouroboros.mlflow_models.log_pyfunc_from_template`): a block's hundreds of models cost a file
+        copy and a few database writes each.
         """
+        import mlflow
+
         from ouroboros.mlflow_models import ARRAY_MODEL, log_pyfunc_from_template
 
-        return log_pyfunc_from_template(name, ARRAY_MODEL, Path(model_dir), self.mlflow_requirements)
+        if self.mlflow_array_model:
+            return log_pyfunc_from_template(name, ARRAY_MODEL, Path(model_dir), self.mlflow_requirements)
+        run = mlflow.active_run()
+        if run is None:
+            raise RuntimeError("log_mlflow_model needs an active MLflow run")
+        params = mlflow.MlflowClient().get_run(run.info.run_id).data.params  # as the flavors' log_model copy them
+        return self._log_saved(name, Path(model_dir), run.info.run_id, run.info.experiment_id, dict(params), None)
+
+    def _log_saved(self, name: str, model_dir: Path, run_id: str, experiment_id: str, params: dict,
+                   tags: Optional[dict]):
+        import tempfile
+
+        import mlflow
+
+        from ouroboros.mlflow_models import log_saved_model, quiet_requirements
+
+        with tempfile.TemporaryDirectory() as tmp:
+            local = Path(tmp) / "model"
+            with quiet_requirements():
+                extra = self.save_mlflow_model(local, Path(model_dir))
+            info = log_saved_model(name, local, run_id, experiment_id, params, tags)
+            client = mlflow.MlflowClient()
+            for artifact_path, folder in extra.items():
+                client.log_artifacts(run_id, str(folder), artifact_path=f"{name}-{artifact_path}")
+        return info
 
     def log_mlflow_model_to(self, name: str, model_dir: Path, run_id: str, experiment_id: str, params: dict,
                             tags: dict) -> str:
-        """Log the model into run ``run_id`` (no active run needed for the default array model) with these
-        params and tags on the LoggedModel; returns its model id."""
+        """Log the model into run ``run_id`` (no active run needed for the array model or a target with
+        :meth:`save_mlflow_model`) with these params and tags on the LoggedModel; returns its model id."""
         import mlflow
 
         if self.mlflow_array_model:
@@ -235,6 +277,8 @@ class Target:
 
             return log_pyfunc_from_template(name, ARRAY_MODEL, Path(model_dir), self.mlflow_requirements, run_id=run_id,
                                             experiment_id=experiment_id, params=params, tags=tags).model_id
+        if self.mlflow_logs_without_run:
+            return self._log_saved(name, Path(model_dir), run_id, experiment_id, params, tags).model_id
         with mlflow.start_run(run_id=run_id):  # the flavors' log_model write into the active run
             model_id = self.log_mlflow_model(name, Path(model_dir)).model_id
         mlflow.MlflowClient().set_logged_model_tags(model_id, tags)

@@ -10,6 +10,7 @@ is vectorised.
 from __future__ import annotations
 
 import warnings
+from pathlib import Path
 from typing import Optional
 
 import numpy as np
@@ -251,14 +252,14 @@ class GMMTarget(Target):
         gm.n_features_in_ = self.d
         return gm
 
-    def log_mlflow_model(self, name, model_dir):
-        """``mlflow.sklearn`` (skops format: loads without unpickling) of replicate 0; all replicates as artifacts."""
-        import mlflow
+    def save_mlflow_model(self, path, model_dir):
+        """``mlflow.sklearn`` (skops format: loads without unpickling) of replicate 0; all replicates' arrays go
+        beside it on the run (``<name>-all-replicates``)."""
+        import mlflow.sklearn
 
-        info = mlflow.sklearn.log_model(self.to_sklearn(0), name=name, serialization_format="skops",
-                                        pip_requirements=["scikit-learn", "skops", "numpy"])
-        mlflow.log_artifacts(str(model_dir), artifact_path=f"{name}-all-replicates")
-        return info
+        mlflow.sklearn.save_model(self.to_sklearn(0), str(path), serialization_format="skops",
+                                  pip_requirements=["scikit-learn", "skops", "numpy"])
+        return {"all-replicates": Path(model_dir)}
 
     # -- metrics -----------------------------------------------------------------
     def evaluate(self, samples, real, reference, gen0):
