@@ -18,7 +18,7 @@ def load(name):
 def where(rec) -> str:
     m = rec["machine"]
     gpu = f", {m['gpu']}" if m.get("gpu") else ""
-    return f"{m['cores']} cores{gpu}; {rec['measured']}, commit {m.get('commit', '?')}"
+    return f"{m.get('cpu', 'CPU')}, {m['cores']} cores{gpu}; {rec['measured']}, commit {m.get('commit', '?')}"
 
 
 def oreilly(r):
@@ -42,16 +42,20 @@ def oreilly(r):
 
 def studies(r):
     print(f"### Shipped studies, tracking on and off ({where(r)})\n")
-    print("| study | wall, tracking on | off | tracking's share (≤ 15%) | tracking jobs | generation 0 shared saves |")
-    print("| --- | --- | --- | --- | --- | --- |")
+    print("| study | wall, tracking on | off | tracking's share (≤ 15%) | tracking jobs | generation 0 shared saves | measured |")
+    print("| --- | --- | --- | --- | --- | --- | --- |")
     for s in r["studies"]:
         g = s.get("gen0")
         saved = ""
         if g:
             parts = ", ".join("%s: %d regimes x %.0f s" % (k, v["regimes"], v["gen0_job_s"]) for k, v in g["experiments"].items())
             saved = f"{g['saved_job_s']:.0f} job-s, {g['saved_share_of_unshared']:.0%} of the study's job time ({parts})"
-        print(f"| {s['study']} | {s['wall_on_s']:.1f} s | {s['wall_off_s']:.1f} s | {s['tracking_share']:.0%} | "
-              f"{s['tracking_jobs']} | {saved} |")
+        if "wall_off_s" in s:
+            off, share = f"{s['wall_off_s']:.1f} s", f"{s['tracking_share']:.0%}"
+        else:  # --once: one run, tracking's share of the job seconds
+            off, share = "not run", f"{s['tracking_job_share']:.0%} of the job seconds ({s['tracking_job_s']:.0f} s)"
+        when = f"{s['measured']}, {s['commit']}" if "measured" in s else "with the record"
+        print(f"| {s['study']} | {s['wall_on_s']:.1f} s | {off} | {share} | {s['tracking_jobs']} | {saved} | {when} |")
     print()
 
 
