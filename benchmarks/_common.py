@@ -101,7 +101,7 @@ def _rule_of(usage: Path) -> str:
     if stem.endswith(".tracking") or stem == "tracking":  # generation 0's (track_gen0) counted with the others
         return "track_block" if stem.startswith("gens") else "track_generation"
     if "tracking" in parts:
-        return {"study": "track_study"}.get(stem, "track_group")
+        return "track_study" if stem == "study" else "track_group"
     if stem.startswith("gens"):
         return "block"
     if "plot" in parts:

@@ -6,8 +6,8 @@ generation 0 once per (experiment, seed) saves.
 Each study runs from scratch twice in a temporary folder, tracking on (as shipped) and off.  Tracking's share
 is 1 - wall(off) / wall(on).  ``--once`` (for the studies that take half an hour or more here) runs it once,
 tracking on, and reports tracking's share of the summed job seconds instead (the same as its share of the
-wall time where the jobs keep every core busy, an estimate otherwise; marked as such in the table).  Generation 0 is trained, sampled and evaluated once per (experiment, seed) and
-shared by the experiment's regimes; without that each of the R regimes would repeat it, so the saving is
+wall time where the jobs keep every core busy, an estimate otherwise; marked as such in the table).
+Generation 0 is trained, sampled and evaluated once per (experiment, seed) and shared by the experiment's regimes; without that each of the R regimes would repeat it, so the saving is
 (R - 1) x generation 0's job seconds (Snakemake's benchmark files), reported against the study's summed job
 seconds.  Also the headline numbers of each study.  Writes benchmarks/records/studies.json (studies measured
 earlier are kept; a study measured again is replaced).

@@ -578,16 +578,16 @@ def track_study(study: dict, config: dict, metrics_csv, plots: Sequence, out_rec
     from ouroboros import io
 
     experiment = ensure_experiment(study)
-    uri, study = experiment["uri"], experiment["experiment"]
+    uri, name = experiment["uri"], experiment["experiment"]
     h = config_hash(config)
     with backend_lock(uri), _wrap(uri):
         client = _client(uri)
-        f = f"tags.`ouroboros.kind` = 'study' AND tags.study = '{study}'"
+        f = f"tags.`ouroboros.kind` = 'study' AND tags.study = '{name}'"
         for old in client.search_runs([experiment["experiment_id"]], f, max_results=100):
             client.delete_run(old.info.run_id)
-        tags = {"ouroboros.kind": "study", "study": study, "config_hash": h, "host": socket.gethostname(),
+        tags = {"ouroboros.kind": "study", "study": name, "config_hash": h, "host": socket.gethostname(),
                 **source_tags(repo, "track_study")}
-        with mlflow.start_run(experiment_id=experiment["experiment_id"], run_name=f"study {study}", tags=tags) as run:
+        with mlflow.start_run(experiment_id=experiment["experiment_id"], run_name=f"study {name}", tags=tags) as run:
             for table in (Path(metrics_csv), Path(metrics_csv).with_name("settings.csv"),
                           Path(metrics_csv).with_name("summary.csv")):
                 if table.is_file():
@@ -598,7 +598,7 @@ def track_study(study: dict, config: dict, metrics_csv, plots: Sequence, out_rec
                     base.resolve()) else Path("plots") / Path(p).name
                 mlflow.log_artifact(str(p), artifact_path=str(rel.parent))
             mlflow.log_dict(config, "config.json")
-    receipt = {"uri": uri, "study": study, "run_id": run.info.run_id, "config_hash": h}
+    receipt = {"uri": uri, "study": name, "run_id": run.info.run_id, "config_hash": h}
     io.save_json(out_receipt, receipt)
-    log.info("tracked study %s to %s (run %s)", study, uri, run.info.run_id)
+    log.info("tracked study %s to %s (run %s)", name, uri, run.info.run_id)
     return receipt
