@@ -71,6 +71,10 @@ def bench(study: str, cores: int, once: bool = False) -> dict:
     cfg = yaml.safe_load(config.read_text())
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
+        # the studies name real data as ../shared/data/... from the working directory (the checkout); the
+        # runs' working directories are tmp/on and tmp/off, so tmp/shared stands for the checkout's neighbour
+        if (REPO.parent / "shared").is_dir():
+            (tmp / "shared").symlink_to(REPO.parent / "shared")
         notrack = tmp / "notrack.yaml"
         notrack.write_text("tracking: {enabled: false}\n")
         on = run_study(tmp / "on", [config], cores)

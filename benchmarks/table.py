@@ -59,6 +59,21 @@ def studies(r):
     print()
 
 
+def shumailov_lm(r):
+    print(f"### shumailov-lm: tracking measured with the compute shrunk, its share bounded at full size ({where(r)})\n")
+    sh = r["shrunk"]
+    print("| figure | measured | target |\n| --- | --- | --- |")
+    print(f"| the study as shipped but n {sh['n']}, {sh['epochs']} epoch, {sh['device']}, {sh['corpus']} | "
+          f"{r['wall_shrunk_s']:.0f} s wall | |")
+    print(f"| its tracking jobs ({r['tracking_jobs']}; every generation's run, models of {r['model_mb']} MB) | "
+          f"{r['tracking_job_s']:.1f} s | |")
+    for dev, b in r["bound"].items():
+        print(f"| full size on {b['machine']}: {r['trainings']} trainings x {r['training_tokens_each']:,} tokens at "
+              f"{b['tokens_per_s']:,} tokens/s ({b['measured']}) | {b['training_s'] / 3600:.1f} h of training; "
+              f"tracking's share **at most {b['tracking_share_at_most']:.1%}** | ≤ 15% |")
+    print()
+
+
 def throughput(r, label):
     print(f"### VAE / LM training throughput and KV cache, {label} ({where(r)})\n")
     print("| network | ours | reference loop | ratio (≥ 1.0) | KV cache vs recompute, 256 new tokens (≥ 5×) |")
@@ -100,7 +115,7 @@ def scaling(r):
 
 
 def main():
-    for name, fn in (("oreilly", oreilly), ("studies", studies), ("scaling", scaling)):
+    for name, fn in (("oreilly", oreilly), ("studies", studies), ("shumailov-lm", shumailov_lm), ("scaling", scaling)):
         r = load(name)
         if r:
             fn(r)
