@@ -13,8 +13,9 @@ data and compute: corpus ``files`` (WikiText-2's validation text, ../shared/data
 training text; the first lines of test.txt as the test text), ``n`` 64 continuations, 1 epoch, on the CPU.
 
 Tracking's share of the full-size study is then at most ``tracking / (tracking + training)``, where training is
-the study's 95 trainings (generation 0 shared by the regimes) at the tokens/s this network trains at (``records/throughput-{cpu,cuda}.json``,
-"LM paper", the same network): an upper bound, since the beam search and the evaluations are left out.
+the study's 95 trainings (generation 0 is shared by the regimes) at the tokens/s this network trains at
+(``records/throughput-{cpu,cuda}.json``, "LM paper", the same network): an upper bound, since the beam search
+and the evaluations are left out.
 Writes ``records/shumailov-lm.json``.
 """
 from __future__ import annotations
