@@ -27,6 +27,8 @@ import yaml
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import REPO, RESULTS, job_metrics, machine, run_study, save  # noqa: E402
 
+from ouroboros.config import Study  # noqa: E402
+
 HEADLINES = {
     "oreilly": [("gaussian", "replace", 1000, "std_mean")],
     "oreilly-10k": [("gaussian", "replace", 10000, "std_mean"), ("gaussian", "replace", 10000, "collapsed_fraction")],
@@ -44,15 +46,15 @@ def gen0_saving(workdir: Path, study: str, cfg: dict) -> dict:
     """Seconds of each experiment's shared generation-0 jobs, and what R - 1 repeats of them would cost."""
     logs = workdir / "results" / study / "logs"
     out = {}
-    for e in cfg["experiments"]:
-        label = e["name"]
+    for e in Study.from_config(cfg).experiments:  # as expanded: a swept entry is one experiment per value
+        label = e.label
         seconds = 0.0
         for bench in logs.glob(f"{label}/seed*/gen0/*.benchmark.tsv"):
             rule = bench.name.split(".")[0]
             if rule in GEN0_RULES:
                 seconds += job_metrics({rule: bench}).get(f"job_seconds_{rule}", 0.0)
         if seconds:
-            regimes = len(e.get("regimes", cfg.get("regimes", ["replace"])))
+            regimes = len(e.regimes)
             out[label] = {"gen0_job_s": round(seconds, 1), "regimes": regimes, "saved_s": round((regimes - 1) * seconds, 1)}
     return out
 
