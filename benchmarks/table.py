@@ -63,7 +63,8 @@ def shumailov_lm(r):
     print(f"### shumailov-lm: tracking measured with the compute shrunk, its share bounded at full size ({where(r)})\n")
     sh = r["shrunk"]
     print("| figure | measured | target |\n| --- | --- | --- |")
-    print(f"| the study as shipped but n {sh['n']}, {sh['epochs']} epoch, {sh['device']}, {sh['corpus']} | "
+    print(f"| the study as shipped but n {sh['n']}, {sh['epochs']} epoch of batches of {sh['batch_size']}, "
+          f"decoding {sh['decoding']}, {sh['device']}, {sh['corpus']} | "
           f"{r['wall_shrunk_s']:.0f} s wall | |")
     print(f"| its tracking jobs ({r['tracking_jobs']}; every generation's run, models of {r['model_mb']} MB) | "
           f"{r['tracking_job_s']:.1f} s | |")
