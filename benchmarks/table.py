@@ -71,7 +71,7 @@ def shumailov_lm(r):
     for dev, b in r["bound"].items():
         print(f"| full size on {b['machine']}: {r['trainings']} trainings x {r['training_tokens_each']:,} tokens at "
               f"{b['tokens_per_s']:,} tokens/s ({b['measured']}) | {b['training_s'] / 3600:.1f} h of training; "
-              f"tracking's share **at most {b['tracking_share_at_most']:.1%}** | ≤ 15% |")
+              f"tracking's share **at most {b['tracking_share_at_most']:.2%}** | ≤ 15% |")
     print()
 
 
