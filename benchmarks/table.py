@@ -48,7 +48,8 @@ def studies(r):
         g = s.get("gen0")
         saved = ""
         if g:
-            parts = ", ".join("%s: %d regimes x %.0f s" % (k, v["regimes"], v["gen0_job_s"]) for k, v in g["experiments"].items())
+            parts = ", ".join("%s: %d regime%s x %.0f s" % (k, v["regimes"], "s"[: v["regimes"] != 1], v["gen0_job_s"])
+                             for k, v in g["experiments"].items())
             saved = f"{g['saved_job_s']:.0f} job-s, {g['saved_share_of_unshared']:.0%} of the study's job time ({parts})"
         if "wall_off_s" in s:
             off, share = f"{s['wall_off_s']:.1f} s", f"{s['tracking_share']:.0%}"
