@@ -59,11 +59,12 @@ def training_tokens(shipped: dict) -> tuple[int, int]:
     """(trainings, tokens each) of the shipped study: every chain's generations 1.. plus generation 0 once per
     seed (shared by the regimes)."""
     exp = shipped["experiments"][0]
-    p = make_target("lm", exp["params"]).p
+    target = make_target("lm", exp["params"])
+    p = target.p
     seeds, gens, regimes = len(shipped["seeds"]), shipped["generations"], len(exp["regimes"])
     trainings = seeds * (1 + regimes * gens)
     items_tokens = exp["n"] * (p["seq_len"] + 1)  # continuations of seq_len tokens, each after an end-of-text token
-    return trainings, make_target("lm", exp["params"]).steps_for(items_tokens) * p["batch_size"] * p["block_size"]
+    return trainings, target.steps_for(items_tokens) * p["batch_size"] * p["block_size"]
 
 
 def main():
