@@ -66,6 +66,11 @@ def run_study(workdir: Path, configfiles: list, cores: int = 0, targets: tuple =
     """Run the workflow from scratch in ``workdir``; wall time (s) of the whole snakemake command and the
     per-rule job seconds from the benchmark files and job logs."""
     workdir.mkdir(parents=True, exist_ok=True)
+    # studies name real data as ../shared/data/... from the working directory (the checkout, with ../shared
+    # beside it); here the working directory is workdir, so workdir's neighbour stands for the checkout's
+    shared, link = REPO.parent / "shared", workdir.parent / "shared"
+    if shared.is_dir() and not link.exists():
+        link.symlink_to(shared)
     cmd = SNAKEMAKE + ["-s", str(REPO / "Snakefile"), "--directory", str(workdir), "--cores",
                        str(cores or len(os.sched_getaffinity(0))), "--configfile", *map(str, configfiles),
                        *extra, *targets]
@@ -78,6 +83,12 @@ def run_study(workdir: Path, configfiles: list, cores: int = 0, targets: tuple =
         raise SystemExit(f"snakemake failed in {workdir}:\n{proc.stderr[-4000:]}")
     return {"wall_s": round(wall, 2), "cpu_s": round((after.ru_utime + after.ru_stime) - (before.ru_utime + before.ru_stime), 1),
             "jobs": job_times(workdir)}
+
+
+def tracking_jobs(jobs: dict[str, list[float]]) -> tuple[int, float]:
+    """(how many, summed seconds) of the tracking jobs among ``run_study``'s per-rule job seconds."""
+    times = [t for rule, ts in jobs.items() if rule.startswith("track") for t in ts]
+    return len(times), sum(times)
 
 
 def job_times(workdir: Path) -> dict[str, list[float]]:

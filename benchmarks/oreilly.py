@@ -26,7 +26,7 @@ import numpy as np
 import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import REPO, run_study, save  # noqa: E402
+from _common import REPO, run_study, save, tracking_jobs  # noqa: E402
 
 STUDY = REPO / "config" / "studies" / "oreilly.yaml"
 
@@ -108,7 +108,7 @@ def main():
     compute = sum(on["jobs"]["block"])
     out.update(pipeline_wall_s=on["wall_s"], pipeline_cpu_s=on["cpu_s"], pipeline_no_tracking_wall_s=off["wall_s"],
                compute_job_s=round(compute, 2), block_jobs=len(on["jobs"]["block"]),
-               tracking_job_s=round(sum(sum(v) for k, v in on["jobs"].items() if k.startswith("track")), 2),
+               tracking_job_s=round(tracking_jobs(on["jobs"])[1], 2),
                sufficient_compute_job_s=round(sum(suff["jobs"]["block"]), 2), sufficient_wall_s=suff["wall_s"],
                generation_loop_s=round(loop_on, 2), sufficient_generation_loop_s=round(loop_suff, 2),
                jobs_on={k: round(sum(v), 2) for k, v in on["jobs"].items()})

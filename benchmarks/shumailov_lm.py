@@ -22,6 +22,7 @@ Writes ``records/shumailov-lm.json``.
 from __future__ import annotations
 
 import argparse
+import copy
 import json
 import sys
 import tempfile
@@ -31,7 +32,7 @@ from pathlib import Path
 import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import REPO, RESULTS, machine, run_study, save  # noqa: E402
+from _common import REPO, RESULTS, machine, run_study, save, tracking_jobs  # noqa: E402
 
 from ouroboros.targets import make_target  # noqa: E402
 
@@ -45,7 +46,7 @@ def shrunk_config(tmp: Path) -> tuple[dict, dict]:
     test = tmp / "test-head.txt"
     with open(DATA / "test.txt", encoding="utf-8") as f:
         test.write_text("".join(line for _, line in zip(range(SHRUNK["test_lines"]), f)), encoding="utf-8")
-    cfg = json.loads(json.dumps(shipped))
+    cfg = copy.deepcopy(shipped)
     exp = cfg["experiments"][0]
     exp["n"] = SHRUNK["n"]
     for key in ("hf_name", "hf_config"):
@@ -82,11 +83,12 @@ def main():
         models = sorted((tmp / "on" / "results").rglob("model.pt"))
         model_mb = round(models[0].stat().st_size / 2**20, 1) if models else None
     jobs = {k: round(sum(v), 1) for k, v in on["jobs"].items()}
-    tracking_s = round(sum(v for k, v in jobs.items() if k.startswith("track")), 1)
+    count, tracking_s = tracking_jobs(on["jobs"])
+    tracking_s = round(tracking_s, 1)
     trainings, tokens = training_tokens(shipped)
     row = {"study": "shumailov-lm", "shrunk": {**SHRUNK, "corpus": "files: wikitext-2 valid.txt (train), test.txt head (test)"},
            "wall_shrunk_s": on["wall_s"], "jobs_shrunk_s": jobs, "tracking_job_s": tracking_s,
-           "tracking_jobs": sum(len(v) for k, v in on["jobs"].items() if k.startswith("track")),
+           "tracking_jobs": count,
            "model_mb": model_mb, "trainings": trainings, "training_tokens_each": tokens, "bound": {}}
     print(f"shumailov-lm, compute shrunk: {on['wall_s']:.0f} s wall; tracking jobs {tracking_s:.1f} s "
           f"({row['tracking_jobs']} jobs; models of {model_mb} MB)")

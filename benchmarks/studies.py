@@ -7,9 +7,9 @@ Each study runs from scratch twice in a temporary folder, tracking on (as shippe
 is 1 - wall(off) / wall(on).  ``--once`` (for the studies that take half an hour or more here) runs it once,
 tracking on, and reports tracking's share of the summed job seconds instead (the same as its share of the
 wall time where the jobs keep every core busy, an estimate otherwise; marked as such in the table).
-Generation 0 is trained, sampled and evaluated once per (experiment, seed) and shared by the experiment's regimes; without that each of the R regimes would repeat it, so the saving is
-(R - 1) x generation 0's job seconds (Snakemake's benchmark files), reported against the study's summed job
-seconds.  Also the headline numbers of each study.  Writes benchmarks/records/studies.json (studies measured
+Generation 0 is trained, sampled and evaluated once per (experiment, seed) and shared by the experiment's
+regimes; without that each of the R regimes would repeat it, so the saving is (R - 1) x generation 0's job
+seconds (Snakemake's benchmark files), reported against the study's summed job seconds.  Also the headline numbers of each study.  Writes benchmarks/records/studies.json (studies measured
 earlier are kept; a study measured again is replaced).
 """
 from __future__ import annotations
@@ -25,7 +25,7 @@ import pandas as pd
 import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import REPO, RESULTS, job_metrics, machine, run_study, save  # noqa: E402
+from _common import REPO, RESULTS, job_metrics, machine, run_study, save, tracking_jobs  # noqa: E402
 
 from ouroboros.config import Study  # noqa: E402
 
@@ -73,16 +73,11 @@ def bench(study: str, cores: int, once: bool = False) -> dict:
     cfg = yaml.safe_load(config.read_text())
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
-        # the studies name real data as ../shared/data/... from the working directory (the checkout); the
-        # runs' working directories are tmp/on and tmp/off, so tmp/shared stands for the checkout's neighbour
-        if (REPO.parent / "shared").is_dir():
-            (tmp / "shared").symlink_to(REPO.parent / "shared")
         notrack = tmp / "notrack.yaml"
         notrack.write_text("tracking: {enabled: false}\n")
         on = run_study(tmp / "on", [config], cores)
-        tracking_job_s = sum(sum(v) for k, v in on["jobs"].items() if k.startswith("track"))
-        row = {"study": study, "cores": cores, "wall_on_s": on["wall_s"],
-               "tracking_jobs": sum(len(v) for k, v in on["jobs"].items() if k.startswith("track")),
+        count, tracking_job_s = tracking_jobs(on["jobs"])
+        row = {"study": study, "cores": cores, "wall_on_s": on["wall_s"], "tracking_jobs": count,
                "tracking_job_s": round(tracking_job_s, 1)}
         if once:
             jobs = {k: round(sum(v), 1) for k, v in on["jobs"].items()}
