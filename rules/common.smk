@@ -148,8 +148,7 @@ def synthetic_dir(chain, j):
 
 def train_inputs(wildcards):
     chain = chain_of(wildcards)
-    sources = chain.regime.sources(int(wildcards.gen))
-    return {"real": real_path(chain), "samples": [synthetic_dir(chain, j) for j in sources]}
+    return {"real": real_path(chain), "samples": [synthetic_dir(chain, j) for j in chain.reads(int(wildcards.gen))]}
 
 
 def gen0_train_inputs(wildcards):
@@ -193,8 +192,10 @@ def block_inputs(wildcards):
         return inputs
     plan = blocks_before(chain, first)
     inputs["state"] = f"{block_dir(chain, *plan[-1])}/state.npz"
-    if chain.pool_keeps_points:
-        inputs["models"] = [f"{block_dir(chain, a, b)}/models.npz" for a, b in plan]
+    wanted = chain.resume_models(first - 1)
+    if wanted:
+        inputs["models"] = [f"{block_dir(chain, a, b)}/models.npz" for a, b in plan
+                            if any(a <= j <= b for j in wanted)]
     return inputs
 
 

@@ -88,7 +88,7 @@ def run_per_job(chain, folder: Path, generations: int) -> list:
     rows = []
     for g in range(generations + 1):
         gdir = folder / f"gen{g}"
-        srcs = [folder / f"gen{j}" / ("curated" if curated else "samples") for j in chain.regime.sources(g)]
+        srcs = [folder / f"gen{j}" / ("curated" if curated else "samples") for j in chain.reads(g)]
         jobs.train(spec, g, real, srcs, gdir / "model", gdir / "trainset.json")
         jobs.generate(spec, g, gdir / "model", gdir / "samples")
         jobs.evaluate(spec, g, gdir / "model", gdir / "samples", real, ref, folder / "gen0" / "model", gdir / "metrics.csv")
@@ -100,3 +100,26 @@ def run_per_job(chain, folder: Path, generations: int) -> list:
     out = folder / "block"
     jobs.block(spec, 0, generations, real, ref, None, [], out / "state.npz", out / "models.npz", out / "metrics.csv")
     return rows, jobs.read_metrics(out / "metrics.csv")
+
+
+def run_blocks(chain, folder: Path, generations: int, size: int) -> list:
+    """Generations 0..G of a chain as block jobs of ``size`` generations, each resumed from the previous block's
+    state and the models.npz of the blocks holding the models the resume re-draws from (as the block rule
+    passes them).  Returns the metric rows of every block, in order."""
+    from ouroboros import jobs
+    from ouroboros.blocks import plan_blocks
+
+    spec = chain.spec()
+    real, ref = folder / "real.npz", folder / "reference"
+    jobs.real_data(chain.real_spec(), real)
+    jobs.reference({k: spec[k] for k in ("study", "experiment", "target", "params")}, ref)
+    rows, done = [], []
+    for a, b in plan_blocks(generations, size):
+        out = folder / f"gens{a}-{b}"
+        state = str(folder / f"gens{done[-1][0]}-{done[-1][1]}" / "state.npz") if done else None
+        wanted = chain.resume_models(a - 1) if a else []
+        models = [str(folder / f"gens{x}-{y}" / "models.npz") for x, y in done if any(x <= j <= y for j in wanted)]
+        jobs.block(spec, a, b, real, ref, state, models, out / "state.npz", out / "models.npz", out / "metrics.csv")
+        rows += jobs.read_metrics(out / "metrics.csv")
+        done.append((a, b))
+    return rows

@@ -1,19 +1,23 @@
 """The recursive loop: train on data, sample, curate, build the next training set, repeat.
 
-:class:`ChainRun` holds what a chain needs between generations (the real data,
-the generation-0 and latest models, the latest synthetic data, the pool of the
-accumulate regimes).  The same :meth:`ChainRun.trainset`, fit, draw, curate
-and evaluate calls serve both ways the workflow runs a chain:
+:class:`ChainRun` holds what a chain needs between generations: the real
+data, the generation-0 and latest models, and the synthetic data S_j that a
+later generation still reads, by generation (what the regime declares with
+``sources``; for regimes that pool, real + S_0 + ... folded into one
+:class:`~ouroboros.regimes.Pool`).  The same :meth:`ChainRun.receive`,
+:meth:`ChainRun.trainset`, fit, draw, curate and evaluate calls serve both
+ways the workflow runs a chain:
 
-* one generation per job (train, generate and evaluate rules; models and
-  samples are files), and
+* one generation per job (train, generate, curate and evaluate rules; models
+  and samples are files: a train job :meth:`receives <ChainRun.receive>` the
+  S_j its regime reads from their folders), and
 * a block of k generations per job (:func:`run_block`), keeping everything in
   memory and writing every generation's model stacked in ``models.npz``.
 
 Every random draw comes from ``chain.rng(generation, purpose)``, so both give
 the same numbers for the same config, whatever the block size or ``--cores``.
 Samples are never needed from disk in block mode: S_j is re-drawn from model j
-with its own stream when a later block needs it.
+with its own stream when a later block needs it (:meth:`ChainRun.resume`).
 """
 from __future__ import annotations
 
@@ -27,7 +31,7 @@ import numpy as np
 from ouroboros import data as D
 from ouroboros.config import Chain
 from ouroboros.curation import Context
-from ouroboros.regimes import Pool, build_trainset
+from ouroboros.regimes import Pool, Sources
 from ouroboros.targets.base import Target
 
 log = logging.getLogger("ouroboros")
@@ -46,9 +50,12 @@ class ChainRun:
         self.reference = reference
         self.gen0: Optional[Target] = None
         self.model: Optional[Target] = None
-        self.previous: Optional[D.Data] = None
+        #: S_j by generation, for the j a later generation still reads (regimes that do not pool)
+        self.held: dict[int, D.Data] = {}
+        #: real + S_0 + ... + S_{pooled - 1} (regimes that pool)
         self.pool: Optional[Pool] = (Pool(real["train"], self.pool_as_stats, self.template.summarize)
                                      if self.regime.pools and real else None)
+        self.pooled = 0
         self.curation = chain.curation()
 
     @property
@@ -59,12 +66,56 @@ class ChainRun:
     def n_synthetic(self) -> int:
         return self.chain.n_synthetic
 
-    # -- the steps of a generation ---------------------------------------------------
-    def trainset(self, t: int) -> D.Data:
-        return build_trainset(self.regime, t, self.n, self.real["train"], self.previous, self.pool,
-                              self.chain.rng(t, "trainset"),
-                              lambda rng, m: self.template.draw_real(rng, m, self.replicates))
+    # -- the data a generation reads ---------------------------------------------------
+    def receive(self, j: int, synthetic: D.Data) -> None:
+        """S_j is known (drawn here, read from its folder, or re-drawn): fold it into the pool, or hold it while
+        a later generation reads it (``sources(j + 1)`` says which; nothing dropped is read again)."""
+        if self.regime.pools:
+            if self.pool is None:
+                raise ValueError(f"{self.chain.path}: a pooling regime needs the real data first")
+            if j != self.pooled:
+                raise ValueError(f"{self.chain.path}: the pool takes generations in order; got {j}, expected "
+                                 f"{self.pooled}")
+            self.pool.add(synthetic)
+            self.pooled += 1
+            return
+        self.held[j] = synthetic
+        keep = set(self.regime.sources(j + 1))
+        self.held = {g: s for g, s in self.held.items() if g in keep}
 
+    def receive_saved(self, j: int, saved: D.Data) -> None:
+        """:meth:`receive` S_j as a generation's folder holds it: curated data as they are; drawn samples of
+        which this chain takes the first ones (generation 0's are shared by the regimes)."""
+        self.receive(j, saved if self.curation is not None else D.take_first(saved, self.chain.n_synthetic))
+
+    def sources(self, t: int) -> Sources:
+        """What generation t's training set is built from: exactly what the regime declares."""
+        if self.real is None:
+            raise ValueError(f"{self.chain.path}: building a training set needs the real data")
+        if self.regime.pools:
+            if self.pooled != t:
+                raise ValueError(f"{self.chain.path} generation {t} reads the pool of generations 0..{t - 1}, "
+                                 f"which holds 0..{self.pooled - 1}")
+            synthetic, pool = {}, self.pool.data()
+        else:
+            wanted = self.regime.sources(t)
+            missing = [j for j in wanted if j not in self.held]
+            if missing:
+                raise ValueError(f"{self.chain.path} generation {t} reads the synthetic data of generations "
+                                 f"{missing}, which the chain does not hold (regime {self.regime.label}: does "
+                                 f"sources(t + 1) lie within sources(t) + [t]?)")
+            synthetic, pool = {j: self.held[j] for j in wanted}, None
+        return Sources(t=t, n=self.n, real=self.real["train"] if self.regime.uses_real(t) else None,
+                       synthetic=synthetic, pool=pool, rng=self.chain.rng(t, "trainset"),
+                       draw_real=lambda rng, m: self.template.draw_real(rng, m, self.replicates))
+
+    def trainset(self, t: int) -> D.Data:
+        """Generation t's training set: the real training set at t = 0, else what the regime builds."""
+        if t == 0:
+            return self.real["train"]
+        return self.regime.build(self.sources(t))
+
+    # -- the steps of a generation ---------------------------------------------------
     def fit(self, t: int, data: D.Data) -> Target:
         return self.template.clone().fit(data, self.chain.rng(t, "fit"))
 
@@ -96,9 +147,7 @@ class ChainRun:
         if t == 0:
             self.gen0 = model
         self.model = model
-        self.previous = synthetic
-        if self.pool is not None:
-            self.pool.add(synthetic)
+        self.receive(t, synthetic)
 
     def step(self, t: int) -> tuple[Target, D.Data, dict[str, float]]:
         model = self.fit(t, self.trainset(t))
@@ -120,30 +169,27 @@ class ChainRun:
     def resume(self, last: int, state: dict[str, np.ndarray], models: Optional[Iterable[tuple[int, Target]]] = None) -> None:
         """Continue after generation ``last`` from a saved :meth:`state`.
 
-        Pools of points are rebuilt from ``models`` (every generation 0..last, in
-        order) by re-drawing each generation's samples from its own stream.
+        The S_j that generation last + 1 reads (:meth:`Chain.redrawn`) are re-drawn from model j with its own
+        streams: generation 0's and the last model are in the state, the others come from ``models``
+        ((generation, model) pairs, at least those of :meth:`Chain.resume_models`).
         """
         def part(prefix):
             return {k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix)}
 
         self.gen0 = self.template.clone().set_state(part("gen0."))
         self.model = self.template.clone().set_state(part("last."))
-        self.previous = self.sample(last, self.model)
-        if self.pool is None:
-            return
-        if self.pool.as_stats:
+        if self.pool is not None and self.pool.as_stats:
             self.pool = Pool(D.summary_from_arrays(state, "pool."), True, self.template.summarize)
+            self.pooled = last + 1
             return
-        if models is None:
-            raise ValueError("resuming a pool of points needs every earlier generation's model")
-        seen = 0
-        for j, model in models:
-            if j != seen:
-                raise ValueError(f"models must run 0..{last} in order, got generation {j} where {seen} was expected")
-            self.pool.add(self.previous if j == last else self.sample(j, model))
-            seen += 1
-        if seen != last + 1:
-            raise ValueError(f"got models for generations 0..{seen - 1}, need 0..{last}")
+        known = dict(models or ())
+        known.update({0: self.gen0, last: self.model})
+        missing = [j for j in self.chain.redrawn(last) if j not in known]
+        if missing:
+            raise ValueError(f"resuming {self.chain.path} after generation {last} needs the models of generations "
+                             f"{missing}")
+        for j in self.chain.redrawn(last):
+            self.receive(j, self.sample(j, known[j]))
 
 
 @dataclass

@@ -150,10 +150,22 @@ class Chain:
         return (target_class(self.experiment.target).stats_sufficient and not self.regime.needs_points
                 and self.experiment.curation is None)
 
-    @property
-    def pool_keeps_points(self) -> bool:
-        """Whether resuming mid-chain must rebuild a pool of points from every earlier model."""
-        return self.regime.pools and not self.pool_as_stats
+    def reads(self, generation: int) -> list[int]:
+        """The generations whose synthetic data generation g's training set is built from (for regimes that
+        pool: all earlier ones, folded in order)."""
+        return self.regime.sources(generation)
+
+    def redrawn(self, last: int) -> list[int]:
+        """The generations whose synthetic data a chain resumed after generation ``last`` re-draws: what
+        generation last + 1 reads (none for a pool kept as sufficient statistics, which the state holds)."""
+        if self.regime.pools and self.pool_as_stats:
+            return []
+        return self.reads(last + 1)
+
+    def resume_models(self, last: int) -> list[int]:
+        """The generations whose models a chain resumed after generation ``last`` needs besides its state
+        (which holds generation 0's and the last one)."""
+        return [j for j in self.redrawn(last) if j not in (0, last)]
 
     @property
     def n(self) -> int:

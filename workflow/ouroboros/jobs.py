@@ -140,21 +140,18 @@ def reference(spec: dict, out_dir) -> None:
 
 
 def train(spec: dict, gen: int, real_path, sample_dirs: Sequence, model_dir, manifest_path) -> None:
-    """Fit generation ``gen`` on its regime's training set; ``sample_dirs`` hold S_j for regime.sources(gen)
-    (the chain's own curated folders when it curates, which may hold fewer items after deduplication;
-    otherwise the drawn samples, of which the chain takes the first ones: generation 0's are shared)."""
+    """Fit generation ``gen`` on its regime's training set; ``sample_dirs`` hold S_j for each generation j the
+    regime reads (:meth:`Chain.reads`; the chain's own curated folders when it curates, which may hold fewer
+    items after deduplication; otherwise the drawn samples, of which the chain takes the first ones:
+    generation 0's are shared).  The engine receives them as a block job does in memory."""
     chain = Chain.from_spec(spec)
     run = ChainRun(chain, load_real(real_path))
-    sources = chain.regime.sources(gen)
+    sources = chain.reads(gen)
     if len(sources) != len(sample_dirs):
-        raise ValueError(f"generation {gen} of {chain.path} needs samples of generations {sources}, got {len(sample_dirs)} folders")
-    for d in sample_dirs:
-        s = run.template.load_samples(d)
-        if run.curation is None:  # generation 0's shared samples: this chain's share is the first ones
-            s = D.take_first(s, chain.n_synthetic)
-        if run.pool is not None:
-            run.pool.add(s)
-        run.previous = s
+        raise ValueError(f"generation {gen} of {chain.path} reads the samples of generations {sources}, got "
+                         f"{len(sample_dirs)} folders")
+    for j, d in zip(sources, sample_dirs):
+        run.receive_saved(j, run.template.load_samples(d))
     data = run.trainset(gen)
     model = run.fit(gen, data)
     model.save(model_dir)
@@ -211,15 +208,16 @@ def evaluate(spec: dict, gen: int, model_dir, samples_dir, real_path, reference_
 
 def block(spec: dict, first: int, last: int, real_path, reference_dir, state_path: Optional[str],
           model_paths: Sequence, out_state, out_models, out_metrics) -> None:
-    """Generations first..last in one job; resumes from the previous block's state."""
+    """Generations first..last in one job; resumes from the previous block's state (``model_paths``: the earlier
+    blocks' ``models.npz`` holding the models of :meth:`Chain.resume_models`)."""
     chain = Chain.from_spec(spec)
     run = ChainRun(chain, load_real(real_path), load_reference(reference_dir))
     if first > 0:
         if state_path is None:
             raise ValueError(f"block {first}-{last} of {chain.path} needs the state of generation {first - 1}")
-        models = None
-        if chain.pool_keeps_points:
-            models = [m for p in model_paths for m in unstack_models(io.load_npz(p, ("generation",)), run.template)]
+        wanted = set(chain.resume_models(first - 1))
+        models = [(g, m) for p in model_paths for g, m in unstack_models(io.load_npz(p, ("generation",)), run.template)
+                  if g in wanted]
         run.resume(first - 1, io.load_npz(state_path), models)
     result = run_block(run, first, last)
     io.save_npz(out_models, run.template.compress_models, **result.stacked_models())

@@ -123,8 +123,10 @@ def job_bytes(chain) -> tuple[int, str]:
     e = chain.experiment
     target = e.make_target()
     items = 2 * e.n + chain.n_candidates
-    if chain.regime.pools and not chain.pool_as_stats:
+    if chain.regime.pools and not chain.pool_as_stats:  # a pool of points
         items += chain.n_synthetic * e.generations
+    elif not chain.regime.pools:  # the synthetic data held besides the last generation's (a window)
+        items += chain.n_synthetic * max(0, chain.regime.most_sources(e.generations) - 1)
     models = e.block if e.block > 1 else 2
     per_replicate = items * target.item_bytes() + models * target.model_bytes()
     total = 2 * e.replicates * per_replicate  # working copies

@@ -2,15 +2,19 @@
 
 Adding a regime kind: write a module with a :class:`~ouroboros.regimes.base.Regime`
 subclass (its ``kind``, ``settings_schema``, ``label``, ``build`` and, where
-they differ from the defaults, ``n_real``/``sources``/``uses_real``) and add
-one line to :data:`REGISTRY`.  Configs name it in an experiment's ``regimes``
-list (``replace`` or ``{kind: mix, rho: 0.1}``); no rule or schema changes.
+they differ from the defaults, ``n_real``/``n_synthetic``/``sources``/``uses_real``/``pools``)
+and add one line to :data:`REGISTRY`.  Configs name it in an experiment's
+``regimes`` list (``replace`` or ``{kind: mix, rho: 0.1}``); no rule or schema
+changes.  The chain engine reads the data flow the regime declares, in every
+execution mode, and ``tests/test_regime_modes.py`` holds every registered kind
+to giving the same numbers in blocks and one generation per job
+(``regimes/window.py`` is such a module: 40 lines).
 """
 from __future__ import annotations
 
 from typing import Any
 
-from ouroboros.regimes.base import Pool, Regime, build_trainset
+from ouroboros.regimes.base import Pool, Regime, Sources
 from ouroboros.settings import ConfigError, check, load_registered
 
 #: kind -> "module:Class"
@@ -56,4 +60,4 @@ def from_spec_at(spec: Any, at: str) -> Regime:
         raise ConfigError(f"invalid config at {at}: {e}") from None
 
 
-__all__ = ["REGISTRY", "Pool", "Regime", "build_trainset", "from_spec", "from_spec_at", "make_regime", "regime_class"]
+__all__ = ["REGISTRY", "Pool", "Regime", "Sources", "from_spec", "from_spec_at", "make_regime", "regime_class"]

@@ -9,5 +9,5 @@ class Accumulate(Regime):
     description = "real data and every earlier generation's synthetic data, kept (grows by n per generation)"
     pools = True
 
-    def build(self, t, n, real, previous, pool, rng, draw_real):
-        return pool.data()
+    def build(self, src):
+        return src.pool

@@ -11,5 +11,5 @@ class AccumulateSubsample(Regime):
     pools = True
     needs_points = True
 
-    def build(self, t, n, real, previous, pool, rng, draw_real):
-        return D.subsample(pool.data(), n, rng)
+    def build(self, src):
+        return D.subsample(src.pool, src.n, src.rng)

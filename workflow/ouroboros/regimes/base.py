@@ -1,24 +1,68 @@
-"""The regime protocol: how generation t's training set is built from real and synthetic data.
+"""The regime protocol: which data generation t's training set is built from, and how.
 
 Notation: ``real`` is the real training set (n items; generation 0 trains on
 it); ``S_j`` are the synthetic items of generation j (the samples of the
 generation-j model, after the chain's curation step if it has one).
 
+A regime declares its data flow once, and the chain engine
+(:class:`ouroboros.chain.ChainRun`) hands :meth:`Regime.build` exactly that,
+whether a chain runs in blocks (in memory) or one generation per job (files):
+
+* :meth:`Regime.sources` -- the generations whose S_j generation t reads;
+* :meth:`Regime.uses_real` -- whether it holds items of the real training set
+  (fresh real data, :attr:`Regime.fresh_real`, are drawn through
+  :attr:`Sources.draw_real` instead);
+* :attr:`Regime.pools` -- whether the sources arrive folded into one pool,
+  real + S_0 + ... + S_{t-1} in generation order (kept as sufficient
+  statistics where the target's fit needs only those and the regime never
+  picks items, :attr:`Regime.needs_points`).
+
 A regime kind is one class with its own settings schema (defaults,
 descriptions), registered by name in :mod:`ouroboros.regimes`.  Everything
-else (rules' params, the metrics table, plots, MLflow params, seeding) sees a
-regime only through :meth:`Regime.to_spec` / :func:`ouroboros.regimes.from_spec`,
-:attr:`Regime.label` and the methods below.
+else (rules' params, the metrics table, plots, MLflow params, seeding,
+closed forms) sees a regime only through :meth:`Regime.to_spec` /
+:func:`ouroboros.regimes.from_spec`, :attr:`Regime.label` and the properties
+below: nothing branches on :attr:`Regime.kind`.
 """
 from __future__ import annotations
 
+import functools
 import json
-from typing import Any, Callable, ClassVar, Optional
+from dataclasses import dataclass, field
+from typing import Any, Callable, ClassVar, Mapping, Optional
 
 import numpy as np
 
 from ouroboros import data as D
 from ouroboros.settings import fill, settings_schema
+
+
+@dataclass(frozen=True)
+class Sources:
+    """What :meth:`Regime.build` receives for generation t >= 1: exactly what the regime declared.
+
+    ``real``: the real training set (R, n, ...) where :meth:`Regime.uses_real` says so, else None;
+    ``synthetic``: S_j for each j in :meth:`Regime.sources` (t), in generation order (regimes that pool get
+    them folded in ``pool`` instead: real + S_0 + ... + S_{t-1}); ``draw_real(rng, m)``: m fresh real items
+    per replicate; ``rng``: generation t's ``trainset`` stream.
+    """
+
+    t: int
+    n: int
+    real: Optional[D.Data]
+    synthetic: Mapping[int, D.Data]
+    pool: Optional[D.Data]
+    rng: np.random.Generator
+    draw_real: Callable[[np.random.Generator, int], D.Data] = field(repr=False)
+
+    @property
+    def previous(self) -> D.Data:
+        """S_{t-1}."""
+        return self.synthetic[self.t - 1]
+
+    def joined(self) -> D.Data:
+        """Every S_j of ``synthetic``, joined in generation order."""
+        return D.concat([self.synthetic[j] for j in sorted(self.synthetic)])
 
 
 class Regime:
@@ -28,9 +72,9 @@ class Regime:
     description: ClassVar[str] = ""
     #: JSON schema of the settings (each with default and description)
     settings_schema: ClassVar[dict] = settings_schema({})
-    #: whether training sets draw on every earlier generation's samples (a growing pool)
+    #: whether generation t reads real + S_0 + ... + S_{t-1} folded into one pool (:class:`Pool`)
     pools: ClassVar[bool] = False
-    #: whether the regime needs actual items (not just sufficient statistics)
+    #: whether the regime picks individual items (so its data cannot be kept as sufficient statistics)
     needs_points: ClassVar[bool] = False
 
     def __init__(self, **settings: Any):
@@ -66,7 +110,7 @@ class Regime:
         args = ", ".join(f"{k}={v!r}" for k, v in self.settings.items())
         return f"{type(self).__name__}({args})"
 
-    # -- sizes and sources ---------------------------------------------------------
+    # -- the data flow ---------------------------------------------------------------
     def n_real(self, n: int) -> int:
         """Real items in each training set after generation 0."""
         return 0
@@ -76,7 +120,12 @@ class Regime:
         return n - self.n_real(n)
 
     def sources(self, t: int) -> list[int]:
-        """Generations whose synthetic data generation t's training set reads."""
+        """Generations whose synthetic data generation t's training set reads (ascending).
+
+        Default: S_{t-1}; every earlier generation for regimes that pool.  A generation once dropped is never
+        read again: ``sources(t + 1)`` lies within ``sources(t) + [t]`` (the engine keeps only what a later
+        generation still reads; tested for every registered regime).
+        """
         if t == 0:
             return []
         return list(range(t)) if self.pools else [t - 1]
@@ -85,18 +134,34 @@ class Regime:
         """Whether generation t's training set holds items of the real training set."""
         return t == 0 or self.pools
 
+    @property
+    def fresh_real(self) -> bool:
+        """Whether the regime draws fresh real items each generation (:attr:`Sources.draw_real`)."""
+        return False
+
+    @functools.cached_property
+    def markov(self) -> bool:
+        """Whether each generation t >= 1 reads S_{t-1} only (besides real items): what the closed forms of
+        one-step recursions need."""
+        return not self.pools and all(self.sources(t) == [t - 1] for t in range(1, 65))
+
+    def fully_synthetic(self, n: int) -> bool:
+        """Whether generation t >= 1 trains on the n items of S_{t-1} and nothing else (the replace loop)."""
+        return self.markov and self.n_real(n) == 0 and self.n_synthetic(n) == n
+
+    def most_sources(self, generations: int) -> int:
+        """The most generations' synthetic data a chain of G generations holds at once (a memory estimate)."""
+        if self.pools:
+            return generations
+        return max((len(self.sources(t)) for t in range(1, generations + 1)), default=0)
+
     def check(self, n: int) -> Optional[str]:
         """A message if the regime cannot run with n items per training set, else None."""
         return None
 
     # -- the training set ---------------------------------------------------------------
-    def build(self, t: int, n: int, real: D.Data, previous: Optional[D.Data], pool: Optional["Pool"],
-              rng: np.random.Generator, draw_real: Callable[[np.random.Generator, int], D.Data]) -> D.Data:
-        """Generation t's training set (t >= 1).
-
-        ``previous`` is S_{t-1}; ``pool`` holds real + S_0..S_{t-1} for pooling
-        regimes; ``draw_real(rng, m)`` draws m fresh real items.
-        """
+    def build(self, src: Sources) -> D.Data:
+        """Generation ``src.t``'s training set (t >= 1) from exactly what the regime declared."""
         raise NotImplementedError
 
 
@@ -138,11 +203,3 @@ class Pool:
         if not self.as_stats:
             raise TypeError("this pool keeps points")
         return self._stats
-
-
-def build_trainset(regime: Regime, t: int, n: int, real: D.Data, previous: Optional[D.Data], pool: Optional[Pool],
-                   rng: np.random.Generator, draw_real: Callable[[np.random.Generator, int], D.Data]) -> D.Data:
-    """Generation t's training set: the real data at t = 0, else what the regime builds."""
-    if t == 0:
-        return real
-    return regime.build(t, n, real, previous, pool, rng, draw_real)

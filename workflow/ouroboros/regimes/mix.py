@@ -89,17 +89,21 @@ class Mix(Regime):
         reuses = self.settings["n_real"] > 0 if self.by_count else self.rho > 0
         return t == 0 or (not self.fresh and reuses)
 
+    @property
+    def fresh_real(self) -> bool:
+        return self.fresh
+
     def check(self, n: int) -> Optional[str]:
         if self.by_count and not self.fresh and self.n_real(n) > n:
             return (f"mix with n_real={self.n_real(n)} reuses the real training set of n={n} items: n_real must "
                     "be at most n (or set fresh: true)")
         return None
 
-    def build(self, t, n, real, previous, pool, rng, draw_real):
-        m = self.n_real(n)
+    def build(self, src):
+        m = self.n_real(src.n)
         parts = []
         if m:
-            parts.append(draw_real(rng, m) if self.fresh else D.subsample(real, m, rng))
-        if self.n_synthetic(n):
-            parts.append(previous)
+            parts.append(src.draw_real(src.rng, m) if self.fresh else D.subsample(src.real, m, src.rng))
+        if self.n_synthetic(src.n):
+            parts.append(src.previous)
         return D.concat(parts)

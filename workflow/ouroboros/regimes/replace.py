@@ -8,5 +8,5 @@ class Replace(Regime):
     kind = "replace"
     description = "the fully synthetic loop: generation t trains on S_{t-1} only"
 
-    def build(self, t, n, real, previous, pool, rng, draw_real):
-        return previous
+    def build(self, src):
+        return src.previous

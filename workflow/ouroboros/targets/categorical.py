@@ -188,7 +188,7 @@ class CategoricalTarget(Target):
         """Neutral Wright-Fisher (replace, lam = 1, no smoothing, no curation): every refit keeps the expected
         heterozygosity times (1 - 1/n), and generation 0 is itself a refit of n real draws, so
         E[H_t] = H_truth (1 - 1/n)^(t + 1)."""
-        if (regime.kind != "replace" or lam != 1 or self.alpha or curation) or metric != "heterozygosity":
+        if (not regime.fully_synthetic(n) or lam != 1 or self.alpha or curation) or metric != "heterozygosity":
             return None
         t = np.asarray(generations, dtype=float)
         return (1 - np.sum(self.truth_p ** 2)) * (1 - 1 / n) ** (t + 1)
@@ -198,7 +198,7 @@ class CategoricalTarget(Target):
         """Mean generation of fixation (``fixed``) under neutral Wright-Fisher (replace, lam = 1, no smoothing,
         no curation): exact for two categories (:func:`fixation_time_two_categories`), else the diffusion
         approximation (:func:`fixation_time_diffusion`) from the truth's frequencies."""
-        if metric != "fixed" or regime.kind != "replace" or lam != 1 or self.alpha or curation:
+        if metric != "fixed" or not regime.fully_synthetic(n) or lam != 1 or self.alpha or curation:
             return None
         support = self.truth_p[self.truth_p > 0]
         if support.size == 2 and n <= 3000:

@@ -238,7 +238,7 @@ class GaussianTarget(Target):
             if moments is None:
                 return None
             return moments[metric][np.asarray(generations, dtype=int)]
-        if regime.kind != "replace" and not (regime.kind == "mix" and regime.n_real(n) == 0):
+        if not regime.fully_synthetic(n):
             return None
         t = np.asarray(generations, dtype=float)
         shrink = lam * (n - 1) / (n - self.ddof)
@@ -265,7 +265,8 @@ def mix_moments(regime: Regime, n: int, lam: float, d: int, ddof: int, G: int) -
     """E[sigma_t^2] (``var_mean``) and E||mu_t||^2 (``mean_sq``) for t = 0..G, truth N(0, I_d), exact.
 
     Generation t >= 1 fits n_r real and n_s synthetic items (N = n_r + n_s, rho = n_r / N), the synthetic ones
-    drawn from N(mu_{t-1}, lam Sigma_{t-1}).  The fitted moments are linear in the previous ones, so their
+    drawn from N(mu_{t-1}, lam Sigma_{t-1}): any regime that reads S_{t-1} only (``Regime.markov``: replace,
+    mix, window with k = 1), its real items fresh or the whole real set.  The fitted moments are linear in the previous ones, so their
     expectations follow a linear recursion (v: variance per dimension, m: E||mu||^2):
 
     * fresh real items each generation (Alemohammad et al.'s fresh-data loop; replace is n_r = 0):
@@ -277,16 +278,14 @@ def mix_moments(regime: Regime, n: int, lam: float, d: int, ddof: int, G: int) -
       delta' = (1 - rho)^2 (delta + d lam v / n_s).
 
     Generation 0 fits the n real items: v_0 = (n - 1) / (n - ddof), m_0 = d / n.  The stationary values are
-    the fixed point of the recursion.  None for regimes without a closed form (accumulate, a random subset
-    of the real set).
+    the fixed point of the recursion.  None for regimes without a closed form (accumulate, windows of k > 1,
+    a random subset of the real set).
     """
-    if regime.kind == "replace":
-        nr, ns, fresh = 0, n, True
-    elif regime.kind == "mix":
-        nr, ns, fresh = regime.n_real(n), regime.n_synthetic(n), regime.fresh or regime.n_real(n) == 0
-        if not fresh and nr != n:
-            return None
-    else:
+    if not regime.markov:
+        return None
+    nr, ns = regime.n_real(n), regime.n_synthetic(n)
+    fresh = regime.fresh_real or nr == 0
+    if not fresh and nr != n:  # a random subset of the real set
         return None
     N = nr + ns
     if N - ddof <= 0 or n - ddof <= 0:

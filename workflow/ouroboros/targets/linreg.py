@@ -152,9 +152,9 @@ class LinRegTarget(Target):
             return None
         t = np.asarray(generations, dtype=float)
         c = self.sigma ** 2 * self.d / (n - self.d - 1)
-        if regime.kind == "replace":
+        if regime.fully_synthetic(n):
             return c * (1 + lam * t)
-        if regime.kind == "accumulate" and self.design == "fixed":
+        if regime.pools and not regime.needs_points and self.design == "fixed":  # every label set kept
             j = np.arange(int(np.max(t)) + 1 if np.size(t) else 1)
             terms = np.where(j == 0, 1.0, lam) / (j + 1.0) ** 2
             return c * np.cumsum(terms)[t.astype(int)]
