@@ -23,6 +23,7 @@ REGISTRY: dict[str, str] = {
     "accumulate": "ouroboros.regimes.accumulate:Accumulate",
     "accumulate-subsample": "ouroboros.regimes.accumulate_subsample:AccumulateSubsample",
     "mix": "ouroboros.regimes.mix:Mix",
+    "window": "ouroboros.regimes.window:Window",
 }
 
 
