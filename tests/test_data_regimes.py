@@ -63,12 +63,32 @@ def _build(regime, t, n=10):
     return regime.build(src)[0, :, 0]
 
 
+def test_window_keeps_the_real_data_and_the_last_k_generations():
+    regime = Regime("window", k=3)
+    assert regime.label == "window-k3" and regime.sources(5) == [2, 3, 4] and regime.sources(2) == [0, 1]
+    out = _build(regime, 5)
+    assert out.size == 40
+    assert sorted(set(np.floor(out).astype(int))) == [0, 3, 4, 5]  # real, S_2, S_3, S_4
+    assert _build(regime, 1).size == 20
+
+
+def test_window_of_one_is_the_fixed_real_set_plus_the_previous_generation():
+    w = Regime("window", k=1)
+    mix = Regime("mix", n_real=10, n_synthetic=10)
+    assert w.markov and (w.n_real(10), w.n_synthetic(10)) == (mix.n_real(10), mix.n_synthetic(10))
+    np.testing.assert_array_equal(np.sort(_build(w, 3)), np.sort(_build(mix, 3)))
+
+
+def test_a_long_window_holds_what_accumulate_pools():
+    np.testing.assert_array_equal(_build(Regime("window", k=50), 4), _build(Regime("accumulate"), 4))
+
+
 def test_every_regime_reads_nothing_it_dropped():
     """The engine keeps S_j only while a later generation reads it: sources(t + 1) lies within sources(t) + [t]."""
     from ouroboros.regimes import REGISTRY
 
     for kind in REGISTRY:
-        for regime in (Regime(kind),):
+        for regime in (Regime(kind), Regime(kind, k=1) if kind == "window" else Regime(kind)):
             for t in range(40):
                 assert set(regime.sources(t + 1)) <= set(regime.sources(t)) | {t}, (kind, t)
                 assert regime.sources(t) == sorted(regime.sources(t)) and all(0 <= j < t for j in regime.sources(t))
@@ -77,8 +97,9 @@ def test_every_regime_reads_nothing_it_dropped():
 def test_closed_form_properties_come_from_the_data_flow():
     assert Regime("replace").fully_synthetic(10) and Regime("mix", rho=0.0).fully_synthetic(10)
     assert not Regime("mix", rho=0.1).fully_synthetic(10) and not Regime("accumulate").markov
-    assert Regime("mix", rho=0.1, fresh=True).fresh_real and not Regime("mix").fresh_real
-    assert Regime("replace").most_sources(10) == 1 and Regime("accumulate").most_sources(10) == 10
+    assert not Regime("window", k=2).markov and Regime("window", k=1).markov
+    assert Regime("mix", rho=0.1, fresh=True).fresh_real and not Regime("window").fresh_real
+    assert Regime("window", k=4).most_sources(10) == 4 and Regime("accumulate").most_sources(10) == 10
 
 
 def test_generation_zero_trains_on_real_data():

@@ -140,6 +140,7 @@ def test_replace_variance_ratio_in_ten_dimensions():
     ({"kind": "mix", "n_real": 30, "n_synthetic": 60}, 0.7, "sample", 2),  # Bertrand: all real + synthetic
     ({"kind": "mix", "rho": 0.3, "fresh": True}, 0.9, "sufficient", 1),
     ({"kind": "replace"}, 1.0, "sufficient", 3),
+    ({"kind": "window", "k": 1}, 0.8, "sample", 1),  # the real set plus S_{t-1}: Bertrand's loop as a window
 ])
 def test_fresh_and_fixed_real_loops_match_the_moment_recursion(spec, lam, method, d):
     """E[sigma_t^2] and E||mu_t||^2 under the fresh-data loop and a fixed real set plus synthetic data follow
@@ -176,3 +177,7 @@ def test_moment_recursion_reaches_the_stationary_point_and_refuses_other_regimes
     assert q == pytest.approx((1 - rho) ** 2 * q + (rho + (1 - rho) * v) / N, rel=1e-9)
     assert mix_moments(Regime("accumulate"), 100, 1.0, 1, 0, 5) is None
     assert mix_moments(Regime("mix", rho=0.1), 100, 1.0, 1, 0, 5) is None  # a random subset: no closed form
+    assert mix_moments(Regime("window", k=2), 100, 1.0, 1, 0, 5) is None  # reads two generations
+    w1, bertrand = (mix_moments(r, 100, 0.9, 2, 0, 20) for r in (Regime("window", k=1),
+                                                                  Regime("mix", n_real=100, n_synthetic=100)))
+    np.testing.assert_array_equal(w1["var_mean"], bertrand["var_mean"])

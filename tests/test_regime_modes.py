@@ -14,6 +14,7 @@ from ouroboros.regimes import REGISTRY, make_regime
 #: settings worth covering beside each kind's defaults
 VARIANTS = {
     "mix": [{"rho": 0.3, "fresh": True}, {"n_real": 12, "n_synthetic": 6}],
+    "window": [{"k": 1}],
 }
 REGIMES = [(kind, {}) for kind in REGISTRY] + [(kind, s) for kind, many in VARIANTS.items() for s in many]
 TARGETS = {
@@ -59,6 +60,24 @@ def test_every_regime_gives_the_same_numbers_in_every_mode(tmp_path, case, targe
     assert blocks == one_block
 
 
+def test_dedup_curation_with_a_window_keeps_fewer_items_in_every_mode(tmp_path):
+    """Deduplicated categories leave replicates with different item counts (masked points) in the window."""
+    chain = _chain("categorical", "window", {"k": 2}, "none")
+    from ouroboros.config import Chain, Experiment
+    from ouroboros.curation import Curation
+
+    e = chain.experiment
+    exp = Experiment(label=e.label, target=e.target, params=dict(e.params, K=40), n=e.n, replicates=e.replicates,
+                     lam=e.lam, generations=e.generations, block=e.block, regimes=e.regimes,
+                     curation=Curation({"selector": "dedup"}, "test").to_spec())
+    chain = Chain(chain.study, exp, chain.regime, chain.seed)
+    per_job, one_block = run_per_job(chain, tmp_path / "per-job", GENERATIONS)
+    assert sorted(per_job) == sorted(one_block)
+    assert run_blocks(chain, tmp_path / "blocks", GENERATIONS, 3) == one_block
+    kept = [v for g, m, v in one_block if m == "curation_kept_fraction"]
+    assert min(kept) < 1
+
+
 @pytest.mark.parametrize("case", REGIMES, ids=_id)
 def test_build_receives_exactly_the_declared_sources_in_every_mode(tmp_path, monkeypatch, case):
     """What a regime declares (sources, uses_real, pools) is what its build gets, block job or train job."""
@@ -76,3 +95,8 @@ def test_build_receives_exactly_the_declared_sources_in_every_mode(tmp_path, mon
     expected = [(t, [] if regime.pools else regime.sources(t), regime.uses_real(t), regime.pools)
                 for t in range(1, GENERATIONS + 1)]
     assert seen == expected + expected  # the train jobs, then the block job
+    if case == ("window", {}):  # real data plus the last k = 3 generations' n items each
+        from ouroboros import io
+
+        sizes = [io.load_json(tmp_path / f"gen{t}" / "trainset.json")["items_per_replicate"] for t in range(6)]
+        assert sizes == [12, 24, 36, 48, 48, 48]

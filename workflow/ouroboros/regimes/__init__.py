@@ -8,7 +8,7 @@ and add one line to :data:`REGISTRY`.  Configs name it in an experiment's
 changes.  The chain engine reads the data flow the regime declares, in every
 execution mode, and ``tests/test_regime_modes.py`` holds every registered kind
 to giving the same numbers in blocks and one generation per job
-(``regimes/window.py`` is such a module: 40 lines).
+(``regimes/window.py`` is such a module).
 """
 from __future__ import annotations
 
