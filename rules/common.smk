@@ -30,22 +30,22 @@ TRACKING_STUDY = {"study": STUDY.name, "uri": TRACKING["uri"], "artifacts": TRAC
 
 S = STUDY.name
 LOGS = paths.logs(S)
-# output patterns of the rules
-CHAIN = paths.chain_dir(S, "{exp}", "{regime}", "{seed}")
+# output patterns of the rules: a generation's folder in its node ({regime}/seed{s}, or seed{s} for the shared
+# generation 0), a chain's curated data, a block
 CHAIN_LOG = paths.chain_log_dir(S, "{exp}", "{regime}", "{seed}")
-GEN = paths.gen_dir(S, "{exp}", "{regime}", "{seed}", "{gen}")
-GEN0 = paths.gen0_dir(S, "{exp}", "{seed}")
+GEN = paths.GenerationFiles(paths.node_gen_dir(S, "{exp}", "{node}", "{gen}"))
+GEN_LOG = paths.node_log_dir(S, "{exp}", "{node}", "{gen}")
 SEED_LOG = paths.seed_log_dir(S, "{exp}", "{seed}")
-BLOCK = paths.block_dir(S, "{exp}", "{regime}", "{seed}", "{first}", "{last}")
-CURATED = paths.curated_dir(S, "{exp}", "{regime}", "{seed}", "{cgen}")
-CURATION_CSV = paths.curation_metrics(S, "{exp}", "{regime}", "{seed}", "{cgen}")
+BLOCK = paths.block(S, "{exp}", "{regime}", "{seed}", "{first}", "{last}")
+CURATED = paths.curation(S, "{exp}", "{regime}", "{seed}", "{cgen}")
 
 
 wildcard_constraints:
     exp=r"[A-Za-z0-9][A-Za-z0-9_.+-]*",
+    node=paths.NODE_PATTERN,
     regime=r"[a-z][a-z0-9.-]*",
     seed=r"\d+",
-    gen=r"[1-9]\d*",
+    gen=r"\d+",
     cgen=r"\d+",
     first=r"\d+",
     last=r"\d+",
@@ -61,25 +61,35 @@ def chain_of(wildcards):
 
 def first_chain(wildcards):
     """The experiment's first chain of the seed (what generation 0 and the real data are made from)."""
-    chains = [c for c in STUDY.chains if c.experiment.label == wildcards.exp]
+    chains = [c for c in STUDY.chains if c.experiment.label == wildcards["exp"]]
     seed = int(wildcards.get("seed", chains[0].seed))
     return next(c for c in chains if c.seed == seed)
-
-
-def chain_dir(chain):
-    return chain.dir()
-
-
-def gen_dir(chain, g):
-    return chain.gen_dir(g)
 
 
 def chain_spec(wildcards):
     return chain_of(wildcards).spec()
 
 
-def gen0_spec(wildcards):
-    return first_chain(wildcards).gen0_spec()
+def generation_chain(wildcards):
+    """(chain, generation) of a generation folder: generation g >= 1 of the node's chain, or the shared
+    generation 0 of the seed (made from the experiment's first chain of the seed)."""
+    regime, seed = paths.parse_node(wildcards.node)
+    gen = int(wildcards.gen)
+    if (regime is None) != (gen == 0):
+        raise WorkflowError(f"no generation {gen} in {wildcards.exp}/{wildcards.node}: generation 0 lies in the "
+                            "shared seed{s} folder, later ones in {regime}/seed{s}")
+    if gen == 0:
+        return first_chain({"exp": wildcards.exp, "seed": seed}), 0
+    return STUDY.chain(wildcards.exp, regime, seed), gen
+
+
+def generation_spec(wildcards):
+    chain, gen = generation_chain(wildcards)
+    return chain.gen0_spec() if gen == 0 else chain.spec()
+
+
+def generation_gpus(wildcards):
+    return generation_chain(wildcards)[0].target().gpus()
 
 
 def gpu_request(wildcards):
@@ -92,10 +102,6 @@ def block_threads(wildcards):
     whatever the count; Snakemake scales this down to --cores)."""
     chain = chain_of(wildcards)
     return chain.target().threads(chain.n_candidates, chain.experiment.replicates)
-
-
-def gen0_gpu_request(wildcards):
-    return first_chain(wildcards).target().gpus()
 
 
 def real_path(chain):
@@ -118,61 +124,54 @@ def reference_spec(wildcards):
 def blocks_of(chain):
     """The blocks of generations the chain runs as, reusing blocks already on disk."""
     e = chain.experiment
-    return plan_blocks(e.generations, e.block, completed_blocks(chain_dir(chain)))
+    return plan_blocks(e.generations, e.block, completed_blocks(chain.dir()))
 
 
-def block_dir(chain, first, last):
-    return paths.block_dir(S, chain.experiment.label, chain.regime.label, chain.seed, first, last)
+def block_files(chain, first, last):
+    return paths.block(S, chain.experiment.label, chain.regime.label, chain.seed, first, last)
 
 
-def curation_csv(chain, g):
-    return paths.curation_metrics(S, chain.experiment.label, chain.regime.label, chain.seed, g)
+def generation_files(chain, g):
+    return paths.generation(S, chain.experiment.label, chain.regime.label, chain.seed, g)
+
+
+def curation_files(chain, g):
+    return paths.curation(S, chain.experiment.label, chain.regime.label, chain.seed, g)
 
 
 def chain_metric_files(chain):
     e = chain.experiment
     if e.block == 1:
-        files = [f"{gen_dir(chain, g)}/metrics.csv" for g in range(e.generations + 1)]
+        files = [generation_files(chain, g).metrics for g in range(e.generations + 1)]
         if e.curation is not None:
-            files += [curation_csv(chain, g) for g in range(e.generations + 1)]
+            files += [curation_files(chain, g).curation_metrics for g in range(e.generations + 1)]
         return files
-    return [f"{block_dir(chain, a, b)}/metrics.csv" for a, b in blocks_of(chain)]
+    return [block_files(chain, a, b).metrics for a, b in blocks_of(chain)]
 
 
 def synthetic_dir(chain, j):
     """Where generation j's synthetic data for this chain lie: its curated folder, or the drawn samples."""
     if chain.experiment.curation is not None:
-        return paths.curated_dir(S, chain.experiment.label, chain.regime.label, chain.seed, j)
-    return f"{gen_dir(chain, j)}/samples"
+        return curation_files(chain, j).curated
+    return generation_files(chain, j).samples
 
 
 def train_inputs(wildcards):
-    chain = chain_of(wildcards)
-    return {"real": real_path(chain), "samples": [synthetic_dir(chain, j) for j in chain.reads(int(wildcards.gen))]}
-
-
-def gen0_train_inputs(wildcards):
-    return {"real": real_path(first_chain(wildcards))}
+    chain, gen = generation_chain(wildcards)
+    return {"real": real_path(chain), "samples": [synthetic_dir(chain, j) for j in chain.reads(gen)]}
 
 
 def evaluate_inputs(wildcards):
-    chain = chain_of(wildcards)
-    here = gen_dir(chain, wildcards.gen)
-    return {"model": f"{here}/model", "samples": f"{here}/samples", "real": real_path(chain),
-            "reference": reference_path(chain), "gen0": f"{gen_dir(chain, 0)}/model"}
-
-
-def gen0_evaluate_inputs(wildcards):
-    chain = first_chain(wildcards)
-    here = gen_dir(chain, 0)
-    return {"model": f"{here}/model", "samples": f"{here}/samples", "real": real_path(chain),
-            "reference": reference_path(chain), "gen0": f"{here}/model"}
+    chain, gen = generation_chain(wildcards)
+    here = generation_files(chain, gen)
+    return {"model": here.model, "samples": here.samples, "real": real_path(chain),
+            "reference": reference_path(chain), "gen0": generation_files(chain, 0).model}
 
 
 def curate_inputs(wildcards):
     chain = chain_of(wildcards)
-    here = gen_dir(chain, wildcards.cgen)
-    return {"samples": f"{here}/samples", "model": f"{here}/model", "gen0": f"{gen_dir(chain, 0)}/model",
+    here = generation_files(chain, int(wildcards.cgen))
+    return {"samples": here.samples, "model": here.model, "gen0": generation_files(chain, 0).model,
             "reference": reference_path(chain)}
 
 
@@ -191,11 +190,10 @@ def block_inputs(wildcards):
     if first == 0:
         return inputs
     plan = blocks_before(chain, first)
-    inputs["state"] = f"{block_dir(chain, *plan[-1])}/state.npz"
+    inputs["state"] = block_files(chain, *plan[-1]).state
     wanted = chain.resume_models(first - 1)
     if wanted:
-        inputs["models"] = [f"{block_dir(chain, a, b)}/models.npz" for a, b in plan
-                            if any(a <= j <= b for j in wanted)]
+        inputs["models"] = [block_files(chain, a, b).models for a, b in plan if any(a <= j <= b for j in wanted)]
     return inputs
 
 
@@ -262,10 +260,7 @@ def plot_files():
 def job_benchmarks(chain, g):
     """The Snakemake benchmark files (run time, peak memory) of generation g's train, generate and evaluate jobs
     (generation 0's: the experiment's shared ones), written beside their logs."""
-    if g == 0:
-        folder = f"{paths.seed_log_dir(S, chain.experiment.label, chain.seed)}/gen0"
-    else:
-        folder = f"{paths.chain_log_dir(S, chain.experiment.label, chain.regime.label, chain.seed)}/gen{g}"
+    folder = paths.node_log_dir(S, chain.experiment.label, paths.node(chain.regime.label if g else None, chain.seed), g)
     return {f"bench_{rule}": f"{folder}/{rule}.benchmark.tsv" for rule in ("train", "generate", "evaluate")}
 
 
@@ -294,26 +289,25 @@ def _tracking_groups():
 
 def block_unit(chain, first, last):
     logs = paths.chain_log_dir(S, chain.experiment.label, chain.regime.label, chain.seed)
-    here = block_dir(chain, first, last)
+    here = block_files(chain, first, last)
+    bench = f"{logs}/gens{first}-{last}.benchmark.tsv"
     stride = -(-(chain.experiment.generations + 1) // TRACKING["parent_points"])  # ceil
     return {"kind": "block", "spec": chain.spec(), "first": first, "last": last, "every": TRACKING["every"],
-            "parent_stride": stride,
-            "dir": here, "real": real_path(chain), "bench": {"block": f"{logs}/gens{first}-{last}.benchmark.tsv"},
-            "files": [f"{here}/metrics.csv", f"{here}/models.npz", f"{logs}/gens{first}-{last}.benchmark.tsv"]}
+            "parent_stride": stride, "dir": here.dir, "real": real_path(chain), "bench": {"block": bench},
+            "files": [here.metrics, here.models, bench]}
 
 
 def generation_unit(chain, g):
-    here = gen_dir(chain, g)
+    here = generation_files(chain, g)
     bench = {k[len("bench_"):]: v for k, v in job_benchmarks(chain, g).items()}
     extra = []
     if g == 1:
-        extra.append(f"{gen_dir(chain, 0)}/metrics.csv")
+        extra.append(generation_files(chain, 0).metrics)
     if g > 0 and chain.experiment.curation is not None:
-        extra += [curation_csv(chain, j) for j in ([0, 1] if g == 1 else [g])]
+        extra += [curation_files(chain, j).curation_metrics for j in ([0, 1] if g == 1 else [g])]
     return {"kind": "generation", "spec": chain.gen0_spec() if g == 0 else chain.spec(), "gen": g, "shared": g == 0,
-            "dir": here, "real": real_path(chain), "bench": bench, "extra": extra,
-            "files": [f"{here}/model", f"{here}/samples", f"{here}/metrics.csv", f"{here}/trainset.json",
-                      *bench.values(), *extra]}
+            "dir": here.dir, "real": real_path(chain), "bench": bench, "extra": extra,
+            "files": [here.model, here.samples, here.metrics, here.trainset, *bench.values(), *extra]}
 
 
 def tracking_group_names():
@@ -342,7 +336,7 @@ def image_chains():
 
 def sample_grid_inputs(wildcards):
     chain = chain_of(wildcards)
-    return [f"{gen_dir(chain, g)}/samples" for g in grid_generations(chain)]
+    return [generation_files(chain, g).samples for g in grid_generations(chain)]
 
 
 def sample_grid_files():
@@ -364,7 +358,7 @@ def distribution_groups(wildcards):
     exp = next(e for e in STUDY.experiments if e.label == wildcards.exp)
     chains = [c for c in STUDY.chains if c.experiment.label == exp.label]
     return [{"regime": r.label, "generation": g,
-             "files": [f"{gen_dir(c, g)}/distributions.npz" for c in chains if c.regime == r]}
+             "files": [generation_files(c, g).distributions for c in chains if c.regime == r]}
             for r in exp.regimes for g in range(exp.generations + 1)]
 
 

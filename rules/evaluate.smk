@@ -6,35 +6,18 @@ rule evaluate:
     input:
         unpack(evaluate_inputs),
     output:
-        metrics=f"{GEN}/metrics.csv",
-        distributions=f"{GEN}/distributions.npz",
+        metrics=GEN.metrics,
+        distributions=GEN.distributions,
     params:
-        spec=chain_spec,
+        spec=generation_spec,
         gen=lambda w: int(w.gen),
     resources:
-        gpu=gpu_request,
+        gpu=generation_gpus,
     log:
-        f"{CHAIN_LOG}/gen{{gen}}/evaluate.log",
+        f"{GEN_LOG}/evaluate.log",
     benchmark:
-        f"{CHAIN_LOG}/gen{{gen}}/evaluate.benchmark.tsv",
+        f"{GEN_LOG}/evaluate.benchmark.tsv",
     conda:
         "../envs/ouroboros.yaml"
     script:
         "../scripts/evaluate.py"
-
-
-use rule evaluate as evaluate_gen0 with:
-    input:
-        unpack(gen0_evaluate_inputs),
-    output:
-        metrics=f"{GEN0}/metrics.csv",
-        distributions=f"{GEN0}/distributions.npz",
-    params:
-        spec=gen0_spec,
-        gen=0,
-    resources:
-        gpu=gen0_gpu_request,
-    log:
-        f"{SEED_LOG}/gen0/evaluate.log",
-    benchmark:
-        f"{SEED_LOG}/gen0/evaluate.benchmark.tsv",

@@ -4,46 +4,30 @@
 
 rule generate:
     input:
-        model=f"{GEN}/model",
+        model=GEN.model,
     output:
-        directory(f"{GEN}/samples"),
+        directory(GEN.samples),
     params:
-        spec=chain_spec,
+        spec=generation_spec,
         gen=lambda w: int(w.gen),
     resources:
-        gpu=gpu_request,
+        gpu=generation_gpus,
     log:
-        f"{CHAIN_LOG}/gen{{gen}}/generate.log",
+        f"{GEN_LOG}/generate.log",
     benchmark:
-        f"{CHAIN_LOG}/gen{{gen}}/generate.benchmark.tsv",
+        f"{GEN_LOG}/generate.benchmark.tsv",
     conda:
         "../envs/ouroboros.yaml"
     script:
         "../scripts/generate.py"
 
 
-use rule generate as generate_gen0 with:
-    input:
-        model=f"{GEN0}/model",
-    output:
-        directory(f"{GEN0}/samples"),
-    params:
-        spec=gen0_spec,
-        gen=0,
-    resources:
-        gpu=gen0_gpu_request,
-    log:
-        f"{SEED_LOG}/gen0/generate.log",
-    benchmark:
-        f"{SEED_LOG}/gen0/generate.benchmark.tsv",
-
-
 rule curate:
     input:
         unpack(curate_inputs),
     output:
-        samples=directory(CURATED),
-        metrics=CURATION_CSV,
+        samples=directory(CURATED.curated),
+        metrics=CURATED.curation_metrics,
     params:
         spec=chain_spec,
         gen=lambda w: int(w.cgen),

@@ -5,8 +5,10 @@ import os
 import re
 from pathlib import Path
 
+from ouroboros.paths import BlockFiles
+
 BLOCK_DIR = re.compile(r"^gens(\d+)-(\d+)$")
-BLOCK_FILES = ("state.npz", "models.npz", "metrics.csv")
+BLOCK_FILES = BlockFiles.OUTPUTS
 
 
 def plan_blocks(generations: int, size: int, existing: set[tuple[int, int]] = frozenset()) -> list[tuple[int, int]]:

@@ -15,7 +15,7 @@ from typing import Iterable, Optional, Sequence
 import numpy as np
 
 from ouroboros import data as D
-from ouroboros import io, seeding
+from ouroboros import io, paths, seeding
 from ouroboros.chain import ChainRun, run_block, split_metrics, unstack_models
 from ouroboros.config import Chain, real_rng
 from ouroboros.targets import make_target
@@ -222,8 +222,8 @@ def block(spec: dict, first: int, last: int, real_path, reference_dir, state_pat
     result = run_block(run, first, last)
     io.save_npz(out_models, run.template.compress_models, **result.stacked_models())
     # what the stacked models are, so that ouroboros.load_generation can rebuild any of them without the config
-    io.save_json(Path(out_models).parent / "target.json", {"target": run.template.name,
-                                                           "params": run.template.params})
+    io.save_json(paths.BlockFiles(str(Path(out_models).parent)).target, {"target": run.template.name,
+                                                                         "params": run.template.params})
     write_metrics(out_metrics, result.metrics)
     io.save_npz(out_state, **result.state)
 

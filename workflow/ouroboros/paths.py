@@ -13,9 +13,87 @@ Layout of a study::
       {exp}/seed{s}/real.npz              real data (shared by every regime)
       {exp}/seed{s}/gen0/                 generation 0, shared by every regime (one generation per job)
       {exp}/{regime}/seed{s}/gen{g}/      generation g >= 1 of a chain (one generation per job)
+      {exp}/{regime}/seed{s}/gen{g}/curated/, curation.csv   the chain's curated S_g (also g = 0)
       {exp}/{regime}/seed{s}/gens{a}-{b}/ a block of generations (block mode)
+
+A generation's folder lies in its *node*: ``{regime}/seed{s}`` for generations g >= 1 of a chain,
+``seed{s}`` for the generation 0 its regimes share (:func:`node`); the rules match both with one
+``{node}`` wildcard, so generation 0 is a generation like any other.  What lies inside a generation's and a
+block's folder is spelled once, by :class:`GenerationFiles` and :class:`BlockFiles`.
 """
 from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Optional
+
+#: the ``{node}`` wildcard: a chain's folder under its experiment, or the shared generation 0's
+NODE_PATTERN = r"([a-z][a-z0-9.-]*/)?seed\d+"
+
+
+@dataclass(frozen=True)
+class GenerationFiles:
+    """What one generation writes in its folder, run one generation per job (a pattern with wildcards too)."""
+
+    dir: str
+
+    @property
+    def model(self) -> str:
+        return f"{self.dir}/model"
+
+    @property
+    def samples(self) -> str:
+        """What the generation's model drew (generation 0: every regime's, in parts)."""
+        return f"{self.dir}/samples"
+
+    @property
+    def metrics(self) -> str:
+        return f"{self.dir}/metrics.csv"
+
+    @property
+    def distributions(self) -> str:
+        return f"{self.dir}/distributions.npz"
+
+    @property
+    def trainset(self) -> str:
+        """The training set's manifest (sizes, digest, which real data and samples it read)."""
+        return f"{self.dir}/trainset.json"
+
+    @property
+    def curated(self) -> str:
+        """The chain's curated synthetic data (in the chain's own gen{g} folder, generation 0's too)."""
+        return f"{self.dir}/curated"
+
+    @property
+    def curation_metrics(self) -> str:
+        return f"{self.dir}/curation.csv"
+
+
+@dataclass(frozen=True)
+class BlockFiles:
+    """What a block job writes in its folder ``gens{a}-{b}/``."""
+
+    dir: str
+    #: the three outputs; a block is complete when all are on disk
+    OUTPUTS = ("state.npz", "models.npz", "metrics.csv")
+
+    @property
+    def state(self) -> str:
+        """What the next block resumes from (generation 0's and the last model, a pool of statistics)."""
+        return f"{self.dir}/state.npz"
+
+    @property
+    def models(self) -> str:
+        """Every generation's model, stacked (with a ``generation`` array)."""
+        return f"{self.dir}/models.npz"
+
+    @property
+    def metrics(self) -> str:
+        return f"{self.dir}/metrics.csv"
+
+    @property
+    def target(self) -> str:
+        """What the stacked models are (target name and params), so they load without the config."""
+        return f"{self.dir}/target.json"
 
 
 def results(study: str) -> str:
@@ -79,7 +157,41 @@ def real_data(study: str, exp: str, seed) -> str:
 
 
 def gen0_dir(study: str, exp: str, seed) -> str:
-    return f"{seed_dir(study, exp, seed)}/gen0"
+    return node_gen_dir(study, exp, node(None, seed), 0)
+
+
+def node(regime: Optional[str], seed) -> str:
+    """A generation's node: ``{regime}/seed{s}``, or ``seed{s}`` for generation 0 (regime None)."""
+    return f"seed{seed}" if regime is None else f"{regime}/seed{seed}"
+
+
+def parse_node(value: str) -> tuple[Optional[str], int]:
+    """(regime or None, seed) of a node."""
+    regime, _, seed = value.rpartition("/")
+    return (regime or None), int(seed[len("seed"):])
+
+
+def node_gen_dir(study: str, exp: str, node_: str, gen) -> str:
+    """Generation ``gen``'s folder in a node (a pattern with ``"{node}"``, ``"{gen}"``)."""
+    return f"{experiment_dir(study, exp)}/{node_}/gen{gen}"
+
+
+def node_log_dir(study: str, exp: str, node_: str, gen) -> str:
+    return f"{logs(study)}/{exp}/{node_}/gen{gen}"
+
+
+def generation(study: str, exp: str, regime: str, seed, gen) -> GenerationFiles:
+    """The files of generation ``gen`` of a chain (generation 0: the shared one)."""
+    return GenerationFiles(gen_dir(study, exp, regime, seed, gen))
+
+
+def curation(study: str, exp: str, regime: str, seed, gen) -> GenerationFiles:
+    """The chain's own generation folder, where its curated data and curation metrics lie (also for g = 0)."""
+    return GenerationFiles(f"{chain_dir(study, exp, regime, seed)}/gen{gen}")
+
+
+def block(study: str, exp: str, regime: str, seed, first, last) -> BlockFiles:
+    return BlockFiles(block_dir(study, exp, regime, seed, first, last))
 
 
 def chain_dir(study: str, exp: str, regime: str, seed) -> str:
@@ -88,19 +200,17 @@ def chain_dir(study: str, exp: str, regime: str, seed) -> str:
 
 def gen_dir(study: str, exp: str, regime: str, seed, gen) -> str:
     """Generation ``gen`` of a chain run one generation per job; generation 0 is shared by the regimes."""
-    if str(gen) == "0":
-        return gen0_dir(study, exp, seed)
-    return f"{chain_dir(study, exp, regime, seed)}/gen{gen}"
+    return node_gen_dir(study, exp, node(None if str(gen) == "0" else regime, seed), gen)
 
 
 def curated_dir(study: str, exp: str, regime: str, seed, gen) -> str:
     """Generation ``gen``'s synthetic data after the chain's curation step (per chain, also for gen 0)."""
-    return f"{chain_dir(study, exp, regime, seed)}/gen{gen}/curated"
+    return curation(study, exp, regime, seed, gen).curated
 
 
 def curation_metrics(study: str, exp: str, regime: str, seed, gen) -> str:
     """The curation step's metrics of generation ``gen`` of a chain (kept fraction, scores)."""
-    return f"{chain_dir(study, exp, regime, seed)}/gen{gen}/curation.csv"
+    return curation(study, exp, regime, seed, gen).curation_metrics
 
 
 def block_dir(study: str, exp: str, regime: str, seed, first, last) -> str:

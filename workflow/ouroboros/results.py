@@ -24,9 +24,9 @@ def load_generation(study: str, experiment: str, regime: str, seed: int, generat
 
     root = Path(root)
     generation = int(generation)
-    folder = root / paths.gen_dir(study, experiment, regime, seed, generation)
-    if (folder / "model").is_dir():
-        return Target.load(folder / "model")
+    model = root / paths.generation(study, experiment, regime, seed, generation).model
+    if model.is_dir():
+        return Target.load(model)
     chain = root / paths.chain_dir(study, experiment, regime, seed)
     if not chain.is_dir():
         found = root / paths.results(study)
@@ -36,13 +36,14 @@ def load_generation(study: str, experiment: str, regime: str, seed: int, generat
                if found.is_dir() else " (no such study folder)"))
     for block in sorted(chain.iterdir()):
         m = re.fullmatch(r"gens(\d+)-(\d+)", block.name)
-        if m and int(m.group(1)) <= generation <= int(m.group(2)) and (block / "models.npz").is_file():
-            if not (block / "target.json").is_file():
+        files = paths.BlockFiles(str(block))
+        if m and int(m.group(1)) <= generation <= int(m.group(2)) and Path(files.models).is_file():
+            if not Path(files.target).is_file():
                 raise io.IntermediateFileError(f"{block} has no target.json (written by an older version)",
-                                               block / "models.npz")
-            meta = io.load_json(block / "target.json")
+                                               Path(files.models))
+            meta = io.load_json(files.target)
             template = make_target(meta["target"], meta["params"])
-            for g, model in unstack_models(io.load_npz(block / "models.npz", ("generation",)), template):
+            for g, model in unstack_models(io.load_npz(files.models, ("generation",)), template):
                 if g == generation:
                     return model
     raise FileNotFoundError(f"generation {generation} of {experiment}/{regime}/seed{seed} is not in {chain} "

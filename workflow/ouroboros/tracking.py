@@ -33,6 +33,8 @@ import urllib.request
 from pathlib import Path
 from typing import Iterable, Optional, Sequence
 
+from ouroboros import paths
+
 log = logging.getLogger("ouroboros")
 
 DEFAULT_DB = "results/mlflow.db"
@@ -442,18 +444,18 @@ def _log_block(tracker: ChainTracker, parent: str, unit: dict, previous_model: O
     from ouroboros.chain import unstack_models
 
     uri, last = tracker.uri, int(unit["last"])
-    block_dir = Path(unit["dir"])
-    metrics = jobs.read_metrics(block_dir / "metrics.csv")
+    block = paths.BlockFiles(unit["dir"])
+    metrics = jobs.read_metrics(block.metrics)
     by_gen: dict[int, dict[str, float]] = {}
     for g, m, v in metrics:
         by_gen.setdefault(g, {})[m] = v
-    models = dict(unstack_models(io.load_npz(block_dir / "models.npz", ("generation",)), tracker.chain.target()))
+    models = dict(unstack_models(io.load_npz(block.models, ("generation",)), tracker.chain.target()))
     tracked = _unit_generations(unit)
     logged = []
     for g in tracked:
         model_dir = tmp / f"{tracker.path}/gen{g}"
         models[g].save(model_dir)
-        train = {"source": unit["real"] if g == 0 else block_dir / "models.npz",
+        train = {"source": unit["real"] if g == 0 else Path(block.models),
                  "digest": config_hash([tracker.hash, g, "trainset"]), "name": f"{tracker.path}/gen{g}/train"}
         with backend_lock(uri), _wrap(uri):
             rec = tracker.log_generation(parent, g, by_gen[g], models[g], model_dir, train, evaluation, previous_model)
@@ -475,20 +477,20 @@ def _log_generation(tracker: ChainTracker, parent: str, unit: dict, previous_mod
     from ouroboros.targets.base import Target
 
     generation = int(unit["gen"])
-    gen_dir = Path(unit["dir"])
-    rows = jobs.read_metrics(gen_dir / "metrics.csv")
+    here = paths.GenerationFiles(unit["dir"])
+    rows = jobs.read_metrics(here.metrics)
     for path in unit.get("extra", ()):
         rows += jobs.read_metrics(path)
-    manifest = io.load_json(gen_dir / "trainset.json")
-    model = Target.load(gen_dir / "model")
-    train = {"source": gen_dir / "trainset.json", "digest": manifest["digest"],
+    manifest = io.load_json(here.trainset)
+    model = Target.load(here.model)
+    train = {"source": Path(here.trainset), "digest": manifest["digest"],
              "name": f"{tracker.path}/gen{generation}/train"}
-    artifacts = model.sample_artifacts(gen_dir / "samples")
+    artifacts = model.sample_artifacts(Path(here.samples))
     run_metrics = [(k, v, generation) for k, v in job_metrics(unit.get("bench")).items()]
-    run_metrics += [("train_loss", loss, step) for step, loss in training_curve(gen_dir / "model")]
+    run_metrics += [("train_loss", loss, step) for step, loss in training_curve(Path(here.model))]
     with backend_lock(tracker.uri), _wrap(tracker.uri):
         rec = tracker.log_generation(parent, generation, {m: v for g, m, v in rows if g == generation}, model,
-                                     gen_dir / "model", train, evaluation, previous_model, artifacts, run_metrics)
+                                     Path(here.model), train, evaluation, previous_model, artifacts, run_metrics)
         tracker.mirror(parent, rows)
     return rec
 
