@@ -280,7 +280,7 @@ def test_short_chain_metrics_and_samples_text():
         assert len(m["ppl_gen0"]) == 60 and np.isfinite(m["ppl_gen0"]).all()
         assert m["ppl_gen0_p05"] <= m["ppl_gen0_mean"] <= m["ppl_gen0_p95"]
         assert 0 < m["distinct_1"] <= 1 and 0 <= m["tail_coverage"] <= 1 and 1 < m["ppl_real"] < 200
-    samples = run.previous
+    samples = run.held[len(metrics) - 1]  # S_G, which the chain holds for the next generation
     assert samples.shape == (1, 60) and samples.dtype.kind == "U"
 
 
