@@ -2,8 +2,7 @@
 import os
 from pathlib import Path
 
-from ouroboros import paths
-from ouroboros.blocks import completed_blocks, plan_blocks
+from ouroboros import paths, plan
 from ouroboros.config import ConfigError, put_package_on_pythonpath
 from ouroboros.curation import METRICS as CURATION_METRICS
 from ouroboros.preflight import prepare
@@ -122,21 +121,16 @@ def reference_spec(wildcards):
 
 
 def blocks_of(chain):
-    """The blocks of generations the chain runs as, reusing blocks already on disk."""
-    e = chain.experiment
-    return plan_blocks(e.generations, e.block, completed_blocks(chain.dir()))
+    return plan.blocks(chain)
 
 
-def block_files(chain, first, last):
-    return paths.block(S, chain.experiment.label, chain.regime.label, chain.seed, first, last)
+block_files = plan.block_files
 
 
-def generation_files(chain, g):
-    return paths.generation(S, chain.experiment.label, chain.regime.label, chain.seed, g)
+generation_files = plan.generation_files
 
 
-def curation_files(chain, g):
-    return paths.curation(S, chain.experiment.label, chain.regime.label, chain.seed, g)
+curation_files = plan.curation_files
 
 
 def chain_metric_files(chain):
@@ -257,71 +251,16 @@ def plot_files():
     return [paths.plot(S, m) for m in study_metrics()]
 
 
-def job_benchmarks(chain, g):
-    """The Snakemake benchmark files (run time, peak memory) of generation g's train, generate and evaluate jobs
-    (generation 0's: the experiment's shared ones), written beside their logs."""
-    folder = paths.node_log_dir(S, chain.experiment.label, paths.node(chain.regime.label if g else None, chain.seed), g)
-    return {f"bench_{rule}": f"{folder}/{rule}.benchmark.tsv" for rule in ("train", "generate", "evaluate")}
-
-
-def _tracking_groups():
-    """The tracking jobs, each logging a group of chains in one process: block-mode chains of one target,
-    up to tracking.chains_per_job per job, in study order; and one job per (experiment, seed) of an
-    experiment run one generation per job (its shared generation 0 and every regime's generations).
-    name -> list of units (see ouroboros.tracking.track_group)."""
-    groups, per_target = {}, {}
-    for chain in STUDY.chains:
-        e = chain.experiment
-        if e.block == 1:
-            name = f"{e.label}-seed{chain.seed}"
-            if name not in groups:
-                groups[name] = [generation_unit(chain, 0)]
-            groups[name] += [generation_unit(chain, g) for g in range(1, e.generations + 1)]
-        else:
-            per_target.setdefault(e.target, []).append(chain)
-    for target, chains in per_target.items():
-        size = TRACKING["chains_per_job"]
-        for i in range(0, len(chains), size):
-            groups[f"{target}-chains{i // size}"] = [block_unit(c, a, b) for c in chains[i:i + size]
-                                                     for a, b in blocks_of(c)]
-    return groups
-
-
-def block_unit(chain, first, last):
-    logs = paths.chain_log_dir(S, chain.experiment.label, chain.regime.label, chain.seed)
-    here = block_files(chain, first, last)
-    bench = f"{logs}/gens{first}-{last}.benchmark.tsv"
-    stride = -(-(chain.experiment.generations + 1) // TRACKING["parent_points"])  # ceil
-    return {"kind": "block", "spec": chain.spec(), "first": first, "last": last, "every": TRACKING["every"],
-            "parent_stride": stride, "dir": here.dir, "real": real_path(chain), "bench": {"block": bench},
-            "files": [here.metrics, here.models, bench]}
-
-
-def generation_unit(chain, g):
-    here = generation_files(chain, g)
-    bench = {k[len("bench_"):]: v for k, v in job_benchmarks(chain, g).items()}
-    extra = []
-    if g == 1:
-        extra.append(generation_files(chain, 0).metrics)
-    if g > 0 and chain.experiment.curation is not None:
-        extra += [curation_files(chain, j).curation_metrics for j in ([0, 1] if g == 1 else [g])]
-    return {"kind": "generation", "spec": chain.gen0_spec() if g == 0 else chain.spec(), "gen": g, "shared": g == 0,
-            "dir": here.dir, "real": real_path(chain), "bench": bench, "extra": extra,
-            "files": [here.model, here.samples, here.metrics, here.trainset, *bench.values(), *extra]}
-
-
 def tracking_group_names():
     return list(TRACKING_GROUPS)
 
 
 def track_group_inputs(wildcards):
-    units = TRACKING_GROUPS[wildcards.group]
-    files = sorted({f for u in units for f in u["files"]} | {u["real"] for u in units})
-    return {"files": files}
+    return {"files": sorted({f for u in TRACKING_GROUPS[wildcards.group] for f in u.files()})}
 
 
 def track_group_units(wildcards):
-    return [{k: v for k, v in u.items() if k != "files"} for u in TRACKING_GROUPS[wildcards.group]]
+    return [u.to_params() for u in TRACKING_GROUPS[wildcards.group]]
 
 
 def grid_generations(chain, rows=8):
@@ -388,4 +327,5 @@ def closing_line():
     return "\n".join(lines)
 
 
-TRACKING_GROUPS = _tracking_groups() if TRACKING["enabled"] else {}
+TRACKING_GROUPS = (plan.tracking_groups(STUDY, TRACKING["chains_per_job"], TRACKING["every"], TRACKING["parent_points"])
+                   if TRACKING["enabled"] else {})

@@ -435,7 +435,7 @@ def _models_of(client, experiment_id: str, run_id: str) -> list[str]:
     return [m.model_id for m in models]
 
 
-def _log_block(tracker: ChainTracker, parent: str, unit: dict, previous_model: Optional[str], evaluation: dict,
+def _log_block(tracker: ChainTracker, parent: str, unit, previous_model: Optional[str], evaluation: dict,
                tmp: Path) -> tuple[list[dict], Optional[str]]:
     """Generations first..last computed by one block job (every ``every``-th and the last get a child run and
     a model; all go to the parent run); the block job's run time and peak memory go to the parent at step
@@ -443,50 +443,50 @@ def _log_block(tracker: ChainTracker, parent: str, unit: dict, previous_model: O
     from ouroboros import io, jobs
     from ouroboros.chain import unstack_models
 
-    uri, last = tracker.uri, int(unit["last"])
-    block = paths.BlockFiles(unit["dir"])
+    uri, last = tracker.uri, unit.last
+    block = paths.BlockFiles(unit.dir)
     metrics = jobs.read_metrics(block.metrics)
     by_gen: dict[int, dict[str, float]] = {}
     for g, m, v in metrics:
         by_gen.setdefault(g, {})[m] = v
     models = dict(unstack_models(io.load_npz(block.models, ("generation",)), tracker.chain.target()))
-    tracked = _unit_generations(unit)
+    tracked = unit.generations
     logged = []
     for g in tracked:
         model_dir = tmp / f"{tracker.path}/gen{g}"
         models[g].save(model_dir)
-        train = {"source": unit["real"] if g == 0 else Path(block.models),
+        train = {"source": unit.real if g == 0 else Path(block.models),
                  "digest": config_hash([tracker.hash, g, "trainset"]), "name": f"{tracker.path}/gen{g}/train"}
         with backend_lock(uri), _wrap(uri):
             rec = tracker.log_generation(parent, g, by_gen[g], models[g], model_dir, train, evaluation, previous_model)
         previous_model = rec["model_id"] or previous_model
         logged.append(rec)
-    stride = int(unit.get("parent_stride", 1))  # a long chain's parent gets every stride-th generation
+    stride = unit.parent_stride  # a long chain's parent gets every stride-th generation
     mirrored = [(g, m, v) for g, m, v in metrics if g % stride == 0 or g == last] if stride > 1 else metrics
     with backend_lock(uri), _wrap(uri):
-        tracker.mirror(parent, mirrored + [(last, k, v) for k, v in job_metrics(unit.get("bench")).items()])
+        tracker.mirror(parent, mirrored + [(last, k, v) for k, v in job_metrics(unit.bench).items()])
     return logged, previous_model
 
 
-def _log_generation(tracker: ChainTracker, parent: str, unit: dict, previous_model: Optional[str],
+def _log_generation(tracker: ChainTracker, parent: str, unit, previous_model: Optional[str],
                     evaluation: dict) -> dict:
-    """One generation computed by the train/generate/evaluate jobs.  ``unit["extra"]``: more metrics files of
+    """One generation computed by the train/generate/evaluate jobs.  ``unit.extra``: more metrics files of
     the chain to log (its curation metrics; at generation 1 also generation 0's, which is tracked once per
     experiment and seed), each row at its generation."""
     from ouroboros import io, jobs
     from ouroboros.targets.base import Target
 
-    generation = int(unit["gen"])
-    here = paths.GenerationFiles(unit["dir"])
+    generation = unit.gen
+    here = paths.GenerationFiles(unit.dir)
     rows = jobs.read_metrics(here.metrics)
-    for path in unit.get("extra", ()):
+    for path in unit.extra:
         rows += jobs.read_metrics(path)
     manifest = io.load_json(here.trainset)
     model = Target.load(here.model)
     train = {"source": Path(here.trainset), "digest": manifest["digest"],
              "name": f"{tracker.path}/gen{generation}/train"}
     artifacts = model.sample_artifacts(Path(here.samples))
-    run_metrics = [(k, v, generation) for k, v in job_metrics(unit.get("bench")).items()]
+    run_metrics = [(k, v, generation) for k, v in job_metrics(unit.bench).items()]
     run_metrics += [("train_loss", loss, step) for step, loss in training_curve(Path(here.model))]
     with backend_lock(tracker.uri), _wrap(tracker.uri):
         rec = tracker.log_generation(parent, generation, {m: v for g, m, v in rows if g == generation}, model,
@@ -495,26 +495,19 @@ def _log_generation(tracker: ChainTracker, parent: str, unit: dict, previous_mod
     return rec
 
 
-def _unit_generations(unit: dict) -> list[int]:
-    """The generations a unit logs a child run for."""
-    if unit["kind"] != "block":
-        return [int(unit["gen"])]
-    first, last, every = int(unit["first"]), int(unit["last"]), int(unit["every"])
-    return [g for g in range(first, last + 1) if g % every == 0 or g == last]
-
-
 def track_group(name: str, units: Sequence[dict], study: dict, out_receipt, rule: str = "",
                 repo: str = ".") -> dict:
     """Track a group of chains in one job (one MLflow import, one database connection, one model template).
 
-    ``units`` in order, each a dict: ``{"kind": "block", "spec", "first", "last", "every", "dir", "real",
-    "bench"}`` (a block job's generations) or ``{"kind": "generation", "spec", "gen", "dir", "real", "bench",
-    "extra", "shared"}`` (one generation of a one-generation-per-job chain; ``shared``: an experiment's
-    generation 0, tracked once per seed for all its regimes).  Lineage: each tracked model has the chain's
+    ``units`` in order: :class:`ouroboros.plan.BlockUnit` (a block job's generations) or
+    :class:`ouroboros.plan.GenerationUnit` (one generation of a one-generation-per-job chain; ``shared``: an
+    experiment's generation 0, tracked once per seed for all its regimes), or their ``to_params()``.  Lineage: each tracked model has the chain's
     previous tracked model as input; generation 1 of every regime has the shared generation 0's.
     Parent runs end FINISHED when their chain's units are all logged.  ``study``: see :func:`ensure_experiment`."""
     from ouroboros import io
+    from ouroboros.plan import BlockUnit, unit_from_params
 
+    units = [unit_from_params(u) if isinstance(u, dict) else u for u in units]
     experiment = ensure_experiment(study)
     uri = experiment["uri"]
     trackers: dict[tuple, ChainTracker] = {}
@@ -522,15 +515,15 @@ def track_group(name: str, units: Sequence[dict], study: dict, out_receipt, rule
     last_model: dict[str, Optional[str]] = {}
     evaluations: dict[tuple, dict] = {}
     chains: dict[str, dict] = {}
-    key_of = [(json.dumps(u["spec"], sort_keys=True), bool(u.get("shared"))) for u in units]
+    key_of = [(json.dumps(u.spec, sort_keys=True), not isinstance(u, BlockUnit) and u.shared) for u in units]
     generations: dict[tuple, set[int]] = {}  # per chain: every generation the group logs a child run for
     for key, unit in zip(key_of, units):
-        generations.setdefault(key, set()).update(_unit_generations(unit))
+        generations.setdefault(key, set()).update(unit.generations)
     with tempfile.TemporaryDirectory() as tmp:
         for key, unit in zip(key_of, units):
             shared = key[1]
             if key not in trackers:
-                trackers[key] = ChainTracker(unit["spec"], uri, experiment["experiment_id"], rule, repo, shared=shared)
+                trackers[key] = ChainTracker(unit.spec, uri, experiment["experiment_id"], rule, repo, shared=shared)
             tracker = trackers[key]
             path = tracker.path
             if path not in parents:  # first unit of a chain: its parent, and one search for earlier runs
@@ -538,14 +531,14 @@ def track_group(name: str, units: Sequence[dict], study: dict, out_receipt, rule
                     parents[path] = tracker.parent()
                     tracker.forget(generations[key])
                 chains[path] = {"config_hash": tracker.hash, "parent_run_id": parents[path], "runs": []}
-            ev_key = (str(unit["real"]), tracker.chain.experiment.label, tracker.chain.seed)
+            ev_key = (str(unit.real), tracker.chain.experiment.label, tracker.chain.seed)
             if ev_key not in evaluations:
-                evaluations[ev_key] = _evaluation(tracker, unit["real"])
-            if unit["kind"] == "block":
+                evaluations[ev_key] = _evaluation(tracker, unit.real)
+            if isinstance(unit, BlockUnit):
                 runs, last_model[path] = _log_block(tracker, parents[path], unit, last_model.get(path),
                                                     evaluations[ev_key], Path(tmp))
             else:
-                g = int(unit["gen"])
+                g = unit.gen
                 c = tracker.chain
                 previous = (last_model.get(f"{c.experiment.label}/seed{c.seed}") if g == 1 and not shared
                             else last_model.get(path))

@@ -1,0 +1,52 @@
+"""The typed plan: the units the rules schedule and the tracking jobs log, and their exact round trips."""
+import json
+
+import pytest
+import yaml
+
+from conftest import REPO
+from ouroboros import paths, plan
+from ouroboros.config import Study
+
+
+@pytest.fixture(scope="module")
+def study():
+    config = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
+    return Study.from_config(config)
+
+
+def test_every_tracking_unit_round_trips_exactly_through_its_params(study):
+    groups = plan.tracking_groups(study, chains_per_job=16, every=10, parent_points=1000)
+    units = [u for us in groups.values() for u in us]
+    assert {type(u) for u in units} == {plan.BlockUnit, plan.GenerationUnit}
+    for unit in units:
+        params = json.loads(json.dumps(unit.to_params()))  # as plain JSON, the way params travel
+        assert plan.unit_from_params(params) == unit
+        assert unit.real in unit.files()
+    with pytest.raises(ValueError, match="kind 'nope'"):
+        plan.unit_from_params({"kind": "nope"})
+    with pytest.raises(ValueError, match="not a block unit"):
+        plan.unit_from_params({"kind": "block", "spec": {}})
+
+
+def test_one_generation_per_job_groups_start_at_the_shared_generation_0(study):
+    groups = plan.tracking_groups(study, chains_per_job=16, every=10, parent_points=1000)
+    vae = groups["vae-seed0"]
+    assert vae[0].shared and vae[0].gen == 0 and vae[0].dir == paths.gen0_dir("default", "vae", 0)
+    assert [u.gen for u in vae] == [0] + [1, 2, 3, 4] * 2
+    assert not any(u.shared for u in vae[1:])
+    first = next(u for u in vae if u.gen == 1)
+    assert paths.GenerationFiles(vae[0].dir).metrics in first.extra  # generation 0's rows logged with each chain
+    gaussian = groups["gaussian-chains0"]
+    assert all(isinstance(u, plan.BlockUnit) for u in gaussian) and len({json.dumps(u.spec) for u in gaussian}) == 12
+    assert gaussian[0].generations == [0, 10, 20, 30, 40, 50, 60, 70, 80, 90, 100]
+
+
+def test_generation_folders_and_benchmarks_sit_in_the_node(study):
+    chain = study.chain("vae", "replace", 0)
+    assert plan.generation_files(chain, 0).model == "results/default/vae/seed0/gen0/model"
+    assert plan.generation_files(chain, 2).trainset == "results/default/vae/replace/seed0/gen2/trainset.json"
+    assert plan.curation_files(chain, 0).curated == "results/default/vae/replace/seed0/gen0/curated"
+    assert plan.job_benchmarks(chain, 0)["train"] == "results/default/logs/vae/seed0/gen0/train.benchmark.tsv"
+    assert paths.parse_node(paths.node("mix-rho0.1", 3)) == ("mix-rho0.1", 3)
+    assert paths.parse_node(paths.node(None, 2)) == (None, 2)
