@@ -238,8 +238,8 @@ def collect(chains: Sequence[dict], files: Sequence[Sequence[str]], out_csv,
     from ouroboros import tables
 
     frames = []
-    for i, (columns, paths) in enumerate(zip(chains, files)):
-        rows = [r for p in paths for r in read_metrics(p)]
+    for i, (columns, chain_files) in enumerate(zip(chains, files)):
+        rows = [r for p in chain_files for r in read_metrics(p)]
         if generations is not None:
             check_chain_rows(rows, int(generations[i]),
                              f"{columns['experiment']}/{columns['regime']}/seed{columns['seed']}")
