@@ -3,14 +3,14 @@
 
 rule collect:
     input:
-        [f for c in STUDY.chains for f in chain_metric_files(c)],
+        [f for c in STUDY.chains for f in PLAN.metric_files(c)],
     output:
         metrics=paths.metrics_table(S),
         settings=report(paths.settings_table(S), caption="../report/settings.rst", category="Tables"),
         summary=report(paths.summary_table(S), caption="../report/summary.rst", category="Tables"),
     params:
         chains=[c.columns() for c in STUDY.chains],
-        files=[chain_metric_files(c) for c in STUDY.chains],
+        files=[PLAN.metric_files(c) for c in STUDY.chains],
         generations=[c.experiment.generations for c in STUDY.chains],
     log:
         f"{LOGS}/collect.log",
@@ -28,14 +28,14 @@ rule plot:
             paths.plot(S, "{metric}"),
             caption="../report/metric.rst",
             category="Metrics by generation",
-            subcategory=lambda w: metric_targets(w.metric),
+            subcategory=lambda w: PLAN.metric_targets(w.metric),
             labels=metric_labels,
         ),
     params:
-        experiments=plot_experiments(),
+        experiments=PLAN.plot_experiments(),
         band=config["plots"]["band"],
-        description=metric_description,
-        unit=metric_unit,
+        description=lambda w: PLAN.describe(w.metric),
+        unit=lambda w: PLAN.metric_unit(w.metric),
     log:
         f"{LOGS}/plot/{{metric}}.log",
     conda:
@@ -56,8 +56,8 @@ rule sweep_plot:
         table=paths.sweep_table(S, "{sweep}"),
     params:
         spec=lambda w: SWEEP_PLOTS[w.sweep],
-        experiments=plot_experiments(),
-        description=lambda w: describe_metric(SWEEP_PLOTS[w.sweep]["metric"]),
+        experiments=PLAN.plot_experiments(),
+        description=lambda w: PLAN.describe(SWEEP_PLOTS[w.sweep]["metric"]),
         statistic=lambda w: SWEEP_STATISTICS[SWEEP_PLOTS[w.sweep].get("statistic", "last")],
     log:
         f"{LOGS}/plot/sweeps/{{sweep}}.log",
@@ -79,7 +79,7 @@ rule sample_grid:
             labels={"experiment": "{exp}", "regime": "{regime}", "seed": "{seed}"},
         ),
     params:
-        generations=lambda w: grid_generations(chain_of(w)),
+        generations=lambda w: PLAN.grid_generations(chain_of(w)),
         shape=lambda w: chain_of(w).target().image_shape,
     log:
         f"{LOGS}/plot/samples/{{exp}}/{{regime}}/seed{{seed}}.log",
@@ -91,7 +91,7 @@ rule sample_grid:
 
 rule distribution:
     input:
-        distribution_inputs,
+        lambda w: PLAN.distribution_inputs(w.exp),
     output:
         report(
             paths.distribution_plot(S, "{exp}", "{name}"),
@@ -101,8 +101,8 @@ rule distribution:
             labels={"experiment": "{exp}", "quantity": "{name}"},
         ),
     params:
-        groups=distribution_groups,
-        description=distribution_description,
+        groups=lambda w: PLAN.distribution_groups(w.exp),
+        description=lambda w: PLAN.distribution_description(w.exp, w.name),
     log:
         f"{LOGS}/plot/distributions/{{exp}}/{{name}}.log",
     conda:

@@ -24,8 +24,9 @@ rule track_group:
 rule track_study:
     input:
         metrics=paths.metrics_table(S),
-        plots=plot_files() + sample_grid_files() + distribution_files() + [paths.sweep_plot(S, n) for n in SWEEP_PLOTS],
-        groups=[paths.tracking_group(S, g) for g in tracking_group_names()],
+        plots=PLAN.plot_files() + PLAN.sample_grid_files() + PLAN.distribution_files()
+        + [paths.sweep_plot(S, n) for n in SWEEP_PLOTS],
+        groups=[paths.tracking_group(S, g) for g in PLAN.tracking_groups],
     output:
         paths.tracking_study(S),
     params:

@@ -50,3 +50,24 @@ def test_generation_folders_and_benchmarks_sit_in_the_node(study):
     assert plan.job_benchmarks(chain, 0)["train"] == "results/default/logs/vae/seed0/gen0/train.benchmark.tsv"
     assert paths.parse_node(paths.node("mix-rho0.1", 3)) == ("mix-rho0.1", 3)
     assert paths.parse_node(paths.node(None, 2)) == (None, 2)
+
+
+@pytest.mark.parametrize("name", ["config.yaml", "studies/curation-gaussian.yaml", "studies/mad-fresh.yaml",
+                                  "studies/wright-fisher.yaml", "studies/gerstgrasser-linreg.yaml"])
+def test_a_chain_spec_round_trips_exactly_through_its_params(name):
+    """What a job gets is a ChainSpec, not a placeholder experiment: to_params / from_params are exact inverses
+    (through JSON too), and generation 0's spec is the same for every regime of an experiment."""
+    from ouroboros.config import ChainSpec
+
+    study = Study.from_config(yaml.safe_load((REPO / "config" / name).read_text()))
+    for chain in study.chains:
+        params = json.loads(json.dumps(chain.spec()))
+        job = ChainSpec.from_params(params)
+        assert job == chain.job and job.to_params() == chain.spec()
+        assert job.emit_parts(0) == chain.experiment.gen0_parts() and job.n_candidates == chain.n_candidates
+        assert ChainSpec.from_params(chain.gen0_spec()) == chain.job.gen0()
+    for e in study.experiments:
+        gen0 = {json.dumps(c.gen0_spec(), sort_keys=True) for c in study.chains if c.experiment is e and c.seed == 0}
+        assert len(gen0) == 1
+    with pytest.raises(ValueError, match=r"missing \['seed'\]"):
+        ChainSpec.from_params({k: v for k, v in study.chains[0].spec().items() if k != "seed"})

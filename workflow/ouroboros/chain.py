@@ -24,12 +24,12 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import dataclass, field
-from typing import Iterable, Optional
+from typing import Iterable, Optional, Union
 
 import numpy as np
 
 from ouroboros import data as D
-from ouroboros.config import Chain
+from ouroboros.config import Chain, ChainSpec
 from ouroboros.curation import Context
 from ouroboros.regimes import Pool, Sources
 from ouroboros.targets.base import Target
@@ -38,14 +38,16 @@ log = logging.getLogger("ouroboros")
 
 
 class ChainRun:
-    def __init__(self, chain: Chain, real: Optional[dict[str, np.ndarray]] = None,
+    def __init__(self, chain: Union[Chain, ChainSpec], real: Optional[dict[str, np.ndarray]] = None,
                  reference: Optional[dict[str, np.ndarray]] = None):
+        """``chain``: what the chain's jobs get (a :class:`ChainSpec`), or a study's :class:`Chain` (its ``job``)."""
+        chain = chain.job if isinstance(chain, Chain) else chain
         self.chain = chain
         self.template = chain.target()
         self.regime = chain.regime
-        self.n = chain.experiment.n
-        self.lam = chain.experiment.lam
-        self.replicates = chain.experiment.replicates
+        self.n = chain.n
+        self.lam = chain.lam
+        self.replicates = chain.replicates
         self.real = real
         self.reference = reference
         self.gen0: Optional[Target] = None
@@ -169,9 +171,9 @@ class ChainRun:
     def resume(self, last: int, state: dict[str, np.ndarray], models: Optional[Iterable[tuple[int, Target]]] = None) -> None:
         """Continue after generation ``last`` from a saved :meth:`state`.
 
-        The S_j that generation last + 1 reads (:meth:`Chain.redrawn`) are re-drawn from model j with its own
+        The S_j that generation last + 1 reads (:meth:`ChainSpec.redrawn`) are re-drawn from model j with its own
         streams: generation 0's and the last model are in the state, the others come from ``models``
-        ((generation, model) pairs, at least those of :meth:`Chain.resume_models`).
+        ((generation, model) pairs, at least those of :meth:`ChainSpec.resume_models`).
         """
         def part(prefix):
             return {k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix)}

@@ -10,6 +10,7 @@ raised before any job runs.
 from __future__ import annotations
 
 import copy
+import dataclasses
 import functools
 import itertools
 import json
@@ -69,8 +70,6 @@ class Experiment:
     #: the name of the experiment's random streams: its label without curation sweep values, so that
     #: experiments differing only in curation share real data and random numbers (a paired comparison)
     stream: str = ""
-    #: generation 0's part sizes when known from a spec (a chain rebuilt in a job sees one regime only)
-    gen0_sizes: tuple[int, ...] = ()
     #: the ``name`` of the config entry it was expanded from (the label without sweep values)
     name: str = ""
 
@@ -99,8 +98,6 @@ class Experiment:
     def gen0_parts(self) -> list[int]:
         """Generation 0 is shared by the regimes: it draws the most candidates any regime needs, in parts
         ending where each regime's need ends, and a regime takes the first ones."""
-        if self.gen0_sizes:
-            return list(self.gen0_sizes)
         needs = sorted({self.candidates(r.n_synthetic(self.n)) for r in self.regimes} - {0})
         return [b - a for a, b in zip([0] + needs[:-1], needs)]
 
@@ -110,46 +107,103 @@ def real_rng(study: str, experiment: str, seed: int) -> np.random.Generator:
     return seeding.generator(study, experiment, seed, "real")
 
 
+#: the regime generation 0's jobs run under: it trains on the real data whatever the regime, and its streams
+#: keep the name they always had (``replace``), so every regime of an experiment shares one generation 0
+GEN0_REGIME = {"kind": "replace"}
+
+
 @dataclass(frozen=True)
-class Chain:
-    """One (experiment, regime, seed) chain: generations 0..G of R replicates."""
+class ChainSpec:
+    """What a job of one chain needs, and all its results depend on: not G, the block size or the other regimes
+    (except generation 0's part sizes), so raising ``generations`` reruns nothing.  The typed form of a job's
+    ``spec`` param: :meth:`to_params` and :meth:`from_params` are exact inverses."""
 
     study: str
-    experiment: Experiment
-    regime: Regime
+    experiment: str
+    stream: str
+    target_name: str
+    params: dict
+    n: int
+    replicates: int
+    lam: float
     seed: int
+    regime: Regime
+    curation_spec: Optional[dict]
+    gen0_parts: tuple[int, ...]
 
+    # -- params ----------------------------------------------------------------------------------
+    def to_params(self) -> dict:
+        """JSON-able: the rules' ``spec`` param (and the MLflow config hash)."""
+        return {"study": self.study, "experiment": self.experiment, "stream": self.stream, "target": self.target_name,
+                "params": self.params, "n": self.n, "replicates": self.replicates, "lam": self.lam, "seed": self.seed,
+                "regime": self.regime.to_spec(), "curation": self.curation_spec, "gen0_parts": list(self.gen0_parts)}
+
+    @classmethod
+    def from_params(cls, params: dict) -> "ChainSpec":
+        missing = sorted(set(SPEC_KEYS) - set(params))
+        extra = sorted(set(params) - set(SPEC_KEYS))
+        if missing or extra:
+            raise ValueError(f"not a chain spec: " + "; ".join(
+                part for part in (f"missing {missing}" if missing else "", f"unknown {extra}" if extra else "") if part))
+        return cls(study=params["study"], experiment=params["experiment"], stream=params["stream"],
+                   target_name=params["target"], params=dict(params["params"]), n=int(params["n"]),
+                   replicates=int(params["replicates"]), lam=float(params["lam"]), seed=int(params["seed"]),
+                   regime=R.from_spec(params["regime"]), curation_spec=params["curation"],
+                   gen0_parts=tuple(int(x) for x in params["gen0_parts"]))
+
+    def gen0(self) -> "ChainSpec":
+        """The spec of generation 0's jobs, shared by the experiment's regimes (no regime, no curation)."""
+        return dataclasses.replace(self, regime=R.from_spec(GEN0_REGIME), curation_spec=None)
+
+    # -- identity and streams ------------------------------------------------------------------------
     @property
     def path(self) -> str:
-        return f"{self.experiment.label}/{self.regime.label}/seed{self.seed}"
+        return f"{self.experiment}/{self.regime.label}/seed{self.seed}"
 
     def rng(self, generation: int, purpose: str) -> np.random.Generator:
-        """Generation 0 trains on the same real data in every regime and uses the same streams (those of
-        ``replace``), so all regimes of an experiment share an identical generation 0 (a paired comparison)."""
-        regime = self.regime.label if generation > 0 else "replace"
-        return seeding.generator(self.study, self.experiment.stream, regime, self.seed, generation, purpose)
+        """Generation 0 trains on the same real data in every regime and uses the same streams (those named
+        by :data:`GEN0_REGIME`), so all regimes of an experiment share an identical generation 0."""
+        regime = self.regime.label if generation > 0 else GEN0_REGIME["kind"]
+        return seeding.generator(self.study, self.stream, regime, self.seed, generation, purpose)
 
     def real_rng(self) -> np.random.Generator:
-        return real_rng(self.study, self.experiment.stream, self.seed)
+        return real_rng(self.study, self.stream, self.seed)
 
-    def real_spec(self) -> dict:
-        """What the real data depend on: not the regime, lam, curation or G."""
-        e = self.experiment
-        return {"study": self.study, "experiment": e.label, "stream": e.stream, "target": e.target, "params": e.params,
-                "n": e.n, "replicates": e.replicates, "seed": self.seed}
-
+    # -- what the chain is made of ----------------------------------------------------------------------
     def target(self) -> Target:
-        return self.experiment.make_target().for_regime(self.regime, curated=self.experiment.curation is not None)
+        return make_target(self.target_name, self.params).for_regime(self.regime, curated=self.curation_spec is not None)
+
+    @functools.cached_property
+    def _curation_step(self) -> Optional[Curation]:
+        return Curation.from_spec(self.curation_spec)
 
     def curation(self) -> Optional[Curation]:
-        return self.experiment.make_curation()
+        return self._curation_step
 
     @property
     def pool_as_stats(self) -> bool:
-        """Whether the accumulate pool can be kept as sufficient statistics (else as points)."""
-        return (target_class(self.experiment.target).stats_sufficient and not self.regime.needs_points
-                and self.experiment.curation is None)
+        """Whether the pool of a regime that pools can be kept as sufficient statistics (else as points)."""
+        return (target_class(self.target_name).stats_sufficient and not self.regime.needs_points
+                and self.curation_spec is None)
 
+    @property
+    def n_synthetic(self) -> int:
+        """Synthetic items per training set (after curation)."""
+        return self.regime.n_synthetic(self.n)
+
+    @property
+    def n_candidates(self) -> int:
+        """Samples a generation's model draws for this chain (before curation)."""
+        cur = self.curation()
+        return cur.n_candidates(self.n_synthetic) if cur is not None else self.n_synthetic
+
+    def emit_parts(self, generation: int) -> list[int]:
+        """Sizes of the consecutive parts generation g's model draws (generation 0: shared by the regimes)."""
+        if generation == 0:
+            return list(self.gen0_parts)
+        return [self.n_candidates] if self.n_candidates else []
+
+    # -- the data flow ---------------------------------------------------------------------------------
     def reads(self, generation: int) -> list[int]:
         """The generations whose synthetic data generation g's training set is built from (for regimes that
         pool: all earlier ones, folded in order)."""
@@ -167,47 +221,85 @@ class Chain:
         (which holds generation 0's and the last one)."""
         return [j for j in self.redrawn(last) if j not in (0, last)]
 
+
+SPEC_KEYS = ("study", "experiment", "stream", "target", "params", "n", "replicates", "lam", "seed", "regime",
+             "curation", "gen0_parts")
+
+
+@dataclass(frozen=True)
+class Chain:
+    """One (experiment, regime, seed) chain of the study: generations 0..G of R replicates.  What its jobs
+    need is :attr:`job` (a :class:`ChainSpec`); the study side adds the experiment's G, block size, seeds."""
+
+    study: str
+    experiment: Experiment
+    regime: Regime
+    seed: int
+
+    @functools.cached_property
+    def job(self) -> ChainSpec:
+        e = self.experiment
+        return ChainSpec(study=self.study, experiment=e.label, stream=e.stream, target_name=e.target, params=e.params,
+                         n=e.n, replicates=e.replicates, lam=e.lam, seed=self.seed, regime=self.regime,
+                         curation_spec=e.curation, gen0_parts=tuple(e.gen0_parts()))
+
+    @property
+    def path(self) -> str:
+        return self.job.path
+
+    def rng(self, generation: int, purpose: str) -> np.random.Generator:
+        return self.job.rng(generation, purpose)
+
+    def real_rng(self) -> np.random.Generator:
+        return self.job.real_rng()
+
+    def real_spec(self) -> dict:
+        """What the real data depend on: not the regime, lam, curation or G."""
+        e = self.experiment
+        return {"study": self.study, "experiment": e.label, "stream": e.stream, "target": e.target, "params": e.params,
+                "n": e.n, "replicates": e.replicates, "seed": self.seed}
+
+    def target(self) -> Target:
+        return self.job.target()
+
+    def curation(self) -> Optional[Curation]:
+        return self.experiment.make_curation()
+
+    @property
+    def pool_as_stats(self) -> bool:
+        return self.job.pool_as_stats
+
     @property
     def n(self) -> int:
         return self.experiment.n
 
     @property
     def n_synthetic(self) -> int:
-        """Synthetic items per training set (after curation)."""
-        return self.regime.n_synthetic(self.n)
+        return self.job.n_synthetic
 
     @property
     def n_candidates(self) -> int:
-        """Samples a generation's model draws for this chain (before curation)."""
-        return self.experiment.candidates(self.n_synthetic)
+        return self.job.n_candidates
 
     def emit_parts(self, generation: int) -> list[int]:
-        """Sizes of the consecutive parts generation g's model draws (generation 0: shared by the regimes)."""
-        if generation == 0:
-            return self.experiment.gen0_parts()
-        return [self.n_candidates] if self.n_candidates else []
+        return self.job.emit_parts(generation)
+
+    def reads(self, generation: int) -> list[int]:
+        return self.job.reads(generation)
+
+    def redrawn(self, last: int) -> list[int]:
+        return self.job.redrawn(last)
+
+    def resume_models(self, last: int) -> list[int]:
+        return self.job.resume_models(last)
 
     def spec(self) -> dict:
-        """JSON-able description of everything a generation's result depends on (not G)."""
-        e = self.experiment
-        return {"study": self.study, "experiment": e.label, "stream": e.stream, "target": e.target,
-                "params": e.params, "n": e.n, "replicates": e.replicates, "lam": e.lam, "seed": self.seed,
-                "regime": self.regime.to_spec(), "curation": e.curation, "gen0_parts": e.gen0_parts()}
+        """The jobs' ``spec`` param (:meth:`ChainSpec.to_params`)."""
+        return self.job.to_params()
 
     def gen0_spec(self) -> dict:
-        """What generation 0 depends on: the experiment and seed, not the regime (its spec names ``replace``)."""
-        return dict(self.spec(), regime={"kind": "replace"}, curation=None)
-
-    @classmethod
-    def from_spec(cls, spec: dict) -> "Chain":
-        cls_t = target_class(spec["target"])
-        regime = R.from_spec(spec["regime"])
-        exp = Experiment(label=spec["experiment"], target=spec["target"], params=dict(spec["params"]), n=int(spec["n"]),
-                         replicates=int(spec["replicates"]), lam=float(spec["lam"]), generations=0,
-                         block=cls_t.default_block, regimes=(regime,), curation=spec.get("curation"),
-                         stream=spec.get("stream", spec["experiment"]),
-                         gen0_sizes=tuple(int(x) for x in spec.get("gen0_parts", ())))
-        return cls(spec["study"], exp, regime, int(spec["seed"]))
+        """What generation 0's jobs get: the experiment and seed, not the regime."""
+        return self.job.gen0().to_params()
 
     def columns(self) -> dict:
         """The chain's columns in the tidy metrics table."""

@@ -17,7 +17,7 @@ import numpy as np
 from ouroboros import data as D
 from ouroboros import io, paths, seeding
 from ouroboros.chain import ChainRun, run_block, split_metrics, unstack_models
-from ouroboros.config import Chain, real_rng
+from ouroboros.config import ChainSpec, real_rng
 from ouroboros.targets import make_target
 from ouroboros.targets.base import Target
 
@@ -141,10 +141,10 @@ def reference(spec: dict, out_dir) -> None:
 
 def train(spec: dict, gen: int, real_path, sample_dirs: Sequence, model_dir, manifest_path) -> None:
     """Fit generation ``gen`` on its regime's training set; ``sample_dirs`` hold S_j for each generation j the
-    regime reads (:meth:`Chain.reads`; the chain's own curated folders when it curates, which may hold fewer
+    regime reads (:meth:`ChainSpec.reads`; the chain's own curated folders when it curates, which may hold fewer
     items after deduplication; otherwise the drawn samples, of which the chain takes the first ones:
     generation 0's are shared).  The engine receives them as a block job does in memory."""
-    chain = Chain.from_spec(spec)
+    chain = ChainSpec.from_params(spec)
     run = ChainRun(chain, load_real(real_path))
     sources = chain.reads(gen)
     if len(sources) != len(sample_dirs):
@@ -168,7 +168,7 @@ def train(spec: dict, gen: int, real_path, sample_dirs: Sequence, model_dir, man
 
 def generate(spec: dict, gen: int, model_dir, samples_dir) -> None:
     """Draw what generation ``gen``'s model supplies: the chain's candidates (generation 0: every regime's)."""
-    chain = Chain.from_spec(spec)
+    chain = ChainSpec.from_params(spec)
     run = ChainRun(chain)
     model = Target.load(model_dir)
     drawn = run.draw(gen, model)
@@ -181,7 +181,7 @@ def generate(spec: dict, gen: int, model_dir, samples_dir) -> None:
 def curate(spec: dict, gen: int, samples_dir, model_dir, gen0_dir, reference_dir, out_dir, out_csv) -> None:
     """The chain's curation step on generation ``gen``'s samples: the synthetic data the regime uses, and the
     curation metrics (kept fraction, mean score of kept and all candidates) as rows of generation ``gen``."""
-    chain = Chain.from_spec(spec)
+    chain = ChainSpec.from_params(spec)
     run = ChainRun(chain, reference=load_reference(reference_dir))
     model = Target.load(model_dir)
     run.gen0 = model if gen == 0 else Target.load(gen0_dir)
@@ -195,7 +195,7 @@ def curate(spec: dict, gen: int, samples_dir, model_dir, gen0_dir, reference_dir
 def evaluate(spec: dict, gen: int, model_dir, samples_dir, real_path, reference_dir, gen0_dir, out_csv,
              out_distributions=None) -> None:
     """Score generation ``gen``: metrics.csv, and the target's per-item distributions (an .npz, maybe empty)."""
-    chain = Chain.from_spec(spec)
+    chain = ChainSpec.from_params(spec)
     run = ChainRun(chain, load_real(real_path), load_reference(reference_dir))
     model = Target.load(model_dir)
     gen0 = model if gen == 0 else Target.load(gen0_dir)
@@ -209,8 +209,8 @@ def evaluate(spec: dict, gen: int, model_dir, samples_dir, real_path, reference_
 def block(spec: dict, first: int, last: int, real_path, reference_dir, state_path: Optional[str],
           model_paths: Sequence, out_state, out_models, out_metrics) -> None:
     """Generations first..last in one job; resumes from the previous block's state (``model_paths``: the earlier
-    blocks' ``models.npz`` holding the models of :meth:`Chain.resume_models`)."""
-    chain = Chain.from_spec(spec)
+    blocks' ``models.npz`` holding the models of :meth:`ChainSpec.resume_models`)."""
+    chain = ChainSpec.from_params(spec)
     run = ChainRun(chain, load_real(real_path), load_reference(reference_dir))
     if first > 0:
         if state_path is None:

@@ -1,8 +1,9 @@
-"""The study as typed units of work: what the rules schedule and what the tracking jobs log.
+"""The study as typed units of work: what the rules schedule, what each job reads, what tracking logs.
 
-``rules/common.smk`` asks this module which blocks a chain runs as and which tracking groups the study has;
-the units travel to jobs as rule params (:meth:`to_params`, plain JSON) and come back typed
-(:func:`unit_from_params`), each an exact round trip.  Paths come from :mod:`ouroboros.paths`.
+:class:`Plan` is built once from the validated study; ``rules/common.smk`` is glue that turns wildcards into
+calls of it.  What travels to a job as a rule param is typed and comes back exactly: a chain's
+:class:`~ouroboros.config.ChainSpec` (``to_params`` / ``from_params``) and the tracking units
+(:meth:`BlockUnit.to_params` / :func:`unit_from_params`).  Paths come from :mod:`ouroboros.paths`.
 
 * :class:`BlockUnit`: the generations first..last of a chain computed by one block job;
 * :class:`GenerationUnit`: one generation of a chain run one generation per job (``shared``: an
@@ -10,8 +11,10 @@ the units travel to jobs as rule params (:meth:`to_params`, plain JSON) and come
 """
 from __future__ import annotations
 
+import functools
+import os
 from dataclasses import asdict, dataclass, field
-from typing import ClassVar, Union
+from typing import ClassVar, Optional, Sequence, Union
 
 from ouroboros import paths
 from ouroboros.blocks import completed_blocks, plan_blocks
@@ -166,3 +169,213 @@ def tracking_groups(study: Study, chains_per_job: int, every: int, parent_points
             groups[f"{target}-chains{i // chains_per_job}"] = [
                 BlockUnit.of(c, a, b, every, parent_points) for c in chains[i:i + chains_per_job] for a, b in blocks(c)]
     return groups
+
+
+class Plan:
+    """Everything the rules ask of the study: chains by wildcards, each job's inputs, the tables, plots and
+    tracking jobs it makes.  ``tracking``: the study's tracking settings (``enabled``, ``uri``, ``every``,
+    ``chains_per_job``, ``parent_points``); ``sweep_plots``: name -> sweep plot spec."""
+
+    def __init__(self, study: Study, tracking: dict, sweep_plots: Optional[dict] = None):
+        self.study = study
+        self.name = study.name
+        self.tracking = tracking
+        self.sweep_plots = dict(sweep_plots or {})
+
+    # -- chains and generations -------------------------------------------------------------------------
+    def chain(self, exp: str, regime: str, seed) -> Chain:
+        return self.study.chain(exp, regime, int(seed))
+
+    def first_chain(self, exp: str, seed=None) -> Chain:
+        """The experiment's first chain of the seed (what generation 0 and the real data are made from)."""
+        chains = [c for c in self.study.chains if c.experiment.label == exp]
+        seed = chains[0].seed if seed is None else int(seed)
+        return next(c for c in chains if c.seed == seed)
+
+    def generation(self, exp: str, node: str, gen) -> tuple[Chain, int]:
+        """(chain, generation) of a generation folder: generation g >= 1 of the node's chain, or the shared
+        generation 0 of the seed (made from the experiment's first chain of the seed)."""
+        regime, seed = paths.parse_node(node)
+        gen = int(gen)
+        if (regime is None) != (gen == 0):
+            raise ValueError(f"no generation {gen} in {exp}/{node}: generation 0 lies in the shared seed{{s}} "
+                             "folder, later ones in {regime}/seed{s}")
+        if gen == 0:
+            return self.first_chain(exp, seed), 0
+        return self.chain(exp, regime, seed), gen
+
+    @staticmethod
+    def spec(chain: Chain, gen: int) -> dict:
+        """A generation's jobs' ``spec`` param (generation 0's: the shared one)."""
+        return chain.gen0_spec() if gen == 0 else chain.spec()
+
+    def real_path(self, chain: Chain) -> str:
+        return real_path(chain)
+
+    def reference_path(self, chain: Chain) -> str:
+        return paths.reference_dir(self.name, chain.experiment.label)
+
+    def real_spec(self, exp: str, seed=None) -> dict:
+        return self.first_chain(exp, seed).real_spec()
+
+    def reference_spec(self, exp: str) -> dict:
+        spec = self.real_spec(exp)
+        return {k: spec[k] for k in ("study", "experiment", "stream", "target", "params")}
+
+    # -- what each job reads ----------------------------------------------------------------------------
+    @staticmethod
+    def synthetic_dir(chain: Chain, j: int) -> str:
+        """Where generation j's synthetic data for this chain lie: its curated folder, or the drawn samples."""
+        if chain.experiment.curation is not None:
+            return curation_files(chain, j).curated
+        return generation_files(chain, j).samples
+
+    def train_inputs(self, chain: Chain, gen: int) -> dict:
+        return {"real": real_path(chain), "samples": [self.synthetic_dir(chain, j) for j in chain.reads(gen)]}
+
+    def evaluate_inputs(self, chain: Chain, gen: int) -> dict:
+        here = generation_files(chain, gen)
+        return {"model": here.model, "samples": here.samples, "real": real_path(chain),
+                "reference": self.reference_path(chain), "gen0": generation_files(chain, 0).model}
+
+    def curate_inputs(self, chain: Chain, gen: int) -> dict:
+        here = generation_files(chain, gen)
+        return {"samples": here.samples, "model": here.model, "gen0": generation_files(chain, 0).model,
+                "reference": self.reference_path(chain)}
+
+    def block_inputs(self, chain: Chain, first: int) -> dict:
+        """The real data and reference; after the first block, the previous block's state and the models.npz
+        of the blocks holding the models the resume re-draws from."""
+        inputs = {"real": real_path(chain), "reference": self.reference_path(chain)}
+        if first == 0:
+            return inputs
+        before = [b for b in blocks(chain) if b[1] < first]
+        if not before or before[-1][1] != first - 1:
+            raise ValueError(f"no block of {chain.path} ends at generation {first - 1}")
+        inputs["state"] = block_files(chain, *before[-1]).state
+        wanted = chain.resume_models(first - 1)
+        if wanted:
+            inputs["models"] = [block_files(chain, a, b).models for a, b in before if any(a <= j <= b for j in wanted)]
+        return inputs
+
+    @staticmethod
+    def metric_files(chain: Chain) -> list[str]:
+        """A chain's metrics files: one per generation (and its curation metrics), or one per block."""
+        e = chain.experiment
+        if e.block == 1:
+            files = [generation_files(chain, g).metrics for g in range(e.generations + 1)]
+            if e.curation is not None:
+                files += [curation_files(chain, g).curation_metrics for g in range(e.generations + 1)]
+            return files
+        return [block_files(chain, a, b).metrics for a, b in blocks(chain)]
+
+    # -- metrics, plots and the report ----------------------------------------------------------------------
+    def metrics(self) -> list[str]:
+        """Every metric the study reports, targets' first (in study order), then curation's."""
+        from ouroboros.targets import target_class
+
+        names = list(dict.fromkeys(m for e in self.study.experiments for m in target_class(e.target).metrics))
+        for e in self.study.experiments:
+            cur = e.make_curation()
+            names += [m for m in (cur.metric_names() if cur else []) if m not in names]
+        return names
+
+    def describe(self, metric: str) -> str:
+        from ouroboros.curation import METRICS as CURATION_METRICS
+        from ouroboros.targets import target_class
+
+        if metric in CURATION_METRICS:
+            return CURATION_METRICS[metric]
+        return next((d for e in self.study.experiments if (d := target_class(e.target).metrics.get(metric))), "")
+
+    def metric_targets(self, metric: str) -> str:
+        """The targets (or "curation") that report a metric, in study order: the report's subcategory."""
+        from ouroboros.curation import METRICS as CURATION_METRICS
+        from ouroboros.targets import target_class
+
+        if metric in CURATION_METRICS:
+            return "curation"
+        names = [e.target for e in self.study.experiments if metric in target_class(e.target).metrics]
+        return ", ".join(dict.fromkeys(names)) or "other"
+
+    def metric_unit(self, metric: str) -> str:
+        from ouroboros.targets import target_class
+
+        return next((u for e in self.study.experiments if (u := target_class(e.target).units.get(metric))), "")
+
+    def plot_experiments(self) -> list[dict]:
+        return [{"label": e.label, "name": e.name, "target": e.target, "params": e.params, "n": e.n, "lam": e.lam,
+                 "generations": e.generations, "curation": e.curation, "regimes": [r.to_spec() for r in e.regimes]}
+                for e in self.study.experiments]
+
+    def plot_files(self) -> list[str]:
+        return [paths.plot(self.name, m) for m in self.metrics()]
+
+    def sweep_plot_files(self) -> list[str]:
+        return [f for name in self.sweep_plots for f in (paths.sweep_plot(self.name, name),
+                                                         paths.sweep_table(self.name, name))]
+
+    @staticmethod
+    def grid_generations(chain: Chain, rows: int = 8) -> list[int]:
+        """Up to ``rows`` generations, evenly spaced from 0 to G."""
+        g = chain.experiment.generations
+        return sorted({round(i * g / (rows - 1)) for i in range(rows)}) if g >= rows else list(range(g + 1))
+
+    def sample_grid_inputs(self, chain: Chain) -> list[str]:
+        return [generation_files(chain, g).samples for g in self.grid_generations(chain)]
+
+    def sample_grid_files(self) -> list[str]:
+        return [paths.sample_grid(self.name, c.experiment.label, c.regime.label, c.seed) for c in self.study.chains
+                if c.experiment.block == 1 and c.target().image_shape]
+
+    def _distribution_experiments(self):
+        """Experiments whose target keeps per-item distributions (one generation per job only)."""
+        from ouroboros.targets import target_class
+
+        return [(e, target_class(e.target).distributions) for e in self.study.experiments
+                if e.block == 1 and target_class(e.target).distributions]
+
+    def distribution_files(self) -> list[str]:
+        return [paths.distribution_plot(self.name, e.label, name)
+                for e, names in self._distribution_experiments() for name in names]
+
+    def distribution_groups(self, exp: str) -> list[dict]:
+        """One {regime, generation, files} per regime and generation of the experiment; files over seeds."""
+        e = self.study.experiment(exp)
+        chains = [c for c in self.study.chains if c.experiment.label == exp]
+        return [{"regime": r.label, "generation": g,
+                 "files": [generation_files(c, g).distributions for c in chains if c.regime == r]}
+                for r in e.regimes for g in range(e.generations + 1)]
+
+    def distribution_inputs(self, exp: str) -> list[str]:
+        return sorted({f for group in self.distribution_groups(exp) for f in group["files"]})
+
+    def distribution_description(self, exp: str, name: str) -> str:
+        from ouroboros.targets import target_class
+
+        return target_class(self.study.experiment(exp).target).distributions.get(name, "")
+
+    # -- tracking and the end ---------------------------------------------------------------------------------
+    @functools.cached_property
+    def tracking_groups(self) -> dict[str, list[Unit]]:
+        t = self.tracking
+        if not t["enabled"]:
+            return {}
+        return tracking_groups(self.study, t["chains_per_job"], t["every"], t["parent_points"])
+
+    def final_outputs(self) -> list[str]:
+        outputs = ([paths.metrics_table(self.name)] + self.plot_files() + self.sweep_plot_files()
+                   + self.sample_grid_files() + self.distribution_files())
+        if self.tracking["enabled"]:
+            outputs.append(paths.tracking_study(self.name))
+        return outputs
+
+    def closing_line(self, configfiles: Sequence[str] = ()) -> str:
+        """Where the results are, printed when the workflow ends well."""
+        configs = "".join(f" --configfile {os.path.relpath(f)}" for f in configfiles)
+        results = paths.results(self.name)
+        lines = [f"Study {self.name} is done: table {paths.metrics_table(self.name)}, plots {results}/plots/",
+                 f"  report: snakemake --report {results}/report.html{configs}"]
+        if self.tracking["enabled"]:
+            lines.append(f"  MLflow: mlflow ui --backend-store-uri {self.tracking['uri']} --port 5000")
+        return "\n".join(lines)

@@ -208,9 +208,9 @@ class ChainTracker:
 
     def __init__(self, spec: dict, uri: str, experiment_id: str, rule: str = "", repo: str = ".", shared: bool = False):
         """``shared``: the tracker of an experiment's generation 0, shared by its regimes (one per seed)."""
-        from ouroboros.config import Chain
+        from ouroboros.config import ChainSpec
 
-        self.chain = Chain.from_spec(spec)
+        self.chain = ChainSpec.from_params(spec)
         self.shared = shared
         self.spec = spec
         self.uri = uri
@@ -225,7 +225,7 @@ class ChainTracker:
     @property
     def path(self) -> str:
         c = self.chain
-        return f"{c.experiment.label}/seed{c.seed}" if self.shared else c.path
+        return f"{c.experiment}/seed{c.seed}" if self.shared else c.path
 
     @property
     def regime_label(self) -> str:
@@ -233,15 +233,15 @@ class ChainTracker:
 
     def base_tags(self) -> dict[str, str]:
         c = self.chain
-        return {"ouroboros.chain": self.path, "study": c.study, "experiment": c.experiment.label,
-                "target": c.experiment.target, "regime": self.regime_label, "seed": str(c.seed),
+        return {"ouroboros.chain": self.path, "study": c.study, "experiment": c.experiment,
+                "target": c.target_name, "regime": self.regime_label, "seed": str(c.seed),
                 "config_hash": self.hash, "host": socket.gethostname(), "device": self.chain.target().device_name(),
                 **source_tags(self.repo, self.rule)}
 
     def params(self) -> dict[str, str]:
         c = self.chain
-        flat = {"target": c.experiment.target, "n": c.n, "lam": c.experiment.lam, "seed": c.seed,
-                "replicates": c.experiment.replicates}
+        flat = {"target": c.target_name, "n": c.n, "lam": c.lam, "seed": c.seed,
+                "replicates": c.replicates}
         if self.shared:
             flat.update(regime="shared", n_drawn=sum(c.emit_parts(0)))
         else:
@@ -250,7 +250,7 @@ class ChainTracker:
             cur = c.curation()
             if cur is not None:
                 flat.update(cur.mlflow_params())
-        for k, v in c.experiment.params.items():
+        for k, v in c.params.items():
             flat[f"target.{k}"] = json.dumps(v) if isinstance(v, (dict, list)) else v
         return {k: str(v) for k, v in flat.items()}
 
@@ -323,7 +323,7 @@ class ChainTracker:
         c = self.chain
         middle = "" if self.shared else f"-{c.regime.label}"
         # generation first: the UI truncates long names, and lineage reads "gen3-... <- gen2-..."
-        name = model_name(f"gen{generation}-{c.experiment.label}{middle}-seed{c.seed}")
+        name = model_name(f"gen{generation}-{c.experiment}{middle}-seed{c.seed}")
         tags = dict(self.base_tags(), **{"ouroboros.kind": "generation", "generation": str(generation),
                                          "mlflow.parentRunId": parent})
         if model is not None:
@@ -531,7 +531,7 @@ def track_group(name: str, units: Sequence[dict], study: dict, out_receipt, rule
                     parents[path] = tracker.parent()
                     tracker.forget(generations[key])
                 chains[path] = {"config_hash": tracker.hash, "parent_run_id": parents[path], "runs": []}
-            ev_key = (str(unit.real), tracker.chain.experiment.label, tracker.chain.seed)
+            ev_key = (str(unit.real), tracker.chain.experiment, tracker.chain.seed)
             if ev_key not in evaluations:
                 evaluations[ev_key] = _evaluation(tracker, unit.real)
             if isinstance(unit, BlockUnit):
@@ -540,7 +540,7 @@ def track_group(name: str, units: Sequence[dict], study: dict, out_receipt, rule
             else:
                 g = unit.gen
                 c = tracker.chain
-                previous = (last_model.get(f"{c.experiment.label}/seed{c.seed}") if g == 1 and not shared
+                previous = (last_model.get(f"{c.experiment}/seed{c.seed}") if g == 1 and not shared
                             else last_model.get(path))
                 rec = _log_generation(tracker, parents[path], unit, previous, evaluations[ev_key])
                 runs = [rec]
@@ -563,7 +563,7 @@ def _evaluation(tracker: ChainTracker, real_path) -> dict:
 
     real = jobs.load_real(real_path)
     return {"source": real_path, "digest": io.digest({"test": real["test"]}),
-            "name": f"{tracker.chain.experiment.label}/seed{tracker.chain.seed}/real-test"}
+            "name": f"{tracker.chain.experiment}/seed{tracker.chain.seed}/real-test"}
 
 
 def track_study(study: dict, config: dict, metrics_csv, plots: Sequence, out_receipt, repo: str = ".") -> dict:
