@@ -55,7 +55,7 @@ class ChainRun:
         #: S_j by generation, for the j a later generation still reads (regimes that do not pool)
         self.held: dict[int, D.Data] = {}
         #: real + S_0 + ... + S_{pooled - 1} (regimes that pool)
-        self.pool: Optional[Pool] = (Pool(real["train"], self.pool_as_stats, self.template.summarize)
+        self.pool: Optional[Pool] = (Pool(real["train"], self.pool_as_stats, self._summarize)
                                      if self.regime.pools and real else None)
         self.pooled = 0
         self.curation = chain.curation()
@@ -63,6 +63,11 @@ class ChainRun:
     @property
     def pool_as_stats(self) -> bool:
         return self.chain.pool_as_stats
+
+    @property
+    def _summarize(self):
+        """How a pool kept as statistics summarises points (the target's sufficient statistics)."""
+        return self.template.summarize if self.pool_as_stats else D.Stats.from_points
 
     @property
     def n_synthetic(self) -> int:
@@ -181,7 +186,7 @@ class ChainRun:
         self.gen0 = self.template.clone().set_state(part("gen0."))
         self.model = self.template.clone().set_state(part("last."))
         if self.pool is not None and self.pool.as_stats:
-            self.pool = Pool(D.summary_from_arrays(state, "pool."), True, self.template.summarize)
+            self.pool = Pool(D.summary_from_arrays(state, "pool."), True, self._summarize)
             self.pooled = last + 1
             return
         known = dict(models or ())

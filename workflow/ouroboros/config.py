@@ -26,6 +26,7 @@ from ouroboros.curation import Curation, scorer_class, selector_class
 from ouroboros.regimes import Regime
 from ouroboros.settings import ConfigError, check, check_finite
 from ouroboros.targets import REGISTRY, Target, make_target, target_class
+from ouroboros.targets.capabilities import stats_sufficient
 
 DEFAULT_SCHEMA = Path(__file__).resolve().parents[2] / "config" / "schema.yaml"
 SWEEP_TOP = ("n", "lam", "replicates")
@@ -143,7 +144,7 @@ class ChainSpec:
         missing = sorted(set(SPEC_KEYS) - set(params))
         extra = sorted(set(params) - set(SPEC_KEYS))
         if missing or extra:
-            raise ValueError(f"not a chain spec: " + "; ".join(
+            raise ValueError("not a chain spec: " + "; ".join(
                 part for part in (f"missing {missing}" if missing else "", f"unknown {extra}" if extra else "") if part))
         return cls(study=params["study"], experiment=params["experiment"], stream=params["stream"],
                    target_name=params["target"], params=dict(params["params"]), n=int(params["n"]),
@@ -183,7 +184,7 @@ class ChainSpec:
     @property
     def pool_as_stats(self) -> bool:
         """Whether the pool of a regime that pools can be kept as sufficient statistics (else as points)."""
-        return (target_class(self.target_name).stats_sufficient and not self.regime.needs_points
+        return (stats_sufficient(target_class(self.target_name)) and not self.regime.needs_points
                 and self.curation_spec is None)
 
     @property

@@ -16,10 +16,11 @@ from typing import Any, Mapping
 
 import numpy as np
 
+# the folders the rules declare as directory() outputs: Snakemake sees such a folder, not the files in it,
+# so a bad file inside one is recomputed by deleting the folder
+from ouroboros.paths import DIRECTORY_OUTPUTS
 
-#: names of the folders the rules declare as ``directory()`` outputs: Snakemake sees such a folder, not the
-#: files in it, so a bad file inside one is recomputed by deleting the folder
-DIRECTORY_OUTPUTS = ("model", "samples", "curated", "reference")
+
 
 
 def redo(path: str | os.PathLike) -> str:

@@ -28,6 +28,9 @@ from typing import Optional
 
 #: the ``{node}`` wildcard: a chain's folder under its experiment, or the shared generation 0's
 NODE_PATTERN = r"([a-z][a-z0-9.-]*/)?seed\d+"
+#: the folders the rules declare as ``directory()`` outputs (a generation's model, samples and curated data,
+#: an experiment's reference): Snakemake sees such a folder, not the files in it
+DIRECTORY_OUTPUTS = ("model", "samples", "curated", "reference")
 
 
 @dataclass(frozen=True)
@@ -38,12 +41,12 @@ class GenerationFiles:
 
     @property
     def model(self) -> str:
-        return f"{self.dir}/model"
+        return f"{self.dir}/{DIRECTORY_OUTPUTS[0]}"
 
     @property
     def samples(self) -> str:
         """What the generation's model drew (generation 0: every regime's, in parts)."""
-        return f"{self.dir}/samples"
+        return f"{self.dir}/{DIRECTORY_OUTPUTS[1]}"
 
     @property
     def metrics(self) -> str:
@@ -61,7 +64,7 @@ class GenerationFiles:
     @property
     def curated(self) -> str:
         """The chain's curated synthetic data (in the chain's own gen{g} folder, generation 0's too)."""
-        return f"{self.dir}/curated"
+        return f"{self.dir}/{DIRECTORY_OUTPUTS[2]}"
 
     @property
     def curation_metrics(self) -> str:
@@ -144,7 +147,7 @@ def experiment_dir(study: str, exp: str) -> str:
 
 
 def reference_dir(study: str, exp: str) -> str:
-    return f"{experiment_dir(study, exp)}/reference"
+    return f"{experiment_dir(study, exp)}/{DIRECTORY_OUTPUTS[3]}"
 
 
 def seed_dir(study: str, exp: str, seed) -> str:

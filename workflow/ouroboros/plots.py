@@ -10,6 +10,7 @@ import numpy as np
 from ouroboros import regimes as R
 from ouroboros.sweeps import line_colours
 from ouroboros.targets import make_target
+from ouroboros.targets.capabilities import closed_form
 from ouroboros.tables import read_study
 
 
@@ -61,7 +62,7 @@ def metric_figure(table, metric: str, experiments: Sequence[dict], band: str = "
         target = make_target(exp["target"], exp["params"])
         gens = np.sort(sub["generation"].unique())
         for regime in regimes:
-            expected = target.closed_form(metric, gens, regime, exp["n"], exp["lam"], exp.get("curation"))
+            expected = closed_form(target, metric, gens, regime, exp["n"], exp["lam"], exp.get("curation"))
             if expected is not None:
                 ax.plot(gens, expected, "--", color=colours[regime.label], lw=1, label=f"theory ({regime.label})")
         values = sub["value"].to_numpy(dtype=float)

@@ -33,6 +33,7 @@ import numpy as np
 from ouroboros import regimes as R
 from ouroboros.settings import ConfigError
 from ouroboros.targets import make_target, target_class
+from ouroboros.targets.capabilities import closed_form, expected_time
 from ouroboros.tables import read_study
 
 STATISTICS = {
@@ -118,10 +119,10 @@ def theory_value(spec: dict, exp: dict, regime_spec) -> Optional[float]:
     stat = spec.get("statistic", "last")
     if stat == "last":
         G = int(exp["generations"])
-        value = target.closed_form(spec["metric"], np.array([G]), regime, exp["n"], exp["lam"], exp.get("curation"))
+        value = closed_form(target, spec["metric"], np.array([G]), regime, exp["n"], exp["lam"], exp.get("curation"))
         return None if value is None else float(np.asarray(value)[0])
     if stat == "mean_time":
-        return target.expected_time(spec["metric"], regime, exp["n"], exp["lam"], exp.get("curation"))
+        return expected_time(target, spec["metric"], regime, exp["n"], exp["lam"], exp.get("curation"))
     return None
 
 
@@ -136,8 +137,8 @@ def curve_table(sub, spec: dict, exps: dict):
         regime_spec = next(r for r in exp["regimes"] if R.from_spec(r).label == regime)
         wide = g.pivot_table(index="generation", columns="seed", values="value")
         gens = wide.index.to_numpy()
-        theory = make_target(exp["target"], exp["params"]).closed_form(
-            spec["metric"], gens, R.from_spec(regime_spec), exp["n"], exp["lam"], exp.get("curation"))
+        theory = closed_form(make_target(exp["target"], exp["params"]), spec["metric"], gens, R.from_spec(regime_spec),
+                             exp["n"], exp["lam"], exp.get("curation"))
         frame = pd.DataFrame({"generation": gens, "measured": wide.mean(axis=1).to_numpy(),
                               "measured_min": wide.min(axis=1).to_numpy(), "measured_max": wide.max(axis=1).to_numpy(),
                               "seeds": wide.shape[1], "theory": np.nan if theory is None else np.asarray(theory, float),

@@ -345,13 +345,15 @@ class ChainTracker:
             models=[LoggedModelInput(previous_model)] if previous_model else None)
         model_id = None
         if model is not None and model_dir is not None:
-            if not model.mlflow_logs_without_run:  # a flavor's log_model copies the run's params onto the model
+            from ouroboros import mlflow_models
+
+            if not mlflow_models.logs_without_run(model):  # a flavor's log_model copies the run's params onto it
                 self.client.log_batch(run_id, params=[Param(k, v) for k, v in params.items()])
-            model_id = model.log_mlflow_model_to(
-                name, Path(model_dir), run_id, self.experiment_id, params,
+            model_id = mlflow_models.log_target_model_to(
+                model, name, Path(model_dir), run_id, self.experiment_id, params,
                 {**{k: v for k, v in tags.items() if not k.startswith("mlflow.")},
                  "training_dataset": train["name"], "training_dataset_digest": str(train["digest"])})
-            logged_params = not model.mlflow_logs_without_run
+            logged_params = not mlflow_models.logs_without_run(model)
         else:
             logged_params = False
         for path in artifacts:

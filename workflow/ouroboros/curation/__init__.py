@@ -21,6 +21,7 @@ import numpy as np
 from ouroboros import data as D
 from ouroboros.curation.base import Context, Scorer, Selector
 from ouroboros.settings import ConfigError, check, load_registered, settings_schema
+from ouroboros.targets.capabilities import curation_hooks
 
 #: selector kind -> "module:Class"
 SELECTORS: dict[str, str] = {
@@ -96,7 +97,7 @@ class Curation:
         return {f"curation.{k}": str(v) for k, v in self._spec.items()}
 
     def check(self, target) -> Optional[str]:
-        if "candidates" not in target.curation_hooks:
+        if "candidates" not in curation_hooks(target):
             return f"target {target.name} cannot curate its samples"
         for part in (self.selector, self.scorer):
             problem = part.check(target) if part is not None else None

@@ -14,6 +14,7 @@ from typing import Any, ClassVar, Optional
 import numpy as np
 
 from ouroboros.settings import fill, settings_schema
+from ouroboros.targets.capabilities import curation_hooks
 
 
 @dataclass
@@ -39,8 +40,8 @@ class Scorer:
         self.settings = fill(self.settings_schema, settings, f"curation scorer {self.kind}")
 
     def check(self, target) -> Optional[str]:
-        if self.hook not in target.curation_hooks:
-            provided = sorted(k for k, s in _scorer_hooks().items() if s in target.curation_hooks)
+        if self.hook not in curation_hooks(target):
+            provided = sorted(k for k, s in _scorer_hooks().items() if s in curation_hooks(target))
             return (f"target {target.name} cannot provide the scorer {self.kind!r}; "
                     f"scorers it provides: {', '.join(provided) or 'none'}")
         return None

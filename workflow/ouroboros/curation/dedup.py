@@ -14,6 +14,7 @@ import numpy as np
 
 from ouroboros.curation.base import OVERSAMPLE, Selector
 from ouroboros.settings import settings_schema
+from ouroboros.targets.capabilities import curation_hooks
 
 
 class Dedup(Selector):
@@ -30,7 +31,7 @@ class Dedup(Selector):
     })
 
     def check(self, target):
-        if "duplicates" not in target.curation_hooks:
+        if "duplicates" not in curation_hooks(target):
             return f"target {target.name} has no duplicate detection for the selector 'dedup'"
         return None
 

@@ -19,6 +19,7 @@ import numpy as np
 
 from ouroboros.curation.base import Context, Scorer
 from ouroboros.settings import ConfigError, settings_schema
+from ouroboros.targets.capabilities import curation_hooks
 
 
 class Truth(Scorer):
@@ -69,7 +70,7 @@ class Ratio(Scorer):
 
     def check(self, target):
         problem = super().check(target)
-        if problem is None and "loglik" not in target.curation_hooks:
+        if problem is None and "loglik" not in curation_hooks(target):
             return f"target {target.name} cannot provide the scorer 'ratio' (it has no model log-likelihood)"
         return problem
 

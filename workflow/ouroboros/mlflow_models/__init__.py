@@ -106,3 +106,75 @@ def log_pyfunc_from_template(name: str, code: Path, model_dir: Path, requirement
         shutil.copytree(template, local, ignore=shutil.ignore_patterns("artifacts"))
         shutil.copytree(model_dir, local / "artifacts" / "model")
         return log_saved_model(name, local, run_id, experiment_id, params, tags)
+
+
+# -- a target's model, whatever its kind (ouroboros.targets.capabilities.MlflowFlavor) ----------------------
+def _overrides(target, hook: str) -> bool:
+    from ouroboros.targets.capabilities import MlflowFlavor
+
+    return isinstance(target, MlflowFlavor) and getattr(type(target), hook) is not getattr(MlflowFlavor, hook)
+
+
+def uses_array_model(target) -> bool:
+    """True where the target is logged as the default array pyfunc model (no flavor of its own)."""
+    return not (_overrides(target, "save_mlflow_model") or _overrides(target, "log_mlflow_model"))
+
+
+def logs_without_run(target) -> bool:
+    """True where the model is logged without an active run, with the given params: the array pyfunc model, or a
+    model the target saves with a flavor's ``save_model``."""
+    return uses_array_model(target) or _overrides(target, "save_mlflow_model")
+
+
+def _log_saved(target, name: str, model_dir: Path, run_id: str, experiment_id: str, params: dict,
+               tags: Optional[dict]):
+    import mlflow
+
+    with tempfile.TemporaryDirectory() as tmp:
+        local = Path(tmp) / "model"
+        with quiet_requirements():
+            extra = target.save_mlflow_model(local, Path(model_dir))
+        info = log_saved_model(name, local, run_id, experiment_id, params, tags)
+        client = mlflow.MlflowClient()
+        for artifact_path, folder in extra.items():
+            client.log_artifacts(run_id, str(folder), artifact_path=f"{name}-{artifact_path}")
+    return info
+
+
+def log_target_model(target, name: str, model_dir: Path):
+    """Log the fitted model (saved in ``model_dir``) as an MLflow LoggedModel in the active run: the target's
+    flavor where it has one, else a pyfunc "model from code" over the saved arrays (no pickle);
+    ``predict(pd.DataFrame({"n": [..], "lam": [..], "seed": [..]}))`` draws samples.  The array model's
+    environment files are derived once per process (:func:`log_pyfunc_from_template`)."""
+    import mlflow
+
+    from ouroboros.targets.capabilities import mlflow_requirements
+
+    if uses_array_model(target):
+        return log_pyfunc_from_template(name, ARRAY_MODEL, Path(model_dir), mlflow_requirements(target))
+    if _overrides(target, "log_mlflow_model"):
+        return target.log_mlflow_model(name, Path(model_dir))
+    run = mlflow.active_run()
+    if run is None:
+        raise RuntimeError("log_target_model needs an active MLflow run")
+    params = mlflow.MlflowClient().get_run(run.info.run_id).data.params  # as the flavors' log_model copy them
+    return _log_saved(target, name, Path(model_dir), run.info.run_id, run.info.experiment_id, dict(params), None)
+
+
+def log_target_model_to(target, name: str, model_dir: Path, run_id: str, experiment_id: str, params: dict,
+                        tags: dict) -> str:
+    """Log the model into run ``run_id`` (no active run needed for the array model or a target that saves with
+    a flavor's ``save_model``) with these params and tags on the LoggedModel; returns its model id."""
+    import mlflow
+
+    from ouroboros.targets.capabilities import mlflow_requirements
+
+    if uses_array_model(target):
+        return log_pyfunc_from_template(name, ARRAY_MODEL, Path(model_dir), mlflow_requirements(target), run_id=run_id,
+                                        experiment_id=experiment_id, params=params, tags=tags).model_id
+    if logs_without_run(target):
+        return _log_saved(target, name, Path(model_dir), run_id, experiment_id, params, tags).model_id
+    with mlflow.start_run(run_id=run_id):  # the flavors' log_model write into the active run
+        model_id = log_target_model(target, name, Path(model_dir)).model_id
+    mlflow.MlflowClient().set_logged_model_tags(model_id, tags)
+    return model_id

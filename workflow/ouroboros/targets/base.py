@@ -1,57 +1,65 @@
-"""The target protocol, in the style of scikit-learn's estimators.
+"""The target protocol: a small required core, in the style of scikit-learn's estimators.
 
-``Target(**params)`` holds hyperparameters; ``fit(data, rng)`` learns R
-replicate models at once (``data`` shaped ``(R, n, ...)`` or
-:class:`~ouroboros.data.Stats`) and returns ``self``; fitted attributes end in
-an underscore.  ``sample(n, lam, rng)`` draws n items per replicate with
-sampling bias ``lam`` (lam < 1 narrows the spread, lam = 1 is unbiased).
-``evaluate(...)`` scores the fitted model against real held-out data.
-``get_state``/``set_state`` expose the fitted model as plain arrays, which is
-how models are saved (``.npz``, no pickle) and stacked per block of
-generations.  Targets whose state is not plain arrays (torch) override
-``save``/``load`` and run one generation per job (``max_block = 1``).
+``Target(**params)`` holds hyperparameters; ``fit(data, rng)`` learns R replicate models at once (``data``
+shaped ``(R, n, ...)``, masked points, or sufficient statistics) and returns ``self``; fitted attributes end
+in an underscore.  ``sample(n, lam, rng)`` draws n items per replicate with sampling bias ``lam`` (lam < 1
+narrows the spread, lam = 1 is unbiased).  ``evaluate(...)`` scores the fitted model against real held-out
+data.  ``get_state``/``set_state`` expose the fitted model as plain arrays, which is how models are saved
+(``.npz``, no pickle) and stacked per block of generations.
+
+What a target author must write (the abstract core, checked when the class is instantiated):
+
+* settings: :attr:`Target.name`, :attr:`Target.params_schema`, :attr:`Target.metrics` and ``__init__``
+  taking the settings as keywords;
+* :meth:`Target.real_data`, :meth:`Target.fit`, :meth:`Target.sample`, :meth:`Target.evaluate` (abstract);
+* the model's state: :meth:`Target.get_state` / :meth:`Target.set_state` (plain arrays; what :meth:`Target.save`
+  and :meth:`Target.load` write and read, and what block mode stacks), or ``save`` / ``_load_state`` themselves
+  for a model that is not arrays (the torch targets' state dicts, one generation per job).
+
+Provided from those: :meth:`Target.clone`, :meth:`Target.save` / :meth:`Target.load`,
+:meth:`Target.sample_parts`.  :class:`Defaults` (a base of :class:`Target`) holds what the engine asks of
+every target with a default a target may override: block sizes, ``for_regime``, ``check``, ``draw_real``,
+``reference``, sizes for the memory estimate, threads and GPUs, samples on disk and their artifacts.  Targets whose state is not plain arrays (torch) override ``save``/``load`` and run one
+generation per job (:class:`~ouroboros.targets.torch_base.TorchTarget`).
+
+Everything else is an opt-in capability (:mod:`ouroboros.targets.capabilities`), listed among the class's
+bases: ``SufficientStatistics``, ``ExactMethod`` (the ``method: auto`` logic), ``Curatable`` (curation
+hooks), ``ClosedForm`` (theory), ``MlflowFlavor`` (a native MLflow model; logging lives in
+:mod:`ouroboros.mlflow_models`).
 """
 from __future__ import annotations
 
+import abc
 import copy
 from pathlib import Path
 from typing import Any, ClassVar, Optional
 
 import numpy as np
 
-from ouroboros import data as D
 from ouroboros import io
 from ouroboros.data import Data, from_arrays, to_arrays
 from ouroboros.regimes import Regime
 
 
-class Target:
-    #: registry name
-    name: ClassVar[str] = ""
+class Defaults:
+    """What the engine asks of every target, with defaults a target overrides where they do not fit: block sizes,
+    per-chain configuration and checks, fresh real data and fixed reference material, sizes for the memory
+    estimate, threads and GPUs, how samples are written and shown.  Nothing here is required."""
+
+    params: dict
+    name: ClassVar[str]
+
     #: generations per job by default; 1 means one train/generate/evaluate job each
     default_block: ClassVar[int] = 1
     #: the largest block the target supports (None: no limit)
     max_block: ClassVar[Optional[int]] = None
-    #: JSON schema (draft 2020-12) of the ``params`` mapping, with defaults
-    params_schema: ClassVar[dict] = {"type": "object", "additionalProperties": False, "properties": {}}
-    #: metric name -> one-line description (used in plots and report captions)
-    metrics: ClassVar[dict[str, str]] = {}
     #: metric name -> its unit, shown in plot axis labels ("nats per image", "per token"); unitless if absent
     units: ClassVar[dict[str, str]] = {}
-    #: whether fit depends on the data only through sufficient statistics (``summarize``), so that pools of
-    #: data can be kept as those
-    stats_sufficient: ClassVar[bool] = False
     #: name -> description of per-item values ``evaluate`` also returns (as arrays); they are stored per
     #: generation (``distributions.npz``) and drawn as overlaid histograms, one per generation
     distributions: ClassVar[dict[str, str]] = {}
     #: whether a block's stacked models are saved compressed (sparse states: the categorical's frequencies)
     compress_models: ClassVar[bool] = False
-    #: curation hooks the target provides: ``candidates`` (its samples are items a curation step can keep),
-    #: ``truth_logpdf``, ``loglik``, ``features``, ``judge_score``, ``duplicates`` (see below)
-    curation_hooks: ClassVar[tuple[str, ...]] = ()
-
-    def __init__(self, **params: Any):
-        self.params = dict(params)
 
     # -- size hints (the up-front memory estimate of a job; see ouroboros.preflight) ------------------
     def item_bytes(self) -> int:
@@ -77,12 +85,8 @@ class Target:
             raise TypeError(f"unknown {cls.name} settings {sorted(unknown)}")
         return {k: params.get(k, v.get("default")) for k, v in props.items()}
 
-    # -- sklearn-like plumbing -------------------------------------------------
     def get_params(self) -> dict:
         return dict(self.params)
-
-    def clone(self) -> "Target":
-        return type(self)(**copy.deepcopy(self.params))
 
     def __repr__(self) -> str:
         args = ", ".join(f"{k}={v!r}" for k, v in sorted(self.params.items()))
@@ -102,11 +106,7 @@ class Target:
         """A message if this target cannot run the given chain, else None."""
         return None
 
-    # -- data --------------------------------------------------------------------
-    def real_data(self, rng: np.random.Generator, n: int, replicates: int) -> dict[str, np.ndarray]:
-        """Real data for a chain: ``train`` (R, n, ...) and held-out ``test``."""
-        raise NotImplementedError
-
+    # -- data beyond the real training set --------------------------------------------
     def draw_real(self, rng: np.random.Generator, m: int, replicates: int) -> Data:
         """m fresh real items per replicate (mix regime with ``fresh: true``)."""
         raise NotImplementedError
@@ -114,84 +114,6 @@ class Target:
     def reference(self, rng: np.random.Generator) -> dict[str, np.ndarray]:
         """Fixed material shared by every chain of an experiment (evaluation samples, judges)."""
         return {}
-
-    def summarize(self, points: Data) -> D.Summary:
-        """The sufficient statistics of points (targets with ``stats_sufficient``; default: Gaussian)."""
-        return D.Stats.from_points(points)
-
-    # -- model -------------------------------------------------------------------
-    def fit(self, data: Data, rng: np.random.Generator) -> "Target":
-        raise NotImplementedError
-
-    def sample(self, n: int, lam: float, rng: np.random.Generator) -> Data:
-        raise NotImplementedError
-
-    def sample_parts(self, sizes: list[int], lam: float, rng: np.random.Generator) -> Data:
-        """Samples drawn in consecutive parts of the given sizes from one stream (generation 0, shared by
-        regimes that need different numbers of items; each takes the first ones, see ``data.take_first``).
-
-        Items are drawn at once and cut, so one part equals ``sample(n)``; targets whose samples are
-        sufficient statistics override this to draw each part on its own.
-        """
-        total = int(sum(sizes))
-        return self.sample(total, lam, rng)
-
-    # -- curation hooks (see ouroboros.curation; a target lists those it provides in curation_hooks) -----
-    def truth_logpdf(self, items) -> np.ndarray:
-        """Log-density of the real distribution at candidates (R, N, ...) -> (R, N)."""
-        raise NotImplementedError
-
-    def loglik(self, items) -> np.ndarray:
-        """Log-likelihood of candidates (R, N, ...) under this fitted model, replicate by replicate -> (R, N)."""
-        raise NotImplementedError
-
-    def features(self, items) -> np.ndarray:
-        """Numeric features of candidates (R, N, ...) -> (R, N, f) (what a reward is a function of)."""
-        return np.asarray(items, dtype=float).reshape(np.shape(items)[0], np.shape(items)[1], -1)
-
-    def feature_dim(self) -> Optional[int]:
-        """Length of the feature vector of one item, where known from the settings."""
-        return None
-
-    def judge_score(self, items, reference: dict) -> np.ndarray:
-        """A judge's confidence in candidates (R, N, ...) -> (R, N)."""
-        raise NotImplementedError
-
-    def duplicates(self, items, settings: dict, reference: dict) -> np.ndarray:
-        """(R, N) True where a candidate duplicates an earlier kept one (``settings``: the dedup selector's).
-
-        Default for vector items: exactly equal (``tolerance`` 0) or within ``tolerance`` (Euclidean) of an
-        earlier kept item, greedily in candidate order.
-        """
-        return D.near_duplicates(self.features(items), settings["tolerance"])
-
-    def evaluate(
-        self,
-        samples: Data,
-        real: dict[str, np.ndarray],
-        reference: dict[str, np.ndarray],
-        gen0: "Target",
-    ) -> dict[str, float]:
-        raise NotImplementedError
-
-    def get_state(self) -> dict[str, np.ndarray]:
-        raise NotImplementedError
-
-    def set_state(self, state: dict[str, np.ndarray]) -> "Target":
-        raise NotImplementedError
-
-    # -- theory ------------------------------------------------------------------
-    def closed_form(self, metric: str, generations: np.ndarray, regime: Regime, n: int, lam: float,
-                    curation: Optional[dict] = None) -> Optional[np.ndarray]:
-        """The expected value of a metric per generation where theory gives it, else None
-        (``curation``: the experiment's curation spec, or None)."""
-        return None
-
-    def expected_time(self, metric: str, regime: Regime, n: int, lam: float,
-                      curation: Optional[dict] = None) -> Optional[float]:
-        """Where theory gives it, the expected generation at which a 0/1 share-of-replicates metric (the CDF of
-        an event, such as the categorical target's ``fixed``) reaches 1, i.e. E[T] = sum_t (1 - P(T <= t))."""
-        return None
 
     @property
     def image_shape(self) -> Optional[tuple[int, int]]:
@@ -202,87 +124,6 @@ class Target:
     def device_name(self) -> str:
         """The device the target computes on (a tag of every tracked run)."""
         return "cpu"
-
-    #: packages a logged model needs to load
-    mlflow_requirements: ClassVar[list[str]] = ["numpy", "pandas", "scipy", "scikit-learn", "mlflow"]
-
-    #: True where the target logs the default array pyfunc model (tracking logs it without an active run)
-    @property
-    def mlflow_array_model(self) -> bool:
-        return (type(self).log_mlflow_model is Target.log_mlflow_model
-                and type(self).save_mlflow_model is Target.save_mlflow_model)
-
-    @property
-    def mlflow_logs_without_run(self) -> bool:
-        """True where tracking logs the model without an active run, with the given params: the array pyfunc
-        model, or a model the target saves with a flavor's ``save_model`` (:meth:`save_mlflow_model`)."""
-        return self.mlflow_array_model or type(self).save_mlflow_model is not Target.save_mlflow_model
-
-    def save_mlflow_model(self, path: Path, model_dir: Path) -> dict[str, Path]:
-        """Optional, for a target with a native MLflow flavor: save the fitted model (saved in ``model_dir``) as an
-        MLflow model folder at ``path`` with the flavor's ``save_model``; return {run artifact path: local
-        folder} of extra files for the generation's run.  Tracking then logs the folder as a LoggedModel with a
-        few database writes (:func:`ouroboros.mlflow_models.log_saved_model`) instead of the flavor's
-        ``log_model``, which reads the run back several times per model."""
-        raise NotImplementedError
-
-    def log_mlflow_model(self, name: str, model_dir: Path):
-        """Log the fitted model (saved in ``model_dir``) as an MLflow LoggedModel in the active run.
-
-        Default: the folder :meth:`save_mlflow_model` writes, where the target has one; else a pyfunc "model from
-        code" over the saved arrays (no pickle); ``predict(pd.DataFrame({"n": [..], "lam": [..], "seed": [..]}))``
-        draws samples.  Targets with a native MLflow flavor override this or :meth:`save_mlflow_model`.  The
-        array model's environment files are derived once per process
-        (:func:`ouroboros.mlflow_models.log_pyfunc_from_template`): a block's hundreds of models cost a file
-        copy and a few database writes each.
-        """
-        import mlflow
-
-        from ouroboros.mlflow_models import ARRAY_MODEL, log_pyfunc_from_template
-
-        if self.mlflow_array_model:
-            return log_pyfunc_from_template(name, ARRAY_MODEL, Path(model_dir), self.mlflow_requirements)
-        run = mlflow.active_run()
-        if run is None:
-            raise RuntimeError("log_mlflow_model needs an active MLflow run")
-        params = mlflow.MlflowClient().get_run(run.info.run_id).data.params  # as the flavors' log_model copy them
-        return self._log_saved(name, Path(model_dir), run.info.run_id, run.info.experiment_id, dict(params), None)
-
-    def _log_saved(self, name: str, model_dir: Path, run_id: str, experiment_id: str, params: dict,
-                   tags: Optional[dict]):
-        import tempfile
-
-        import mlflow
-
-        from ouroboros.mlflow_models import log_saved_model, quiet_requirements
-
-        with tempfile.TemporaryDirectory() as tmp:
-            local = Path(tmp) / "model"
-            with quiet_requirements():
-                extra = self.save_mlflow_model(local, Path(model_dir))
-            info = log_saved_model(name, local, run_id, experiment_id, params, tags)
-            client = mlflow.MlflowClient()
-            for artifact_path, folder in extra.items():
-                client.log_artifacts(run_id, str(folder), artifact_path=f"{name}-{artifact_path}")
-        return info
-
-    def log_mlflow_model_to(self, name: str, model_dir: Path, run_id: str, experiment_id: str, params: dict,
-                            tags: dict) -> str:
-        """Log the model into run ``run_id`` (no active run needed for the array model or a target with
-        :meth:`save_mlflow_model`) with these params and tags on the LoggedModel; returns its model id."""
-        import mlflow
-
-        if self.mlflow_array_model:
-            from ouroboros.mlflow_models import ARRAY_MODEL, log_pyfunc_from_template
-
-            return log_pyfunc_from_template(name, ARRAY_MODEL, Path(model_dir), self.mlflow_requirements, run_id=run_id,
-                                            experiment_id=experiment_id, params=params, tags=tags).model_id
-        if self.mlflow_logs_without_run:
-            return self._log_saved(name, Path(model_dir), run_id, experiment_id, params, tags).model_id
-        with mlflow.start_run(run_id=run_id):  # the flavors' log_model write into the active run
-            model_id = self.log_mlflow_model(name, Path(model_dir)).model_id
-        mlflow.MlflowClient().set_logged_model_tags(model_id, tags)
-        return model_id
 
     # -- samples on disk (what the next generation's train job reads) -------------------
     def save_samples(self, samples: Data, directory: str | Path) -> None:
@@ -299,6 +140,68 @@ class Target:
     def sample_artifacts(self, samples_dir: Path) -> list[Path]:
         """Files worth attaching to a generation's run (sample images, sample text)."""
         return []
+
+
+class Target(Defaults, abc.ABC):
+    """The required core of a target (see the module docstring); :class:`Defaults` and the capabilities of
+    :mod:`ouroboros.targets.capabilities` hold the rest."""
+
+    #: registry name
+    name: ClassVar[str] = ""
+    #: JSON schema (draft 2020-12) of the ``params`` mapping, with defaults
+    params_schema: ClassVar[dict] = {"type": "object", "additionalProperties": False, "properties": {}}
+    #: metric name -> one-line description (used in plots and report captions)
+    metrics: ClassVar[dict[str, str]] = {}
+    def __init__(self, **params: Any):
+        self.params = dict(params)
+
+    # -- sklearn-like plumbing -------------------------------------------------
+    def clone(self) -> "Target":
+        return type(self)(**copy.deepcopy(self.params))
+
+    # -- data --------------------------------------------------------------------
+    @abc.abstractmethod
+    def real_data(self, rng: np.random.Generator, n: int, replicates: int) -> dict[str, np.ndarray]:
+        """Real data for a chain: ``train`` (R, n, ...) and held-out ``test``."""
+
+    # -- model -------------------------------------------------------------------
+    @abc.abstractmethod
+    def fit(self, data: Data, rng: np.random.Generator) -> "Target":
+        """Fit R replicate models on ``data`` (each replicate on its own items); return ``self``."""
+
+    @abc.abstractmethod
+    def sample(self, n: int, lam: float, rng: np.random.Generator) -> Data:
+        """n items per replicate, drawn with sampling bias ``lam``."""
+
+    def sample_parts(self, sizes: list[int], lam: float, rng: np.random.Generator) -> Data:
+        """Samples drawn in consecutive parts of the given sizes from one stream (generation 0, shared by
+        regimes that need different numbers of items; each takes the first ones, see ``data.take_first``).
+
+        Items are drawn at once and cut, so one part equals ``sample(n)``; targets whose samples are
+        sufficient statistics override this to draw each part on its own.
+        """
+        total = int(sum(sizes))
+        return self.sample(total, lam, rng)
+
+    @abc.abstractmethod
+    def evaluate(
+        self,
+        samples: Data,
+        real: dict[str, np.ndarray],
+        reference: dict[str, np.ndarray],
+        gen0: "Target",
+    ) -> dict[str, float]:
+        """Metrics of the fitted model (its samples, against the real held-out data; ``gen0``: generation 0's
+        model): scalars, or per-item arrays for the names in :attr:`distributions`."""
+
+    def get_state(self) -> dict[str, np.ndarray]:
+        """The fitted model as plain arrays (saved as ``.npz``, stacked per block): what :meth:`save` writes.
+        Required unless the target overrides :meth:`save` / :meth:`load` (the torch targets' state dicts)."""
+        raise NotImplementedError(f"target {self.name} keeps no array state (it saves its model itself)")
+
+    def set_state(self, state: dict[str, np.ndarray]) -> "Target":
+        """Restore :meth:`get_state`; return ``self``."""
+        raise NotImplementedError(f"target {self.name} keeps no array state (it loads its model itself)")
 
     # -- persistence -------------------------------------------------------------
     def save(self, directory: str | Path) -> None:

@@ -15,14 +15,13 @@ picks individual items).  Pools of the accumulate regimes are kept as counts eit
 """
 from __future__ import annotations
 
-from typing import Optional
 
 import numpy as np
 
-from ouroboros.data import Counts, Data, Parts, Stats
-from ouroboros.regimes import Regime
+from ouroboros.data import Counts, Data, Stats
 from ouroboros.settings import settings_schema
 from ouroboros.targets.base import Target
+from ouroboros.targets.capabilities import ClosedForm, Curatable, ExactMethod, SufficientStatistics
 
 
 def truth_probs(K: int, truth: str, beta: float) -> np.ndarray:
@@ -44,10 +43,10 @@ def counts_of(data, K: int) -> np.ndarray:
     return data.c if isinstance(data, Counts) else Counts.from_items(data, K).c
 
 
-class CategoricalTarget(Target):
+class CategoricalTarget(ExactMethod, SufficientStatistics, Curatable, ClosedForm, Target):
     name = "categorical"
     default_block = 1000
-    stats_sufficient = True
+    exact_method = "counts"
     compress_models = True  # every generation's frequencies, mostly zeros once categories are lost
     curation_hooks = ("candidates", "truth_logpdf", "loglik", "features", "duplicates")
     params_schema = settings_schema({
@@ -79,22 +78,6 @@ class CategoricalTarget(Target):
         self.K, self.alpha, self.method = int(K), float(smoothing), method
         self.truth_p = truth_probs(self.K, truth, beta)
         self.curated = False
-
-    def for_regime(self, regime: Regime, curated: bool = False) -> "CategoricalTarget":
-        params = dict(self.params)
-        if params["method"] == "auto":
-            params["method"] = "sample" if regime.needs_points or curated else "counts"
-        out = type(self)(**params)
-        out.curated = curated
-        return out
-
-    def check(self, regime: Regime, n: int, replicates: int) -> Optional[str]:
-        if self.method == "counts" and regime.needs_points:
-            return (f"method 'counts' cannot run regime {regime.kind!r} (it must pick individual items); "
-                    "use method 'sample' or 'auto'")
-        if self.method == "counts" and self.curated:
-            return "method 'counts' cannot be curated (curation picks individual items); use 'sample' or 'auto'"
-        return None
 
     def summarize(self, points):
         return Counts.from_items(points, self.K)
@@ -130,12 +113,6 @@ class CategoricalTarget(Target):
         if self.method == "counts":
             return Counts(rng.multinomial(n, p).astype(float))
         return self._draw(rng, p, n)
-
-    def sample_parts(self, sizes, lam, rng):
-        """Counts cannot be cut: each part is drawn on its own (one part is ``sample(n)``)."""
-        if self.method != "counts" or len(sizes) == 1:
-            return super().sample_parts(sizes, lam, rng)
-        return Parts(tuple(self.sample(int(m), lam, rng) for m in sizes))
 
     def item_bytes(self):
         return 8

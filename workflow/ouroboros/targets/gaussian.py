@@ -19,10 +19,11 @@ from typing import Optional
 
 import numpy as np
 
-from ouroboros.data import Data, Parts, Stats
+from ouroboros.data import Data, Stats
 from ouroboros.regimes import Regime
 from ouroboros import parallel
 from ouroboros.targets.base import Target, mean_and_median
+from ouroboros.targets.capabilities import ClosedForm, Curatable, ExactMethod, SufficientStatistics
 
 COLLAPSE_STD = 1e-3
 
@@ -53,10 +54,10 @@ def wishart_identity(rng: np.random.Generator, dof: int, r: int, d: int) -> np.n
     return np.einsum("rik,rjk->rij", t, t)
 
 
-class GaussianTarget(Target):
+class GaussianTarget(ExactMethod, SufficientStatistics, Curatable, ClosedForm, Target):
     name = "gaussian"
     default_block = 1000
-    stats_sufficient = True
+    exact_method = "sufficient"
     curation_hooks = ("candidates", "truth_logpdf", "loglik", "features", "duplicates")
     params_schema = {
         "type": "object",
@@ -86,21 +87,12 @@ class GaussianTarget(Target):
     def __init__(self, d: int = 1, ddof: int = 0, method: str = "auto"):
         super().__init__(d=d, ddof=ddof, method=method)
         self.d, self.ddof, self.method = int(d), int(ddof), method
-
-    def for_regime(self, regime: Regime, curated: bool = False) -> "GaussianTarget":
-        method = self.method
-        if method == "auto":
-            method = "sample" if regime.needs_points or curated else "sufficient"
-        out = type(self)(d=self.d, ddof=self.ddof, method=method)
-        out.curated = curated
-        return out
+        self.curated = False
 
     def check(self, regime: Regime, n: int, replicates: int) -> Optional[str]:
-        if self.method == "sufficient" and regime.needs_points:
-            return (f"method 'sufficient' cannot run regime {regime.kind!r} (it must pick individual "
-                    "points); use method 'sample' or 'auto'")
-        if self.method == "sufficient" and getattr(self, "curated", False):
-            return "method 'sufficient' cannot be curated (curation picks individual points); use 'sample' or 'auto'"
+        problem = super().check(regime, n, replicates)
+        if problem:
+            return problem
         if n - self.ddof <= 0:
             return f"ddof={self.ddof} needs n > ddof, got n={n}"
         return None
@@ -151,11 +143,8 @@ class GaussianTarget(Target):
         z = parallel.standard_normal(rng, (r, n, d))
         return self.mean_[:, None, :] + np.sqrt(lam) * np.einsum("rij,rnj->rni", root, z)
 
-    def sample_parts(self, sizes, lam, rng):
-        """Sufficient statistics cannot be cut: each part is drawn on its own (one part is ``sample(n)``)."""
-        if self.method != "sufficient" or len(sizes) == 1:
-            return super().sample_parts(sizes, lam, rng)
-        return Parts(tuple(self.sample(int(m), lam, rng) for m in sizes))
+    def summarize(self, points) -> Stats:
+        return Stats.from_points(points)
 
     # -- curation hooks ----------------------------------------------------------------
     def truth_logpdf(self, items):

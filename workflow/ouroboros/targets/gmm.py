@@ -20,6 +20,7 @@ from ouroboros import data as D
 from ouroboros.data import Data, Stats
 from ouroboros.regimes import Regime
 from ouroboros.targets.base import Target
+from ouroboros.targets.capabilities import Curatable, MlflowFlavor
 from ouroboros.targets.gaussian import psd_sqrt
 
 PRESETS = {
@@ -80,7 +81,7 @@ def push_forward(u: np.ndarray, z: np.ndarray, w, mu, cov, lam: float = 1.0) -> 
     return mu[rows, k] + np.sqrt(lam) * np.einsum("rnij,rnj->rni", root[rows, k], z)
 
 
-class GMMTarget(Target):
+class GMMTarget(Curatable, MlflowFlavor, Target):
     name = "gmm"
     default_block = 50
     curation_hooks = ("candidates", "truth_logpdf", "loglik", "features", "duplicates")

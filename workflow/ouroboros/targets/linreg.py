@@ -25,6 +25,7 @@ from ouroboros.data import Data, Gram
 from ouroboros.regimes import Regime
 from ouroboros.settings import settings_schema
 from ouroboros.targets.base import Target
+from ouroboros.targets.capabilities import ClosedForm, SufficientStatistics
 
 
 @functools.lru_cache(maxsize=4)
@@ -35,10 +36,9 @@ def _fixed_design(seed: int, replicates: int, n: int, d: int) -> np.ndarray:
     return x
 
 
-class LinRegTarget(Target):
+class LinRegTarget(SufficientStatistics, ClosedForm, Target):
     name = "linreg"
     default_block = 1000
-    stats_sufficient = True
     params_schema = settings_schema({
         "d": {"type": "integer", "minimum": 1, "default": 10, "description": "number of features"},
         "noise_var": {"type": "number", "exclusiveMinimum": 0, "default": 1.0,

@@ -34,6 +34,7 @@ from ouroboros import data as D
 from ouroboros import io
 from ouroboros import text as T
 from ouroboros.settings import settings_schema
+from ouroboros.targets.capabilities import Curatable, MlflowFlavor
 from ouroboros.targets.torch_base import TorchTarget
 
 log = logging.getLogger("ouroboros")
@@ -52,7 +53,7 @@ def _gpt():
 
 
 # -- the target ------------------------------------------------------------------------------
-class LMTarget(TorchTarget):
+class LMTarget(Curatable, MlflowFlavor, TorchTarget):
     name = "lm"
     display = "LM"
     curation_hooks = ("candidates", "loglik", "duplicates")

@@ -30,6 +30,7 @@ from ouroboros import images
 from ouroboros import metrics as M
 from ouroboros.data import Data
 from ouroboros.settings import settings_schema
+from ouroboros.targets.capabilities import Curatable, MlflowFlavor
 from ouroboros.targets.torch_base import TorchTarget
 
 log = logging.getLogger("ouroboros")
@@ -42,7 +43,7 @@ def _torch():
     return torch
 
 
-class VAETarget(TorchTarget):
+class VAETarget(Curatable, MlflowFlavor, TorchTarget):
     name = "vae"
     display = "VAE"
     curation_hooks = ("candidates", "loglik", "features", "judge_score", "duplicates")
