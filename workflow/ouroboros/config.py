@@ -320,9 +320,6 @@ class Chain:
     def dir(self) -> str:
         return paths.chain_dir(self.study, self.experiment.label, self.regime.label, self.seed)
 
-    def gen_dir(self, generation: int) -> str:
-        return paths.gen_dir(self.study, self.experiment.label, self.regime.label, self.seed, generation)
-
 
 @dataclass
 class Study:

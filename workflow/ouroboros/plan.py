@@ -209,9 +209,6 @@ class Plan:
         """A generation's jobs' ``spec`` param (generation 0's: the shared one)."""
         return chain.gen0_spec() if gen == 0 else chain.spec()
 
-    def real_path(self, chain: Chain) -> str:
-        return real_path(chain)
-
     def reference_path(self, chain: Chain) -> str:
         return paths.reference_dir(self.name, chain.experiment.label)
 
