@@ -79,3 +79,25 @@ def test_a_target_without_curation_hooks_is_refused_a_curation_step():
 
     assert Curation({"selector": "random", "oversample": 2}, "x").check(MeanTarget()) == \
         "target mean-core cannot curate its samples"
+
+
+@pytest.mark.parametrize("name, params", [("gaussian", {"d": 2, "method": "sufficient"}),
+                                          ("categorical", {"K": 5, "method": "counts"})])
+def test_a_loaded_model_draws_items_whatever_method_fitted_it(tmp_path, name, params):
+    """The public API (``ouroboros.load_generation``, the MLflow array model) gives items when asked for
+    them, even for a chain that drew sufficient statistics."""
+    from ouroboros import paths
+    from ouroboros.results import load_generation
+    from ouroboros.targets import make_target
+
+    rng = np.random.default_rng(0)
+    model = make_target(name, params)
+    model.fit(model.real_data(rng, 50, 3)["train"], rng)
+    assert not isinstance(model.sample(10, 1.0, rng), np.ndarray)  # the chain's own draws: statistics
+    folder = tmp_path / paths.generation("s", "e", "replace", 0, 4).model
+    model.save(folder)
+    loaded = load_generation("s", "e", "replace", 0, 4, root=tmp_path)
+    x = loaded.sample(100, 1.0, np.random.default_rng(1))
+    assert isinstance(x, np.ndarray) and x.shape[:2] == (3, 100)
+    for key, value in model.get_state().items():
+        np.testing.assert_array_equal(loaded.get_state()[key], value)

@@ -17,7 +17,13 @@ from ouroboros import io, paths
 
 def load_generation(study: str, experiment: str, regime: str, seed: int, generation: int, root: str | Path = "."):
     """The fitted model of one generation of one chain (a :class:`~ouroboros.targets.base.Target`, all
-    replicates); ``root`` is the folder Snakemake ran in (the one holding ``results/``)."""
+    replicates); ``root`` is the folder Snakemake ran in (the one holding ``results/``).  Its ``sample``
+    draws items (points, counts' categories), also where the chain drew sufficient statistics."""
+    model = _load_generation(study, experiment, regime, seed, generation, root)
+    return model.drawing_points() if hasattr(model, "drawing_points") else model
+
+
+def _load_generation(study, experiment, regime, seed, generation, root):
     from ouroboros.chain import unstack_models
     from ouroboros.targets import make_target
     from ouroboros.targets.base import Target

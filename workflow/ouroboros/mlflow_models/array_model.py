@@ -19,7 +19,8 @@ class ArrayTargetModel(mlflow.pyfunc.PythonModel):
     def load_context(self, context):
         from ouroboros.targets.base import Target
 
-        self.target = Target.load(context.artifacts["model"])
+        target = Target.load(context.artifacts["model"])
+        self.target = target.drawing_points() if hasattr(target, "drawing_points") else target
 
     def predict(self, context, model_input: pd.DataFrame, params=None) -> pd.DataFrame:
         row = model_input.iloc[0]
@@ -27,9 +28,6 @@ class ArrayTargetModel(mlflow.pyfunc.PythonModel):
         lam = float(row.get("lam", 1.0))
         seed = int(row.get("seed", 0))
         samples = self.target.sample(n, lam, np.random.default_rng(seed))
-        if not isinstance(samples, np.ndarray):  # sufficient statistics: draw the points instead
-            samples = type(self.target)(**{**self.target.params, "method": "sample"}).set_state(
-                self.target.get_state()).sample(n, lam, np.random.default_rng(seed))
         r, m = samples.shape[:2]
         flat = samples.reshape(r * m, -1)
         out = pd.DataFrame(flat, columns=[f"x{i}" for i in range(flat.shape[1])])

@@ -61,6 +61,15 @@ class ExactMethod:
             return f"method {exact!r} cannot be curated (curation picks individual items); use 'sample' or 'auto'"
         return None
 
+    def drawing_points(self):
+        """This fitted model with method ``sample``: its ``sample`` gives items whatever method fitted it
+        (what a user who loads a generation's model asks for; the state is shared, not copied)."""
+        if self.method == "sample":
+            return self
+        out = type(self)(**{**self.params, "method": "sample"})
+        out.curated = getattr(self, "curated", False)
+        return out.set_state(self.get_state())
+
     def sample_parts(self, sizes, lam, rng):
         """Sufficient statistics cannot be cut: each part is drawn on its own (one part is ``sample(n)``)."""
         if self.method != self.exact_method or len(sizes) == 1:
