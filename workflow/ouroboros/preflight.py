@@ -77,28 +77,61 @@ def locate(message: str, configfiles: Sequence) -> str:
     return message
 
 
+def _strict_loader():
+    """PyYAML's safe loader, refusing a key written twice in one mapping (PyYAML keeps the last silently)."""
+    import yaml
+
+    class StrictLoader(yaml.SafeLoader):
+        def construct_mapping(self, node, deep=False):
+            seen: dict = {}
+            for key_node, _ in node.value:
+                key = self.construct_object(key_node, deep=deep)
+                try:
+                    first = seen.setdefault(key, key_node.start_mark.line + 1)
+                except TypeError:  # an unhashable key: PyYAML names it itself
+                    continue
+                if first != key_node.start_mark.line + 1:
+                    raise ConfigError(f"line {key_node.start_mark.line + 1}: the key {key!r} is written twice in "
+                                      f"one mapping (first at line {first}); keep one")
+            return super().construct_mapping(node, deep=deep)
+
+    return StrictLoader
+
+
 def load_yaml(path) -> dict:
-    """A config file as a mapping; a syntax error names the file, line and column."""
+    """A config file as a mapping; a syntax error names the file, line and column.  Refused: a file that is not
+    UTF-8 text, an empty one, a key written twice in one mapping."""
     import yaml
 
     path = Path(path)
     try:
-        text = path.read_text(encoding="utf-8")
+        text = path.read_bytes().decode("utf-8")
     except OSError as exc:
         raise ConfigError(f"cannot read the config file {path}: {exc.strerror or exc}") from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{path}: not a text (UTF-8) file, so not a config file (byte {exc.start} is "
+                          f"{text_byte(exc)})") from None
+    if "\0" in text:
+        raise ConfigError(f"{path}: not a text file (it holds NUL bytes), so not a config file")
     try:
-        data = yaml.safe_load(text)
+        data = yaml.load(text, Loader=_strict_loader())
+    except ConfigError as exc:
+        raise ConfigError(f"{path}, {exc}") from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f", line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
         problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
         raise ConfigError(f"{path}{where}: not valid YAML ({problem})") from None
     if data is None:
-        data = {}
+        raise ConfigError(f"{path}: the config file is empty (write at least the keys it changes, such as study)")
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: a config file is a mapping of keys (study, experiments, ...), "
                           f"got a {type(data).__name__}")
     return data
+
+
+def text_byte(exc: UnicodeDecodeError) -> str:
+    return f"0x{exc.object[exc.start]:02x}"
 
 
 def merge(base: dict, override: dict) -> dict:
@@ -107,6 +140,35 @@ def merge(base: dict, override: dict) -> dict:
     for k, v in override.items():
         out[k] = merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else copy.deepcopy(v)
     return out
+
+
+# -- the config's own size -------------------------------------------------------------------------
+#: values a config may hold once YAML aliases are expanded (the largest shipped study holds about 300)
+MAX_CONFIG_VALUES = 100_000
+
+
+def _expanded(value, memo: dict) -> int:
+    """How many values ``value`` holds with every alias expanded, counted once per distinct container (an
+    alias is the same Python object), so a "billion laughs" is counted, not walked."""
+    if not isinstance(value, (dict, list)):
+        return 1
+    key = id(value)
+    if key not in memo:
+        memo[key] = 0  # a recursive alias counts as a leaf here; the schema refuses it anyway
+        items = value.values() if isinstance(value, dict) else value
+        memo[key] = 1 + sum(_expanded(v, memo) for v in items)
+    return memo[key]
+
+
+def check_expansion(config: dict, budget: int = MAX_CONFIG_VALUES) -> None:
+    """Refuse a config that YAML aliases blow up (nine levels of nine aliases are 387 million values, which
+    every later check would walk) before anything walks it; the message names the largest top-level key."""
+    memo: dict = {}
+    sizes = {k: _expanded(v, memo) for k, v in config.items()}
+    if sum(sizes.values()) > budget:
+        key = max(sizes, key=sizes.get)
+        raise ConfigError(f"invalid config at {key}: it expands to {sizes[key]:,} values (YAML aliases?), over "
+                          f"the {budget:,} a study config may hold")
 
 
 # -- sizes -------------------------------------------------------------------------------------------
@@ -201,15 +263,21 @@ def check_tracking_folder(uri: str) -> None:
 
 
 # -- all of it ----------------------------------------------------------------------------------------
-def prepare(config: dict, basedir, cwd=None, configfiles: Sequence = ()) -> Prepared:
+def prepare(config: dict, basedir, cwd=None, configfiles: Sequence = (), reread: bool = True) -> Prepared:
     """Check ``config`` in place (filling defaults) and build the study; every problem is one ConfigError
-    line naming the key (and the file and line that set it)."""
+    line naming the key (and the file and line that set it).  ``reread``: read ``configfiles`` again with
+    :func:`load_yaml`'s checks, which Snakemake's own reading of them lacks (a key written twice, an empty
+    file)."""
     from ouroboros.config import Study, load_schema, validate_schema
     from ouroboros.sweeps import check_specs
     from ouroboros.tracking import TrackingError, resolve_artifacts, resolve_uri
 
     cwd = cwd or os.getcwd()
+    if reread:
+        for f in configfiles:
+            load_yaml(f)
     try:
+        check_expansion(config)
         schema = load_schema(Path(basedir) / "config" / "schema.yaml")
         validate_schema(config, schema)
         study = Study.from_config(config, schema=schema, validated=True)
@@ -237,4 +305,4 @@ def check_files(files: Sequence, basedir, cwd=None) -> Prepared:
     config: dict = {}
     for f in files:
         config = merge(config, load_yaml(f))
-    return prepare(config, basedir, cwd, files)
+    return prepare(config, basedir, cwd, files, reread=False)

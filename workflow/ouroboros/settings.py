@@ -25,12 +25,25 @@ def settings_schema(properties: dict, required: tuple[str, ...] = ()) -> dict:
     return schema
 
 
+def _is_integer(checker, instance) -> bool:
+    """Only ints are integers: JSON Schema's 3.0 would pass, and then name a folder ``gens0-3.0``."""
+    return isinstance(instance, int) and not isinstance(instance, bool)
+
+
+def _full_pattern(pattern: str) -> str:
+    """A pattern's closing ``$`` as "the end of the string": Python's ``$`` also matches before a final
+    newline, so ``"nl\\n"`` would pass ``^[a-z]+$`` (and name a folder)."""
+    return pattern[:-1] + r"\Z" if pattern.endswith("$") and not pattern.endswith(r"\$") else pattern
+
+
 def _validator(schema: dict):
-    """A draft 2020-12 validator that also fills in defaults."""
+    """A draft 2020-12 validator that also fills in defaults, counts only ints as integers, and anchors
+    patterns at the very end of the string."""
     import jsonschema
 
     base = jsonschema.Draft202012Validator
     props = base.VALIDATORS["properties"]
+    pattern = base.VALIDATORS["pattern"]
 
     def set_defaults(validator, properties, instance, schema):
         if isinstance(instance, dict):
@@ -39,7 +52,12 @@ def _validator(schema: dict):
                     instance[key] = copy.deepcopy(sub["default"])
         yield from props(validator, properties, instance, schema)
 
-    cls = jsonschema.validators.extend(base, {"properties": set_defaults})
+    def full_pattern(validator, patrn, instance, schema):
+        yield from pattern(validator, _full_pattern(patrn), instance, schema)
+
+    types = base.TYPE_CHECKER.redefine("integer", _is_integer)
+    cls = jsonschema.validators.extend(base, {"properties": set_defaults, "pattern": full_pattern},
+                                       type_checker=types)
     return cls(schema)
 
 
@@ -89,6 +107,19 @@ def fill(schema: dict, settings: dict | None, at: str) -> dict:
     """A checked copy of ``settings`` with every default filled in."""
     out = copy.deepcopy(dict(settings or {}))
     check(schema, out, at)
+    return out
+
+
+def applicable(schema: dict, settings: dict) -> dict:
+    """The settings that apply given the others: a property may say ``"applies": {"corpus": ["files"]}`` (it
+    is used only when ``corpus`` is ``files``); what the settings table lists for a row."""
+    props = schema.get("properties", {})
+    out = {}
+    for k, v in settings.items():
+        rule = props.get(k, {}).get("applies") if isinstance(props.get(k), dict) else None
+        if rule and any(settings.get(other) not in allowed for other, allowed in rule.items()):
+            continue
+        out[k] = v
     return out
 
 

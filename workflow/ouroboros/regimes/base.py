@@ -149,11 +149,18 @@ class Regime:
         """Whether generation t >= 1 trains on the n items of S_{t-1} and nothing else (the replace loop)."""
         return self.markov and self.n_real(n) == 0 and self.n_synthetic(n) == n
 
+    #: generations :meth:`most_sources` looks at (and the last): a regime whose number of sources still grows
+    #: after these overrides it (the shipped ones reach their most by generation k)
+    SOURCES_HORIZON: ClassVar[int] = 4096
+
     def most_sources(self, generations: int) -> int:
-        """The most generations' synthetic data a chain of G generations holds at once (a memory estimate)."""
+        """The most generations' synthetic data a chain of G generations holds at once (a memory estimate,
+        taken from the first :attr:`SOURCES_HORIZON` generations and the last, so a billion generations cost
+        no more than a few thousand)."""
         if self.pools:
             return generations
-        return max((len(self.sources(t)) for t in range(1, generations + 1)), default=0)
+        ts = list(range(1, min(generations, self.SOURCES_HORIZON) + 1)) + ([generations] if generations > 0 else [])
+        return max((len(self.sources(t)) for t in ts), default=0)
 
     def check(self, n: int) -> Optional[str]:
         """A message if the regime cannot run with n items per training set, else None."""

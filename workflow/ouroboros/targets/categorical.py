@@ -15,6 +15,7 @@ picks individual items).  Pools of the accumulate regimes are kept as counts eit
 """
 from __future__ import annotations
 
+import functools
 
 import numpy as np
 
@@ -61,7 +62,8 @@ class CategoricalTarget(ExactMethod, SufficientStatistics, Curatable, ClosedForm
         "method": {"enum": ["auto", "sample", "counts"], "default": "auto",
                    "description": "draw the items, or draw their counts per category (a multinomial; exact)"},
     })
-    units = {"entropy": "nats", "kl_model_truth": "nats"}
+    units = {"entropy": "nats", "kl_model_truth": "nats", "tail_covered": "share", "lost_any": "share",
+             "fixed": "share"}
     metrics = {
         "support_size": "categories with positive probability, mean over replicates",
         "entropy": "entropy of the fitted distribution (nats), mean over replicates",
@@ -76,8 +78,12 @@ class CategoricalTarget(ExactMethod, SufficientStatistics, Curatable, ClosedForm
     def __init__(self, K=10, truth="uniform", beta=1.0, smoothing=0.0, tail_mass=0.1, method="auto"):
         super().__init__(K=K, truth=truth, beta=beta, smoothing=smoothing, tail_mass=tail_mass, method=method)
         self.K, self.alpha, self.method = int(K), float(smoothing), method
-        self.truth_p = truth_probs(self.K, truth, beta)
         self.curated = False
+
+    @functools.cached_property
+    def truth_p(self) -> np.ndarray:
+        """The truth's probabilities (K,), made on first use: checking a study's settings allocates nothing."""
+        return truth_probs(self.K, self.params["truth"], self.params["beta"])
 
     def summarize(self, points):
         return Counts.from_items(points, self.K)
