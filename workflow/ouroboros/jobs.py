@@ -9,6 +9,7 @@ from __future__ import annotations
 import csv
 import hashlib
 import logging
+import math
 from pathlib import Path
 from typing import Iterable, Optional, Sequence
 
@@ -47,9 +48,26 @@ def _metrics_digest(body: str) -> str:
     return hashlib.sha256(body.encode()).hexdigest()[:16]
 
 
-def write_metrics(path, rows: Iterable[tuple[int, str, float]]) -> None:
+class NonFiniteMetric(ValueError):
+    """A metric came out infinite (an overflow: a setting out of range); the job stops before writing it."""
+
+
+def check_metrics_finite(rows, where: str, infinite_ok=frozenset()) -> None:
+    """Stop at the first infinite value of a metric not declared in ``infinite_ok`` (NaN, "undefined here",
+    passes: a curation step that kept nothing has no mean score)."""
+    for g, m, v in rows:
+        if math.isinf(v) and m not in infinite_ok:
+            raise NonFiniteMetric(f"{where} generation {g}: metric {m} is {v}, not a finite number (an overflow: "
+                                  f"check the settings, such as lam, n or the target's parameters); nothing was "
+                                  f"written")
+
+
+def write_metrics(path, rows: Iterable[tuple[int, str, float]], where: str = "", infinite_ok=frozenset()) -> None:
     """A generation's (or block's) metrics: a CSV, then a trailer line with the row count and a checksum of the
-    lines above it, so that a file cut short (at a line boundary or mid-number) is never read as whole."""
+    lines above it, so that a file cut short (at a line boundary or mid-number) is never read as whole.
+    An infinite value stops the job (:func:`check_metrics_finite`); ``where`` names the chain in the message."""
+    rows = list(rows)
+    check_metrics_finite(rows, where, infinite_ok)
     lines = [",".join(METRIC_FIELDS)] + [f"{g},{m},{v!r}" for g, m, v in rows]
     body = "\n".join(lines) + "\n"
     io.save_text(path, body + f"{TRAILER} rows={len(lines) - 1} sha256={_metrics_digest(body)}\n")
@@ -187,7 +205,7 @@ def curate(spec: dict, gen: int, samples_dir, model_dir, gen0_dir, reference_dir
     run.gen0 = model if gen == 0 else Target.load(gen0_dir)
     synthetic, metrics = run.synthetic(gen, model, model.load_samples(samples_dir))
     model.save_samples(synthetic, out_dir)
-    write_metrics(out_csv, [(gen, k, v) for k, v in metrics.items()])
+    write_metrics(out_csv, [(gen, k, v) for k, v in metrics.items()], chain.path)
     log.info("%s gen %d: kept %s of %d candidates per replicate; %s", chain.path, gen, D.counts(synthetic).tolist()[:5],
              chain.n_candidates, ", ".join(f"{k}={v:.4g}" for k, v in metrics.items()))
 
@@ -202,7 +220,7 @@ def evaluate(spec: dict, gen: int, model_dir, samples_dir, real_path, reference_
     metrics, distributions = split_metrics(run.evaluate(model, model.load_samples(samples_dir), gen0))
     if out_distributions is not None:
         io.save_npz(out_distributions, **distributions)
-    write_metrics(out_csv, [(gen, k, v) for k, v in metrics.items()])
+    write_metrics(out_csv, [(gen, k, v) for k, v in metrics.items()], chain.path, model.infinite_metrics)
     log.info("%s gen %d: %s", chain.path, gen, ", ".join(f"{k}={v:.4g}" for k, v in metrics.items()))
 
 
@@ -224,7 +242,7 @@ def block(spec: dict, first: int, last: int, real_path, reference_dir, state_pat
     # what the stacked models are, so that ouroboros.load_generation can rebuild any of them without the config
     io.save_json(paths.BlockFiles(str(Path(out_models).parent)).target, {"target": run.template.name,
                                                                          "params": run.template.params})
-    write_metrics(out_metrics, result.metrics)
+    write_metrics(out_metrics, result.metrics, chain.path, run.template.infinite_metrics)
     io.save_npz(out_state, **result.state)
 
 
@@ -252,7 +270,7 @@ def collect(chains: Sequence[dict], files: Sequence[Sequence[str]], out_csv,
     table = table.sort_values(["experiment", "regime", "seed", "metric", "generation"], kind="stable")
     tables.write_csv(table, out_csv)
     if out_settings is not None:
-        tables.write_csv(pd.DataFrame(tables.settings_rows(chains)), out_settings)
+        tables.write_csv(pd.DataFrame(tables.settings_rows(chains), dtype=object), out_settings)  # 40, not 40.0
     if out_summary is not None:
         tables.write_csv(tables.summary(table), out_summary)
     log.info("wrote %d rows for %d chains to %s", len(table), len(chains), out_csv)

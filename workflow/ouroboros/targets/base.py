@@ -55,6 +55,9 @@ class Defaults:
     max_block: ClassVar[Optional[int]] = None
     #: metric name -> its unit, shown in plot axis labels ("nats per image", "per token"); unitless if absent
     units: ClassVar[dict[str, str]] = {}
+    #: metrics that may be +inf by definition (a KL to a collapsed, singular model); any other metric that is
+    #: not finite stops the job (an overflow is never written as a number); NaN means "undefined here"
+    infinite_metrics: ClassVar[frozenset] = frozenset()
     #: name -> description of per-item values ``evaluate`` also returns (as arrays); they are stored per
     #: generation (``distributions.npz``) and drawn as overlaid histograms, one per generation
     distributions: ClassVar[dict[str, str]] = {}

@@ -70,7 +70,8 @@ class GaussianTarget(ExactMethod, SufficientStatistics, Curatable, ClosedForm, T
                        "description": "draw the points, or draw their sufficient statistics exactly"},
         },
     }
-    units = {"kl_truth_model": "nats"}
+    units = {"kl_truth_model": "nats", "collapsed_fraction": "share"}
+    infinite_metrics = frozenset({"kl_truth_model"})  # a replicate collapsed to a point: KL(truth || model) = inf
     metrics = {
         "std_mean": "mean over replicates of the fitted std (sqrt(trace(Sigma)/d))",
         "std_median": "median over replicates of the fitted std",
