@@ -24,7 +24,7 @@ from ouroboros import paths, seeding
 from ouroboros import regimes as R
 from ouroboros.curation import Curation, scorer_class, selector_class
 from ouroboros.regimes import Regime
-from ouroboros.settings import ConfigError, check, check_finite
+from ouroboros.settings import ConfigError, applicable, check, check_finite
 from ouroboros.targets import REGISTRY, Target, make_target, target_class
 from ouroboros.targets.capabilities import stats_sufficient
 
@@ -311,7 +311,7 @@ class Chain:
         cur = self.curation()
         if cur is not None:
             cols.update(cur.columns())
-        for k, v in e.params.items():
+        for k, v in applicable(target_class(e.target).params_schema, e.params).items():
             if isinstance(v, (int, float, str, bool)) and k not in cols:
                 cols[k] = v
         return cols
