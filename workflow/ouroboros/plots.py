@@ -20,6 +20,8 @@ def plot_metric(metrics_csv, metric: str, out_png, experiments: Sequence[dict], 
     _save(metric_figure(read_study(metrics_csv), metric, experiments, band, unit), out_png)
 
 
+#: the unit of a metric that is a share (0..1): drawn on [0, 1]
+SHARE = "share"
 #: lines with at most this many generations get a marker per point
 MARKERS_UP_TO = 20
 
@@ -68,7 +70,9 @@ def metric_figure(table, metric: str, experiments: Sequence[dict], band: str = "
         values = sub["value"].to_numpy(dtype=float)
         values = values[np.isfinite(values)]
         positive = values[values > 0]
-        if values.size and values.min() >= 0 and positive.size and positive.max() / positive.min() > 100:
+        if unit == SHARE:  # a share of replicates or items: the whole range, so that all-zero reads as zero
+            ax.set_ylim(-0.03, 1.03)
+        elif values.size and values.min() >= 0 and positive.size and positive.max() / positive.min() > 100:
             if values.min() > 0:
                 ax.set_yscale("log")
             else:  # zeros (e.g. a drift at generation 0): linear near 0, logarithmic above

@@ -48,6 +48,8 @@ METRICS = {
     "curation_score_kept": "mean score of the kept candidates",
     "curation_score_all": "mean score of all drawn candidates",
 }
+#: metric -> unit, as a target's ``units``
+UNITS = {"curation_kept_fraction": "share"}
 
 
 def selector_class(kind: str) -> type[Selector]:
@@ -131,5 +133,5 @@ class Curation:
         return D.compact(kept, valid), out
 
 
-__all__ = ["Context", "Curation", "METRICS", "SCORERS", "SELECTORS", "Scorer", "Selector", "scorer_class",
+__all__ = ["Context", "Curation", "METRICS", "UNITS", "SCORERS", "SELECTORS", "Scorer", "Selector", "scorer_class",
            "selector_class"]
