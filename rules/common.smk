@@ -4,6 +4,7 @@ import os
 
 from ouroboros import paths
 from ouroboros.config import ConfigError, put_package_on_pythonpath
+from ouroboros.logs import when_nothing_to_do
 from ouroboros.plan import Plan
 from ouroboros.preflight import prepare
 from ouroboros.sweeps import STATISTICS as SWEEP_STATISTICS
@@ -124,13 +125,16 @@ def track_group_inputs(w):
     return {"files": sorted({f for u in PLAN.tracking_groups[w.group] for f in u.files()})}
 
 
-def track_group_units(w):
-    return [u.to_params() for u in PLAN.tracking_groups[w.group]]
+def track_group_digest(w):
+    return PLAN.digest(PLAN.group_units(w.group))
 
 
 def final_outputs():
     return PLAN.final_outputs()
 
 
-def closing_line():
-    return PLAN.closing_line([str(f) for f in workflow.overwrite_configfiles])
+def closing_line(done=True):
+    return PLAN.closing_line([str(f) for f in workflow.overwrite_configfiles], done)
+
+
+when_nothing_to_do(lambda: closing_line(done=False))

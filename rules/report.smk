@@ -9,9 +9,7 @@ rule collect:
         settings=report(paths.settings_table(S), caption="../report/settings.rst", category="Tables"),
         summary=report(paths.summary_table(S), caption="../report/summary.rst", category="Tables"),
     params:
-        chains=[c.columns() for c in STUDY.chains],
-        files=[PLAN.metric_files(c) for c in STUDY.chains],
-        generations=[c.experiment.generations for c in STUDY.chains],
+        plan=PLAN.digest(PLAN.collect_args()),
     log:
         f"{LOGS}/collect.log",
     conda:
@@ -32,7 +30,7 @@ rule plot:
             labels=metric_labels,
         ),
     params:
-        experiments=PLAN.plot_experiments(),
+        plan=PLAN.digest(PLAN.plot_experiments()),
         band=config["plots"]["band"],
         description=lambda w: PLAN.describe(w.metric),
         unit=lambda w: PLAN.metric_unit(w.metric),
@@ -56,7 +54,7 @@ rule sweep_plot:
         table=paths.sweep_table(S, "{sweep}"),
     params:
         spec=lambda w: SWEEP_PLOTS[w.sweep],
-        experiments=PLAN.plot_experiments(),
+        plan=PLAN.digest(PLAN.plot_experiments()),
         description=lambda w: PLAN.describe(SWEEP_PLOTS[w.sweep]["metric"]),
         statistic=lambda w: SWEEP_STATISTICS[SWEEP_PLOTS[w.sweep].get("statistic", "last")],
     log:

@@ -10,7 +10,7 @@ rule track_group:
     output:
         paths.tracking_group(S, "{group}"),
     params:
-        units=track_group_units,
+        plan=track_group_digest,
         study=TRACKING_STUDY,
         repo=workflow.basedir,
     log:

@@ -1,7 +1,8 @@
 """Snakemake adapter: log a group of chains to MLflow in one job."""
 from ouroboros.logs import run_job
+from ouroboros.plan import Plan
 from ouroboros.tracking import track_group
 
-i, p = snakemake.input, snakemake.params
-run_job(snakemake, lambda: track_group(snakemake.wildcards.group, p.units, p.study, snakemake.output[0],
-                                       rule=snakemake.rule, repo=p.repo))
+p, group = snakemake.params, snakemake.wildcards.group
+run_job(snakemake, lambda: track_group(group, Plan.for_job(snakemake).group_units(group), p.study,
+                                       snakemake.output[0], rule=snakemake.rule, repo=p.repo))

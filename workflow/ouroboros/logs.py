@@ -139,3 +139,15 @@ def run_job(snakemake, func, *args, **kwargs):
                 pass
         print(f"{line}\n(full traceback in {log_path})", file=sys.stderr)
         sys.exit(1)
+
+
+def when_nothing_to_do(message) -> None:
+    """Print ``message()`` after Snakemake's "Nothing to be done" (its ``onsuccess`` does not run then), so a
+    rerun with nothing left to do still says where the results are."""
+    class _Hint(logging.Filter):
+        def filter(self, record):
+            if isinstance(record.msg, str) and record.msg.startswith("Nothing to be done"):
+                record.msg = f"{record.msg}\n{message()}"
+            return True
+
+    logging.getLogger("snakemake.logging").addFilter(_Hint())

@@ -182,6 +182,38 @@ class Plan:
         self.tracking = tracking
         self.sweep_plots = dict(sweep_plots or {})
 
+    @classmethod
+    def for_job(cls, snakemake) -> "Plan":
+        """The study's plan rebuilt inside a job from the config Snakemake hands it (checked and filled when the
+        workflow was read), so that rules pass a digest of a job's share of the plan (:meth:`digest`), not the
+        share itself: a changed study reruns the job without printing its whole unit list."""
+        import copy
+        from pathlib import Path
+
+        from ouroboros.preflight import prepare
+
+        basedir = Path(snakemake.scriptdir).parent
+        prepared = prepare(copy.deepcopy(dict(snakemake.config)), basedir, reread=False)
+        return cls(prepared.study, prepared.tracking, prepared.sweep_plots)
+
+    @staticmethod
+    def digest(value) -> str:
+        """A short digest of a JSON-able share of the plan (a rule's param: it changes when the share does)."""
+        import hashlib
+        import json
+
+        return hashlib.sha256(json.dumps(value, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+    def collect_args(self) -> tuple[list[dict], list[list[str]], list[int]]:
+        """What the collect job gathers: every chain's columns, metrics files and generations."""
+        chains = self.study.chains
+        return ([c.columns() for c in chains], [self.metric_files(c) for c in chains],
+                [c.experiment.generations for c in chains])
+
+    def group_units(self, group: str) -> list[dict]:
+        """A tracking job's units, as params."""
+        return [u.to_params() for u in self.tracking_groups[group]]
+
     # -- chains and generations -------------------------------------------------------------------------
     def chain(self, exp: str, regime: str, seed) -> Chain:
         return self.study.chain(exp, regime, int(seed))
@@ -296,8 +328,11 @@ class Plan:
         return ", ".join(dict.fromkeys(names)) or "other"
 
     def metric_unit(self, metric: str) -> str:
+        from ouroboros.curation import UNITS as CURATION_UNITS
         from ouroboros.targets import target_class
 
+        if metric in CURATION_UNITS:
+            return CURATION_UNITS[metric]
         return next((u for e in self.study.experiments if (u := target_class(e.target).units.get(metric))), "")
 
     def plot_experiments(self) -> list[dict]:
@@ -367,12 +402,36 @@ class Plan:
             outputs.append(paths.tracking_study(self.name))
         return outputs
 
-    def closing_line(self, configfiles: Sequence[str] = ()) -> str:
-        """Where the results are, printed when the workflow ends well."""
+    def closing_line(self, configfiles: Sequence[str] = (), done: bool = True) -> str:
+        """Where the results are, printed when the workflow ends well (``done``) or had nothing to do; the
+        commands as this interpreter's environment spells them (``.venv/bin/snakemake``)."""
         configs = "".join(f" --configfile {os.path.relpath(f)}" for f in configfiles)
         results = paths.results(self.name)
-        lines = [f"Study {self.name} is done: table {paths.metrics_table(self.name)}, plots {results}/plots/",
-                 f"  report: snakemake --report {results}/report.html{configs}"]
+        state = "is done" if done else "is up to date (nothing to do)"
+        lines = [f"Study {self.name} {state}: table {paths.metrics_table(self.name)}, plots {results}/plots/",
+                 f"  report: {command('snakemake')} --report {results}/report.html{configs}"]
         if self.tracking["enabled"]:
-            lines.append(f"  MLflow: mlflow ui --backend-store-uri {self.tracking['uri']} --port 5000")
+            lines.append(f"  MLflow: {command('mlflow')} ui --backend-store-uri {self.tracking['uri']} --port 5000, "
+                         f"then open {ui_url('http://127.0.0.1:5000')}")
         return "\n".join(lines)
+
+
+def command(name: str) -> str:
+    """``name`` as the running interpreter's environment holds it (``.venv/bin/mlflow`` run from the checkout;
+    an absolute path where that is shorter), or the bare name where it is not there."""
+    import sys
+    from pathlib import Path
+
+    exe = Path(sys.executable).parent / name
+    if not exe.is_file():
+        return name
+    rel = os.path.relpath(exe)
+    return rel if len(rel) <= len(str(exe)) else str(exe)
+
+
+def ui_url(server: str) -> str:
+    """The MLflow UI's page of experiments in its model-training view: MLflow 3's UI opens in its GenAI view
+    unless the address says ``workflowType=machine_learning`` (then it remembers the choice)."""
+    from ouroboros.tracking import UI_VIEW
+
+    return f"{server.rstrip('/')}/#/experiments?{UI_VIEW}"

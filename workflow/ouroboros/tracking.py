@@ -162,6 +162,8 @@ def git_commit(repo: str | os.PathLike) -> str:
 # -- experiment --------------------------------------------------------------------
 #: MLflow UI: open the experiment as classical model training (not the GenAI "Evaluations" view)
 EXPERIMENT_KIND = "custom_model_development"
+#: the query that opens MLflow 3's UI in its model-training view (what its "Model training" toggle sets)
+UI_VIEW = "workflowType=machine_learning"
 
 
 def source_tags(repo: str | os.PathLike, rule: str = "") -> dict[str, str]:
