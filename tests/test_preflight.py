@@ -123,6 +123,18 @@ BAD = [
     (["limits", "jobs"], 2, ["jobs", "limits.jobs = 2"]),
     (["limits", "job_memory_gb"], 1e-8, ["a job would hold about", "limits.job_memory_gb"]),
     (["limits", "job_memory_gb"], -1, ["job_memory_gb"]),
+    # whole-number floats are not integers (JSON Schema's would be), names end at their last character
+    (["generations"], 3.0, ["generations", "3.0 is not of type 'integer'"]),
+    (["seeds"], [0.0], ["seeds[0]", "not of type 'integer'"]),
+    (E + ["block"], 2.0, ["block", "not of type 'integer'"]),
+    (E + ["n"], 10.0, ["n", "not of type 'integer'"]),
+    (E + ["replicates"], 2.0, ["replicates", "not of type 'integer'"]),
+    (E, {"target": "categorical", "params": {"K": 10.0}}, ["params.K", "not of type 'integer'"]),
+    (["study"], "nl\n", ["study", "does not match"]),
+    (E + ["name"], "x\n", ["name", "does not match"]),
+    (E + ["sweep"], {"n": [10, 20.0]}, ["n", "not of type 'integer'"]),
+    # estimated from the settings, without allocating what is estimated
+    (E, {"target": "categorical", "params": {"K": 1_000_000_000}}, ["a job would hold about", "GB"]),
 ]
 
 
@@ -218,12 +230,94 @@ def test_ouroboros_check_command(tmp_path, capsys):
     good.write_text(yaml.safe_dump(GOOD))
     assert main(["check", str(good)]) == 0
     out = capsys.readouterr().out
-    assert "tiny: 1 experiment(s), 2 chain(s), about" in out
+    assert "tiny: 1 experiment(s), 2 chain(s), 18 jobs to run here (as snakemake -n counts them)" in out
     bad = tmp_path / "bad.yaml"
     bad.write_text("study: s\nexperiments:\n  - target: gaussian\n    n: [10\n")
     assert main(["check", str(bad)]) == 1
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and f"{bad}, line 5" in err
+
+
+def _laughs(levels: int = 9) -> str:
+    """A YAML "billion laughs": nine levels of nine aliases (387 million strings once expanded)."""
+    lines = ['a0: &a0 ["lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol"]']
+    lines += [f"a{i}: &a{i} [{', '.join([f'*a{i - 1}'] * 9)}]" for i in range(1, levels)]
+    return "\n".join(lines + ["study: laughs", f"description: *a{levels - 1}",
+                               "experiments:\n  - target: gaussian\n    n: 10"]) + "\n"
+
+
+#: hostile config files: (what the file holds, words the one-line refusal must hold)
+BAD_FILES = [
+    (_laughs(), ["description", "expands to", "YAML aliases", "100,000"]),
+    ("study: first\nstudy: second\nexperiments:\n  - target: gaussian\n", ["line 2", "'study' is written twice",
+                                                                             "first at line 1"]),
+    ("study: s\nexperiments:\n  - target: gaussian\n    n: 10\n    n: 20\n", ["line 5", "'n' is written twice"]),
+    (b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR\xff\xfe", ["not a text (UTF-8) file"]),
+    (b"study: s\x00\n", ["not a text file", "NUL"]),
+    ("", ["the config file is empty"]),
+    ("# only a comment\n", ["the config file is empty"]),
+    ("- study: s\n", ["a config file is a mapping", "list"]),
+]
+
+
+@pytest.mark.parametrize("content,words", BAD_FILES, ids=lambda x: str(x)[:30])
+def test_a_hostile_config_file_is_refused_in_one_line(tmp_path, content, words):
+    import tracemalloc
+
+    f = tmp_path / "hostile.yaml"
+    f.write_bytes(content if isinstance(content, bytes) else content.encode())
+    tracemalloc.start()
+    try:
+        with pytest.raises(ConfigError) as err:
+            preflight.check_files([f], REPO, tmp_path)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    msg = str(err.value)
+    assert "\n" not in msg and str(f) in msg, msg
+    for w in words:
+        assert w in msg, msg
+    assert peak < 50 * 1024 ** 2  # nothing expanded or allocated on the file's say-so
+
+
+def test_the_size_check_estimates_without_allocating(tmp_path):
+    """A billion categories are refused from the settings alone (it once allocated them: 15.7 GB)."""
+    import tracemalloc
+
+    cfg = _with(E, {"target": "categorical", "n": 10, "params": {"K": 1_000_000_000}})
+    tracemalloc.start()
+    try:
+        with pytest.raises(ConfigError, match="a job would hold about"):
+            preflight.prepare(cfg, REPO, tmp_path)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 50 * 1024 ** 2
+
+
+def test_an_infinite_metric_stops_the_job_naming_generation_and_metric(tmp_path):
+    """lam = 1e300 overflows the Gaussian's variance: the job stops, and no "inf" is written as a number."""
+    from conftest import make_chain, run_blocks
+    from ouroboros.jobs import NonFiniteMetric
+
+    chain = make_chain(target="gaussian", regime="replace", n=10, replicates=4, generations=3, lam=1e300)
+    with pytest.raises(NonFiniteMetric, match=r"generation \d+: metric \w+ is inf"):
+        run_blocks(chain, tmp_path / "blocks", 3, 4)
+    assert not list((tmp_path / "blocks").rglob("metrics.csv"))
+
+
+@pytest.mark.e2e
+@pytest.mark.parametrize("case", ["laughs", "twice", "empty"])
+def test_snakemake_refuses_a_hostile_file_as_ouroboros_check_does(tmp_path, snakemake_run, case):
+    content = {"laughs": _laughs(), "twice": "study: first\nstudy: second\n", "empty": ""}[case]
+    f = tmp_path / "hostile.yaml"
+    f.write_text(content)
+    proc = snakemake_run(tmp_path, None, "--configfile", str(f), "-n", check=False)
+    out = proc.stdout + proc.stderr
+    assert proc.returncode != 0, out
+    assert "Traceback" not in out, out
+    with pytest.raises(ConfigError):
+        preflight.check_files([f], REPO, tmp_path)
 
 
 @pytest.mark.e2e

@@ -26,11 +26,39 @@ def _check(args) -> int:
         return 1
     study = prepared.study
     worst = max((preflight.job_bytes(c)[0] for c in study.chains), default=0)
-    print(f"{study.name}: {len(study.experiments)} experiment(s), {len(study.chains)} chain(s), about "
-          f"{preflight.job_count(study, prepared.tracking['enabled']):,} jobs, the largest holding about "
-          f"{preflight._gb(worst)}; tracking "
+    try:
+        jobs = scheduled_jobs(args.files, args.repo)
+    except RuntimeError as exc:
+        print(f"Error: {exc}", file=sys.stderr)
+        return 1
+    print(f"{study.name}: {len(study.experiments)} experiment(s), {len(study.chains)} chain(s), "
+          + (f"{jobs:,} jobs to run here" if jobs else "nothing to run here (every result is present)")
+          + f" (as snakemake -n counts them), the largest holding about {preflight._gb(worst)}; tracking "
           + (prepared.tracking["uri"] if prepared.tracking["enabled"] else "off"))
     return 0
+
+
+def scheduled_jobs(files: Sequence[str], repo, cwd=None) -> int:
+    """How many jobs Snakemake would run in ``cwd`` now (its own dry run: the exact count, less what is
+    already computed there)."""
+    import re
+    import subprocess
+
+    cmd = [sys.executable, "-m", "snakemake", "-s", str(Path(repo) / "Snakefile"), "-n", "--quiet", "rules",
+           "--nolock"]
+    for f in files:
+        cmd += ["--configfile", str(f)]
+    proc = subprocess.run(cmd, capture_output=True, text=True, cwd=cwd)
+    out = proc.stdout + proc.stderr
+    if proc.returncode:
+        lines = [line for line in out.splitlines() if line.strip()]
+        raise RuntimeError("snakemake's dry run failed: " + (lines[-1] if lines else f"exit {proc.returncode}"))
+    totals = re.findall(r"^total\s+(\d+)\s*$", out, flags=re.M)
+    if totals:
+        return int(totals[-1])
+    if "Nothing to be done" in out:
+        return 0
+    raise RuntimeError("snakemake's dry run printed no job count")
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
