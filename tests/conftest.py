@@ -91,7 +91,8 @@ def run_per_job(chain, folder: Path, generations: int) -> list:
         srcs = [folder / f"gen{j}" / ("curated" if curated else "samples") for j in chain.reads(g)]
         jobs.train(spec, g, real, srcs, gdir / "model", gdir / "trainset.json")
         jobs.generate(spec, g, gdir / "model", gdir / "samples")
-        jobs.evaluate(spec, g, gdir / "model", gdir / "samples", real, ref, folder / "gen0" / "model", gdir / "metrics.csv")
+        jobs.evaluate(spec, g, gdir / "model", gdir / "samples", gdir / "trainset.json", real, ref,
+                      folder / "gen0" / "model", gdir / "metrics.csv")
         rows += jobs.read_metrics(gdir / "metrics.csv")
         if curated:
             jobs.curate(spec, g, gdir / "samples", gdir / "model", folder / "gen0" / "model", ref, gdir / "curated",

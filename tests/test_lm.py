@@ -329,7 +329,9 @@ def test_tiny_lm_study_with_two_regimes_tracked_to_mlflow(tmp_path, snakemake_ru
         assert "step" in (results / f"logs/lm/{regime}/seed0/gen1/train.log").read_text()
     uri = f"sqlite:///{tmp_path / 'results' / 'mlflow.db'}"
     client = mlflow.MlflowClient(uri)
-    exp = client.get_experiment_by_name("lm-tiny")
+    from ouroboros.tracking import experiment_name
+
+    exp = client.get_experiment_by_name(experiment_name("lm-tiny"))
     runs = client.search_runs([exp.experiment_id], "tags.`ouroboros.kind` = 'generation'")
     assert len(runs) == 5  # generation 0 once, shared by both regimes
     assert_shared_gen0(results, client, exp.experiment_id, "lm", ["replace", "mix-rho0.1"], runs)
@@ -343,7 +345,7 @@ def test_tiny_lm_study_with_two_regimes_tracked_to_mlflow(tmp_path, snakemake_ru
         "plots/distributions/lm/ppl_gen0.png"]
     models = {m.name: m.model_id for m in client.search_logged_models(experiment_ids=[exp.experiment_id])}
     mlflow.set_tracking_uri(uri)
-    model = mlflow.pyfunc.load_model(f"models:/{models['gen2-lm-replace-seed0']}")
+    model = mlflow.pyfunc.load_model(f"models:/{models['gen2-s0-replace-lm']}")
     out = model.predict(pd.DataFrame({"prompt": ["The for statement", "A class"]}),
                         params={"max_new_tokens": 12, "seed": 0})
     assert list(out.columns) == ["prompt", "continuation"] and out["continuation"].str.len().min() > 0

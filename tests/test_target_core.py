@@ -54,7 +54,7 @@ def test_the_core_alone_runs_in_every_mode_with_the_same_numbers(tmp_path, monke
     monkeypatch.setitem(REGISTRY, MeanTarget.name, f"{__name__}:MeanTarget")
     chain = make_chain(target=MeanTarget.name, regime=regime, n=8, replicates=20, generations=5)
     per_job, one_block = run_per_job(chain, tmp_path / "per-job", 5)
-    assert sorted(per_job) == sorted(one_block) and len(per_job) == 6
+    assert sorted(per_job) == sorted(one_block) and len(per_job) == 6 * 2  # mu_sq and the engine's train_items
     assert run_blocks(chain, tmp_path / "blocks", 5, 2) == one_block
     t = chain.target()
     assert not C.stats_sufficient(t) and C.curation_hooks(t) == () and C.closed_form(

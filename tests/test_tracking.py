@@ -14,7 +14,7 @@ import pytest
 
 from conftest import run_snakemake
 from ouroboros import io
-from ouroboros.tracking import TrackingError, check_backend, model_name, resolve_uri
+from ouroboros.tracking import TrackingError, check_backend, experiment_name, metric_data, model_name, resolve_uri
 
 pytestmark = pytest.mark.e2e
 os.environ["MLFLOW_DISABLE_TELEMETRY"] = "true"
@@ -31,10 +31,12 @@ TRACKED = {
     ],
 }
 # tracked generations per parent run: the GMM runs one generation per job, so its generation 0 is shared
-# by its regimes and tracked once per seed under its own parent ("gmm/seed0")
-CHAINS = {"gauss/replace/seed0": range(5), "gauss/mix-rho0.1/seed0": range(5), "gmm/accumulate/seed0": range(1, 3),
+# by its regimes and tracked once per seed under its own parent ("gmm/seed0"); each regime's chain has a run of
+# its own for it too (pointing at the shared model), so its lineage starts at generation 0
+CHAINS = {"gauss/replace/seed0": range(5), "gauss/mix-rho0.1/seed0": range(5), "gmm/accumulate/seed0": range(3),
           "gmm/seed0": range(1)}
 RUNS = sum(len(g) for g in CHAINS.values())
+MODELS = RUNS - 1  # the chain's run of the shared generation 0 logs no model of its own
 
 
 def _client(uri):
@@ -58,7 +60,7 @@ def tracked(tmp_path_factory):
 def test_run_tree_metrics_and_lineage(tracked):
     work, uri = tracked
     client = _client(uri)
-    exp = client.get_experiment_by_name("tracked")
+    exp = client.get_experiment_by_name(experiment_name("tracked"))
     assert exp is not None
     parents = {r.data.tags["ouroboros.chain"]: r for r in _runs(client, exp.experiment_id, "chain")}
     assert set(parents) == set(CHAINS)
@@ -96,10 +98,19 @@ def test_run_tree_metrics_and_lineage(tracked):
     for key, rec in by_key.items():
         models = client.search_logged_models(experiment_ids=[exp.experiment_id],
                                              filter_string=f"source_run_id = '{rec.info.run_id}'")
+        if key == ("gmm/accumulate/seed0", 0):  # the chain's view of the shared generation 0
+            assert not models and rec.data.tags["ouroboros.shared_run_id"] == by_key[("gmm/seed0", 0)].info.run_id
+            continue
         assert len(models) == 1
         model_of[key] = models[0].model_id
+    link = by_key[("gmm/accumulate/seed0", 0)]
+    assert [m.model_id for m in client.get_run(link.info.run_id).inputs.model_inputs] == [model_of[("gmm/seed0", 0)]]
+    assert parents["gmm/accumulate/seed0"].data.tags["ouroboros.gen0_model_id"] == model_of[("gmm/seed0", 0)]
+    assert parents["gmm/accumulate/seed0"].data.tags["ouroboros.gen0_run_id"] == link.info.run_id
     for (chain, g), rec in by_key.items():
         inputs = [m.model_id for m in client.get_run(rec.info.run_id).inputs.model_inputs]
+        if (chain, g) == ("gmm/accumulate/seed0", 0):
+            continue
         if g == 0:
             assert not inputs
         else:
@@ -111,18 +122,25 @@ def test_run_tree_metrics_and_lineage(tracked):
 def test_models_carry_their_metrics_and_the_experiment_its_kind(tracked):
     work, uri = tracked
     client = _client(uri)
-    exp = client.get_experiment_by_name("tracked")
+    exp = client.get_experiment_by_name(experiment_name("tracked"))
     assert exp.tags["mlflow.experimentKind"] == "custom_model_development"
     assert exp.tags["mlflow.note.content"]
     models = client.search_logged_models(experiment_ids=[exp.experiment_id], max_results=1000)
-    assert len(models) == RUNS
+    assert len(models) == MODELS
     table = pd.read_csv(work / "results/tracked/metrics.csv")
     for m in models:
         assert m.name.startswith(f"gen{m.tags['generation']}-"), m.name
         assert m.metrics, f"{m.name} has no metrics"
         g = int(m.tags["generation"])
         assert {x.step for x in m.metrics} == {g}
-        assert all(x.dataset_name and x.dataset_name.endswith("real-test") for x in m.metrics)
+        from ouroboros.targets import target_class
+
+        ends = {"real": "real-test", "samples": f"gen{g}/samples", "train": f"gen{g}/train", "model": None}
+        for x in m.metrics:  # each metric against the data it was computed on (none: the model against the truth)
+            want_end = ends[metric_data(target_class(m.tags["target"]), x.key)]
+            assert (x.dataset_name is None) if want_end is None else x.dataset_name.endswith(want_end), (m.name, x)
+        assert any(x.dataset_name and x.dataset_name.endswith(f"gen{g}/train") for x in m.metrics)  # train_items
+        assert m.tags["mlflow.source.name"] == "snakemake rule track_group"
         assert m.tags["training_dataset"].endswith(f"gen{g}/train") and m.tags["training_dataset_digest"]
         assert m.params["generation"] == str(g)
         chain = m.tags["ouroboros.chain"]
@@ -136,13 +154,13 @@ def test_models_carry_their_metrics_and_the_experiment_its_kind(tracked):
     # no duplicated tags on runs: the ouroboros.* copies of study, config hash and generation are gone
     run = _runs(client, exp.experiment_id, "generation")[0]
     assert not {"ouroboros.study", "ouroboros.config_hash", "ouroboros.generation", "git_commit"} & set(run.data.tags)
-    assert run.info.run_name.startswith(f"gen{run.data.tags['generation']} ")
+    assert run.info.run_name.startswith(f"gen{run.data.tags['generation']} s0 ")
 
 
 def test_job_run_time_and_memory_are_metrics(tracked):
     work, uri = tracked
     client = _client(uri)
-    exp = client.get_experiment_by_name("tracked")
+    exp = client.get_experiment_by_name(experiment_name("tracked"))
     parents = {r.data.tags["ouroboros.chain"]: r for r in _runs(client, exp.experiment_id, "chain")}
     hist = client.get_metric_history(parents["gauss/replace/seed0"].info.run_id, "job_seconds_block")
     assert sorted(m.step for m in hist) == [2, 4] and all(m.value > 0 for m in hist)  # blocks 0-2 and 3-4
@@ -181,20 +199,26 @@ def test_models_load_from_models_uri_and_sample(tracked):
     work, uri = tracked
     mlflow.set_tracking_uri(uri)
     client = _client(uri)
-    exp = client.get_experiment_by_name("tracked")
+    exp = client.get_experiment_by_name(experiment_name("tracked"))
     names = {m.name: m for m in client.search_logged_models(experiment_ids=[exp.experiment_id])}
-    assert model_name("gen3-gauss-mix-rho0.1-seed0") in names
-    gmm = mlflow.sklearn.load_model(f"models:/{names['gen2-gmm-accumulate-seed0'].model_id}")
+    assert model_name("gen3-s0-mix-rho0.1-gauss") in names
+    gmm = mlflow.sklearn.load_model(f"models:/{names['gen2-s0-accumulate-gmm'].model_id}")
     x, _ = gmm.sample(50)
     assert x.shape == (50, 2)
     state = io.load_npz(work / "results/tracked/gmm/accumulate/seed0/gen2/model/state.npz")
     np.testing.assert_allclose(gmm.means_, state["means"][0])
-    logged = names["gen2-gmm-accumulate-seed0"]  # saved with mlflow.sklearn.save_model, logged without a run
+    logged = names["gen2-s0-accumulate-gmm"]  # saved with mlflow.sklearn.save_model, logged without a run
     assert logged.params["generation"] == "2" and logged.tags["training_dataset"]
     assert [o.model_id for o in client.get_run(logged.source_run_id).outputs.model_outputs] == [logged.model_id]
-    arts = client.list_artifacts(logged.source_run_id, "gen2-gmm-accumulate-seed0-all-replicates")
+    arts = client.list_artifacts(logged.source_run_id, "gen2-s0-accumulate-gmm-all-replicates")
     assert "state.npz" in {Path(a.path).name for a in arts}
-    gauss = mlflow.pyfunc.load_model(f"models:/{names['gen4-gauss-replace-seed0'].model_id}")
+    # every chain's generation 0 by the chain's name, also where its regimes share it
+    from ouroboros.tracking import logged_models
+
+    by_name = logged_models("tracked", uri)
+    assert by_name["gen0-s0-accumulate-gmm"] == by_name["gen0-s0-shared-gmm"] == f"models:/{names['gen0-s0-shared-gmm'].model_id}"
+    assert by_name["gen0-s0-replace-gauss"] == f"models:/{names['gen0-s0-replace-gauss'].model_id}"
+    gauss = mlflow.pyfunc.load_model(f"models:/{names['gen4-s0-replace-gauss'].model_id}")
     out = gauss.predict(pd.DataFrame({"n": [7], "lam": [0.5], "seed": [1]}))
     assert out.shape == (5 * 7, 2) and list(out.columns) == ["replicate", "x0"]
 
@@ -220,13 +244,13 @@ def test_forced_rerun_leaves_no_duplicates(tracked):
     work, uri = tracked
     run_snakemake(work, TRACKED, "--cores", "2", "--forcerun", "track_group")
     client = _client(uri)
-    exp = client.get_experiment_by_name("tracked")
+    exp = client.get_experiment_by_name(experiment_name("tracked"))
     children = _runs(client, exp.experiment_id, "generation")
     keys = [(r.data.tags["ouroboros.chain"], r.data.tags["generation"]) for r in children]
     assert len(keys) == len(set(keys)) == RUNS
     assert len(_runs(client, exp.experiment_id, "chain")) == len(CHAINS)
     names = [m.name for m in client.search_logged_models(experiment_ids=[exp.experiment_id])]
-    assert len(names) == len(set(names)) == RUNS
+    assert len(names) == len(set(names)) == MODELS
 
 
 def test_parallel_tracking_against_sqlite_has_no_lock_failures(tmp_path):
@@ -239,7 +263,7 @@ def test_parallel_tracking_against_sqlite_has_no_lock_failures(tmp_path):
     logs = "".join(p.read_text() for p in (tmp_path / "results/parallel/logs").rglob("*.log"))
     assert "database is locked" not in logs + proc.stderr
     client = _client(f"sqlite:///{tmp_path / 'results' / 'mlflow.db'}")
-    exp = client.get_experiment_by_name("parallel")
+    exp = client.get_experiment_by_name(experiment_name("parallel"))
     assert len(_runs(client, exp.experiment_id, "generation")) == 6 * 6
     for parent in _runs(client, exp.experiment_id, "chain"):
         assert sorted(m.step for m in client.get_metric_history(parent.info.run_id, "std_mean")) == [0, 2, 3, 5]
@@ -298,13 +322,13 @@ def test_unreachable_server_then_real_server(tmp_path, server_port):
         assert "rule block:" not in out and "rule train:" not in out  # only tracking ran
         assert (results / "metrics.csv").stat().st_mtime_ns == before
         client = _client(uri)
-        exp = client.get_experiment_by_name("remote")
+        exp = client.get_experiment_by_name(experiment_name("remote"))
         assert len(_runs(client, exp.experiment_id, "generation")) == RUNS
         import mlflow
 
         mlflow.set_tracking_uri(uri)
         names = {m.name: m.model_id for m in client.search_logged_models(experiment_ids=[exp.experiment_id])}
-        assert mlflow.sklearn.load_model(f"models:/{names['gen1-gmm-accumulate-seed0']}").sample(3)[0].shape == (3, 2)
+        assert mlflow.sklearn.load_model(f"models:/{names['gen1-s0-accumulate-gmm']}").sample(3)[0].shape == (3, 2)
     finally:
         os.killpg(server.pid, signal.SIGTERM)
         server.wait(timeout=30)

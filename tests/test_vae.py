@@ -124,7 +124,9 @@ def test_tiny_vae_study_with_two_regimes_tracked_to_mlflow(tmp_path, snakemake_r
     uri = f"sqlite:///{tmp_path / 'results' / 'mlflow.db'}"
     mlflow.set_tracking_uri(uri)
     client = mlflow.MlflowClient(uri)
-    exp = client.get_experiment_by_name("vae-tiny")
+    from ouroboros.tracking import experiment_name
+
+    exp = client.get_experiment_by_name(experiment_name("vae-tiny"))
     runs = client.search_runs([exp.experiment_id], "tags.`ouroboros.kind` = 'generation'")
     assert len(runs) == 5  # generation 0 once, shared by both regimes
     assert_shared_gen0(results, client, exp.experiment_id, "vae", ["replace", "mix-rho0.2"], runs)
@@ -142,7 +144,7 @@ def test_tiny_vae_study_with_two_regimes_tracked_to_mlflow(tmp_path, snakemake_r
     top = {a.path for a in client.list_artifacts(study_run.info.run_id)}
     assert {"metrics.csv", "settings.csv", "summary.csv", "plots"} <= top
     models = {m.name: m.model_id for m in client.search_logged_models(experiment_ids=[exp.experiment_id])}
-    decoder = mlflow.pytorch.load_model(f"models:/{models['gen2-vae-replace-seed0']}")
+    decoder = mlflow.pytorch.load_model(f"models:/{models['gen2-s0-replace-vae']}")
     with torch.no_grad():
         images = decoder(torch.randn(4, 20))
     assert tuple(images.shape) == (4, 64) and float(images.min()) >= 0 and float(images.max()) <= 1

@@ -36,6 +36,15 @@ from ouroboros.targets.base import Target
 
 log = logging.getLogger("ouroboros")
 
+#: metrics the engine reports for every chain, beside the target's and the curation step's
+METRICS = {"train_items": "items in the generation's training set, mean over replicates (real and synthetic; "
+                          "it grows under the accumulating regimes)"}
+
+
+def train_items(data: D.Data) -> float:
+    """The ``train_items`` metric of a training set."""
+    return float(np.mean(D.counts(data)))
+
 
 class ChainRun:
     def __init__(self, chain: Union[Chain, ChainSpec], real: Optional[dict[str, np.ndarray]] = None,
@@ -157,9 +166,11 @@ class ChainRun:
         self.receive(t, synthetic)
 
     def step(self, t: int) -> tuple[Target, D.Data, dict[str, float]]:
-        model = self.fit(t, self.trainset(t))
+        data = self.trainset(t)
+        model = self.fit(t, data)
         drawn = self.draw(t, model)
         metrics = self.evaluate(model, drawn, gen0=model if t == 0 else None)
+        metrics["train_items"] = train_items(data)
         synthetic, curated = self.synthetic(t, model, drawn)
         metrics.update(curated)
         self.record(t, model, synthetic)

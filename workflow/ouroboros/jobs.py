@@ -17,8 +17,9 @@ import numpy as np
 
 from ouroboros import data as D
 from ouroboros import io, paths, seeding
-from ouroboros.chain import ChainRun, run_block, split_metrics, unstack_models
+from ouroboros.chain import ChainRun, run_block, split_metrics, train_items, unstack_models
 from ouroboros.config import ChainSpec, real_rng
+from ouroboros.curation import INFINITE as CURATION_INFINITE
 from ouroboros.targets import make_target
 from ouroboros.targets.base import Target
 
@@ -176,6 +177,7 @@ def train(spec: dict, gen: int, real_path, sample_dirs: Sequence, model_dir, man
     io.save_json(manifest_path, {
         "chain": chain.path, "generation": gen, "regime": chain.regime.label, "items_per_replicate": D.size(data),
         "items_min": int(D.counts(data).min()),
+        "items_mean": train_items(data),
         "form": "stats" if isinstance(data, D.Summary) else ("masked points" if isinstance(data, D.Masked) else "points"),
         "digest": io.digest(D.to_arrays(data)),
         "real": str(real_path) if chain.regime.uses_real(gen) else None,
@@ -205,19 +207,21 @@ def curate(spec: dict, gen: int, samples_dir, model_dir, gen0_dir, reference_dir
     run.gen0 = model if gen == 0 else Target.load(gen0_dir)
     synthetic, metrics = run.synthetic(gen, model, model.load_samples(samples_dir))
     model.save_samples(synthetic, out_dir)
-    write_metrics(out_csv, [(gen, k, v) for k, v in metrics.items()], chain.path)
+    write_metrics(out_csv, [(gen, k, v) for k, v in metrics.items()], chain.path, CURATION_INFINITE)
     log.info("%s gen %d: kept %s of %d candidates per replicate; %s", chain.path, gen, D.counts(synthetic).tolist()[:5],
              chain.n_candidates, ", ".join(f"{k}={v:.4g}" for k, v in metrics.items()))
 
 
-def evaluate(spec: dict, gen: int, model_dir, samples_dir, real_path, reference_dir, gen0_dir, out_csv,
+def evaluate(spec: dict, gen: int, model_dir, samples_dir, trainset_path, real_path, reference_dir, gen0_dir, out_csv,
              out_distributions=None) -> None:
-    """Score generation ``gen``: metrics.csv, and the target's per-item distributions (an .npz, maybe empty)."""
+    """Score generation ``gen``: metrics.csv (with the engine's ``train_items`` from the train job's manifest,
+    as a block job reports it), and the target's per-item distributions (an .npz, maybe empty)."""
     chain = ChainSpec.from_params(spec)
     run = ChainRun(chain, load_real(real_path), load_reference(reference_dir))
     model = Target.load(model_dir)
     gen0 = model if gen == 0 else Target.load(gen0_dir)
     metrics, distributions = split_metrics(run.evaluate(model, model.load_samples(samples_dir), gen0))
+    metrics["train_items"] = float(io.load_json(trainset_path)["items_mean"])
     if out_distributions is not None:
         io.save_npz(out_distributions, **distributions)
     write_metrics(out_csv, [(gen, k, v) for k, v in metrics.items()], chain.path, model.infinite_metrics)
@@ -242,7 +246,7 @@ def block(spec: dict, first: int, last: int, real_path, reference_dir, state_pat
     # what the stacked models are, so that ouroboros.load_generation can rebuild any of them without the config
     io.save_json(paths.BlockFiles(str(Path(out_models).parent)).target, {"target": run.template.name,
                                                                          "params": run.template.params})
-    write_metrics(out_metrics, result.metrics, chain.path, run.template.infinite_metrics)
+    write_metrics(out_metrics, result.metrics, chain.path, run.template.infinite_metrics | CURATION_INFINITE)
     io.save_npz(out_state, **result.state)
 
 

@@ -18,6 +18,7 @@ from typing import ClassVar, Optional, Sequence, Union
 
 from ouroboros import paths
 from ouroboros.blocks import completed_blocks, plan_blocks
+from ouroboros.chain import METRICS as ENGINE_METRICS
 from ouroboros.config import Chain, Study
 
 
@@ -264,7 +265,7 @@ class Plan:
 
     def evaluate_inputs(self, chain: Chain, gen: int) -> dict:
         here = generation_files(chain, gen)
-        return {"model": here.model, "samples": here.samples, "real": real_path(chain),
+        return {"model": here.model, "samples": here.samples, "trainset": here.trainset, "real": real_path(chain),
                 "reference": self.reference_path(chain), "gen0": generation_files(chain, 0).model}
 
     def curate_inputs(self, chain: Chain, gen: int) -> dict:
@@ -307,7 +308,7 @@ class Plan:
         for e in self.study.experiments:
             cur = e.make_curation()
             names += [m for m in (cur.metric_names() if cur else []) if m not in names]
-        return names
+        return names + [m for m in ENGINE_METRICS if m not in names]
 
     def describe(self, metric: str) -> str:
         from ouroboros.curation import METRICS as CURATION_METRICS
@@ -315,6 +316,8 @@ class Plan:
 
         if metric in CURATION_METRICS:
             return CURATION_METRICS[metric]
+        if metric in ENGINE_METRICS:
+            return ENGINE_METRICS[metric]
         return next((d for e in self.study.experiments if (d := target_class(e.target).metrics.get(metric))), "")
 
     def metric_targets(self, metric: str) -> str:
@@ -324,6 +327,8 @@ class Plan:
 
         if metric in CURATION_METRICS:
             return "curation"
+        if metric in ENGINE_METRICS:
+            return "every target"
         names = [e.target for e in self.study.experiments if metric in target_class(e.target).metrics]
         return ", ".join(dict.fromkeys(names)) or "other"
 

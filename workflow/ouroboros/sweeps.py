@@ -73,7 +73,9 @@ def check_specs(study) -> list[dict]:
             raise ConfigError(f"invalid config at {at}.experiments: unknown experiments {unknown}; "
                               f"allowed values: {', '.join(sorted(names))}")
         exps = experiments_of(spec, study.experiments)
-        metrics = set()
+        from ouroboros.chain import METRICS as ENGINE_METRICS
+
+        metrics = set(ENGINE_METRICS)
         for e in exps:
             metrics |= set(target_class(e.target).metrics)
             cur = e.make_curation()

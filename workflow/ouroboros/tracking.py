@@ -178,25 +178,32 @@ def source_tags(repo: str | os.PathLike, rule: str = "") -> dict[str, str]:
             "mlflow.source.name": f"snakemake rule {rule}" if rule else "snakemake"}
 
 
+def experiment_name(study: str) -> str:
+    """The study's MLflow experiment: ``ouroboros-<study>``, so that the study ``default`` is not mistaken for
+    MLflow's own (empty) experiment "Default" beside it."""
+    return f"ouroboros-{study}"
+
+
 def ensure_experiment(study: dict) -> dict:
     """The study's experiment, created (with the database, if new) by whichever tracking job comes first; its
     kind (classical training) and description (the study's) set.  ``study``: {"study", "uri", "artifacts",
     "description"}.  Returns {"uri", "experiment", "experiment_id"}.  Under the backend lock, so that jobs
     starting together create it once."""
-    name, uri, description = study["study"], study["uri"], study.get("description") or ""
+    name, uri, description = experiment_name(study["study"]), study["uri"], study.get("description") or ""
     check_backend(uri)
     with backend_lock(uri), _wrap(uri):
         client = _client(uri)
         exp = client.get_experiment_by_name(name)
         if exp is None:
-            exp_id = client.create_experiment(name, artifact_location=study.get("artifacts"), tags={"study": name})
+            exp_id = client.create_experiment(name, artifact_location=study.get("artifacts"),
+                                              tags={"study": study["study"]})
             log.info("created experiment %s (id %s) in %s", name, exp_id, uri)
         elif exp.lifecycle_stage == "deleted":
             client.restore_experiment(exp.experiment_id)
             exp_id = exp.experiment_id
         else:
             exp_id = exp.experiment_id
-        note = description.strip() or f"Ouroboros study {name}"
+        note = description.strip() or f"Ouroboros study {study['study']}"
         tags = {} if exp is None else exp.tags
         for key, value in (("mlflow.experimentKind", EXPERIMENT_KIND), ("mlflow.note.content", note)):
             if tags.get(key) != value:
@@ -232,6 +239,18 @@ class ChainTracker:
     @property
     def regime_label(self) -> str:
         return "shared" if self.shared else self.chain.regime.label
+
+    @property
+    def label(self) -> str:
+        """The chain's run name: what tells runs of a study apart (seed, regime) first, where the UI's columns
+        cut names off; the experiment last (``s0 mix-rho0.1 gaussian``)."""
+        return chain_label(self.chain.seed, self.regime_label, self.chain.experiment)
+
+    def model_name(self, generation: int, regime: Optional[str] = None) -> str:
+        """``gen100-s0-mix-rho0_1-gaussian``: generation, seed, regime, experiment (``regime``: another label,
+        such as a regime's name for the shared generation 0)."""
+        c = self.chain
+        return model_name(f"gen{generation}-{chain_label(c.seed, regime or self.regime_label, c.experiment, '-')}")
 
     def base_tags(self) -> dict[str, str]:
         c = self.chain
@@ -281,7 +300,7 @@ class ChainTracker:
             self.new_parent = False
             return runs[0].info.run_id
         tags = dict(self.base_tags(), **{"ouroboros.kind": "chain"})
-        run = self.client.create_run(self.experiment_id, run_name=self.path, tags=tags)
+        run = self.client.create_run(self.experiment_id, run_name=self.label, tags=tags)
         self.client.log_batch(run.info.run_id, params=[Param(k, v) for k, v in self.params().items()])
         self.new_parent = True
         return run.info.run_id
@@ -310,27 +329,33 @@ class ChainTracker:
     def log_generation(self, parent: str, generation: int, metrics: dict[str, float], model,
                        model_dir: Optional[Path], train: dict, evaluation: dict,
                        previous_model: Optional[str], artifacts: Iterable[Path] = (),
-                       run_metrics: Sequence = ()) -> dict:
-        """One child run; ``train``/``evaluation`` are {source, digest, name}; ``run_metrics``: (key, value, step)
-        logged on the run only (job run time and memory, training curves). Returns {run_id, model_id}.
+                       run_metrics: Sequence = (), samples: Optional[dict] = None,
+                       model_id: Optional[str] = None, note: str = "") -> dict:
+        """One child run; ``train``/``evaluation``/``samples`` are {source, digest, name} (the training set, the
+        real held-out data, the generation's synthetic samples); ``run_metrics``: (key, value, step) logged on
+        the run only (job run time and memory, training curves). Returns {run_id, model_id}.  ``model_id``
+        without ``model``: the run stands for a model logged by another run (a chain's view of the shared
+        generation 0), which its metrics and lineage then point at; ``note``: the run's description.
 
         Earlier runs of the generation must be gone already (:meth:`forget`).  The writes are batched: the run
-        with its tags, its params, its inputs (both data sets and the previous model) in one call, the model,
-        then every metric in one call (the generation's against the model and the evaluation set)."""
+        with its tags, its params, its inputs (the data sets and the previous model) in one call, the model,
+        then every metric in one call, each against the model and the data it was computed on
+        (:func:`metric_data`)."""
         from mlflow.data.dataset_source_registry import resolve_dataset_source
         from mlflow.data.meta_dataset import MetaDataset
         from mlflow.entities import DatasetInput, InputTag, LoggedModelInput, Metric, Param
         from mlflow.utils.mlflow_tags import MLFLOW_DATASET_CONTEXT
 
         c = self.chain
-        middle = "" if self.shared else f"-{c.regime.label}"
         # generation first: the UI truncates long names, and lineage reads "gen3-... <- gen2-..."
-        name = model_name(f"gen{generation}-{c.experiment}{middle}-seed{c.seed}")
+        name = self.model_name(generation)
         tags = dict(self.base_tags(), **{"ouroboros.kind": "generation", "generation": str(generation),
                                          "mlflow.parentRunId": parent})
         if model is not None:
             tags["device"] = model.device_name()
-        run = self.client.create_run(self.experiment_id, run_name=f"gen{generation} {self.path}", tags=tags)
+        if note:
+            tags["mlflow.note.content"] = note
+        run = self.client.create_run(self.experiment_id, run_name=f"gen{generation} {self.label}", tags=tags)
         run_id = run.info.run_id
         params = dict(self.params(), generation=str(generation))
         import warnings
@@ -338,14 +363,14 @@ class ChainTracker:
         datasets = {}
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            for ds, context in ((train, "training"), (evaluation, "evaluation")):
-                datasets[context] = MetaDataset(resolve_dataset_source(str(ds["source"])), name=ds["name"],
-                                                digest=ds["digest"])
+            for ds, context in ((train, "training"), (evaluation, "evaluation"), (samples, "samples")):
+                if ds is not None:
+                    datasets[context] = MetaDataset(resolve_dataset_source(str(ds["source"])), name=ds["name"],
+                                                    digest=ds["digest"])
         self.client.log_inputs(
             run_id, datasets=[DatasetInput(d._to_mlflow_entity(), tags=[InputTag(MLFLOW_DATASET_CONTEXT, ctx)])
                               for ctx, d in datasets.items()],
             models=[LoggedModelInput(previous_model)] if previous_model else None)
-        model_id = None
         if model is not None and model_dir is not None:
             from ouroboros import mlflow_models
 
@@ -353,19 +378,26 @@ class ChainTracker:
                 self.client.log_batch(run_id, params=[Param(k, v) for k, v in params.items()])
             model_id = mlflow_models.log_target_model_to(
                 model, name, Path(model_dir), run_id, self.experiment_id, params,
-                {**{k: v for k, v in tags.items() if not k.startswith("mlflow.")},
+                {**{k: v for k, v in tags.items() if not k.startswith("mlflow.") or k.startswith("mlflow.source.")},
                  "training_dataset": train["name"], "training_dataset_digest": str(train["digest"])})
             logged_params = not mlflow_models.logs_without_run(model)
         else:
             logged_params = False
         for path in artifacts:
             self.client.log_artifact(run_id, str(path), artifact_path="samples")
-        # the generation's metrics, on its run and (with a model) against that model and the evaluation set
+        # the generation's metrics, on its run and (with a model) against that model and the data they were
+        # computed on (none for a metric of the model against the known truth)
         ts = int(time.time() * 1000)
-        ev = datasets["evaluation"] if model_id else None
-        batch = [Metric(k, float(v), ts, int(generation), model_id=model_id,
-                        dataset_name=ev.name if ev else None, dataset_digest=ev.digest if ev else None)
-                 for k, v in metrics.items()]
+        on = {"real": datasets.get("evaluation"), "samples": datasets.get("samples"),
+              "train": datasets.get("training"), "model": None}
+        from ouroboros.targets import target_class
+
+        cls = target_class(self.chain.target_name)
+        batch = []
+        for k, v in metrics.items():
+            ds = on[metric_data(cls, k)] if model_id else None
+            batch.append(Metric(k, float(v), ts, int(generation), model_id=model_id,
+                                dataset_name=ds.name if ds else None, dataset_digest=ds.digest if ds else None))
         batch += [Metric(k, float(v), ts, int(step)) for k, v, step in run_metrics]
         rest = [] if logged_params else [Param(k, v) for k, v in params.items()]
         for i in range(0, max(len(batch), 1), METRIC_BATCH):  # params ride with the first batch of metrics
@@ -408,6 +440,24 @@ def training_curve(model_dir) -> list[tuple[int, float]]:
     return [(int(a), float(b)) for a, b in (r.split(",") for r in rows)]
 
 
+def metric_data(target, metric: str) -> str:
+    """What a metric was computed on: ``train`` (the engine's ``train_items``), ``samples`` (curation scores
+    the drawn candidates), or what the target declares (``real``, ``samples``, ``model``)."""
+    from ouroboros.chain import METRICS as ENGINE_METRICS
+    from ouroboros.curation import METRICS as CURATION_METRICS
+
+    if metric in ENGINE_METRICS:
+        return "train"
+    if metric in CURATION_METRICS:
+        return "samples"
+    return target.metric_data.get(metric, target.default_metric_data)
+
+
+def chain_label(seed: int, regime: str, experiment: str, sep: str = " ") -> str:
+    """Seed, regime, experiment: the part of run and model names that tells a study's chains apart."""
+    return sep.join((f"s{seed}", regime, experiment))
+
+
 def model_name(name: str) -> str:
     """MLflow model names may not contain / : . % " ': mix-rho0.1 becomes mix-rho0_1."""
     return re.sub(r"[/:.%\"']", "_", name)
@@ -415,17 +465,30 @@ def model_name(name: str) -> str:
 
 def logged_models(study: str, uri: Optional[str] = None) -> dict[str, str]:
     """Every model logged for a study, as name -> ``models:/`` URI (all pages of the search; the default URI
-    is the default SQLite database under the working folder)."""
+    is the default SQLite database under the working folder).  A generation 0 that an experiment's regimes
+    share (one generation per job) is there under its own name (``gen0-s0-shared-lm``) and under each chain's
+    (``gen0-s0-replace-lm``), so that every chain's lineage can be looked up from generation 0 by its name."""
     uri = resolve_uri(uri, os.getcwd())
     client = _client(uri)
-    exp = client.get_experiment_by_name(study)
+    exp = client.get_experiment_by_name(experiment_name(study))
     if exp is None:
-        raise TrackingError(f"no MLflow experiment named {study!r} at {uri}")
+        raise TrackingError(f"no MLflow experiment named {experiment_name(study)!r} (study {study}) at {uri}")
     out: dict[str, str] = {}
     token = None
     while True:
         page = client.search_logged_models(experiment_ids=[exp.experiment_id], max_results=100, page_token=token)
         out.update({m.name: f"models:/{m.model_id}" for m in page})
+        token = page.token
+        if not token:
+            break
+    f = "tags.`ouroboros.kind` = 'chain' AND tags.`ouroboros.gen0_model_id` != ''"
+    token = None
+    while True:
+        page = client.search_runs([exp.experiment_id], f, max_results=1000, page_token=token)
+        for run in page:
+            t = run.data.tags
+            name = model_name(f"gen0-{chain_label(t['seed'], t['regime'], t['experiment'], '-')}")
+            out.setdefault(name, f"models:/{t['ouroboros.gen0_model_id']}")
         token = page.token
         if not token:
             return out
@@ -461,8 +524,12 @@ def _log_block(tracker: ChainTracker, parent: str, unit, previous_model: Optiona
         models[g].save(model_dir)
         train = {"source": unit.real if g == 0 else Path(block.models),
                  "digest": config_hash([tracker.hash, g, "trainset"]), "name": f"{tracker.path}/gen{g}/train"}
+        # the block keeps no samples: they are re-drawn from the generation's model with its own stream
+        samples = {"source": Path(block.models), "digest": config_hash([tracker.hash, g, "samples"]),
+                   "name": f"{tracker.path}/gen{g}/samples"}
         with backend_lock(uri), _wrap(uri):
-            rec = tracker.log_generation(parent, g, by_gen[g], models[g], model_dir, train, evaluation, previous_model)
+            rec = tracker.log_generation(parent, g, by_gen[g], models[g], model_dir, train, evaluation, previous_model,
+                                         samples=samples)
         previous_model = rec["model_id"] or previous_model
         logged.append(rec)
     stride = unit.parent_stride  # a long chain's parent gets every stride-th generation
@@ -489,13 +556,41 @@ def _log_generation(tracker: ChainTracker, parent: str, unit, previous_model: Op
     model = Target.load(here.model)
     train = {"source": Path(here.trainset), "digest": manifest["digest"],
              "name": f"{tracker.path}/gen{generation}/train"}
+    samples = {"source": Path(here.samples), "digest": config_hash([tracker.hash, generation, "samples"]),
+               "name": f"{tracker.path}/gen{generation}/samples"}
     artifacts = model.sample_artifacts(Path(here.samples))
     run_metrics = [(k, v, generation) for k, v in job_metrics(unit.bench).items()]
     run_metrics += [("train_loss", loss, step) for step, loss in training_curve(Path(here.model))]
     with backend_lock(tracker.uri), _wrap(tracker.uri):
         rec = tracker.log_generation(parent, generation, {m: v for g, m, v in rows if g == generation}, model,
-                                     Path(here.model), train, evaluation, previous_model, artifacts, run_metrics)
+                                     Path(here.model), train, evaluation, previous_model, artifacts, run_metrics,
+                                     samples=samples)
         tracker.mirror(parent, rows)
+    return rec
+
+
+def _link_gen0(tracker: ChainTracker, parent: str, shared: dict, unit, evaluation: dict) -> dict:
+    """A chain's own run for generation 0, which the experiment's regimes share: its metrics and data, its model
+    the shared one (logged once, by the run ``shared`` of the seed's shared chain), so that the chain's lineage
+    in MLflow starts at generation 0 and the chain's name finds it (:func:`logged_models`).  The chain's parent
+    run records both ids (``ouroboros.gen0_run_id``, ``ouroboros.gen0_model_id``)."""
+    from ouroboros import io, jobs
+
+    c = tracker.chain
+    gen0 = paths.generation(c.study, c.experiment, c.regime.label, c.seed, 0)
+    rows = [r for r in jobs.read_metrics(gen0.metrics) if r[0] == 0]
+    manifest = io.load_json(gen0.trainset)
+    shared_path = f"{c.experiment}/seed{c.seed}"
+    train = {"source": Path(gen0.trainset), "digest": manifest["digest"], "name": f"{shared_path}/gen0/train"}
+    samples = {"source": Path(gen0.samples), "digest": config_hash([shared["config_hash"], 0, "samples"]),
+               "name": f"{shared_path}/gen0/samples"}
+    note = (f"Generation 0 of {c.path}: the model every regime of {c.experiment} (seed {c.seed}) starts from, "
+            f"logged once by the run {shared['run_id']} as {tracker.model_name(0, 'shared')}.")
+    rec = tracker.log_generation(parent, 0, {m: v for g, m, v in rows}, None, None, train, evaluation,
+                                 shared["model_id"], samples=samples, model_id=shared["model_id"], note=note)
+    tracker.client.set_tag(parent, "ouroboros.gen0_run_id", rec["run_id"])
+    tracker.client.set_tag(parent, "ouroboros.gen0_model_id", shared["model_id"] or "")
+    tracker.client.set_tag(rec["run_id"], "ouroboros.shared_run_id", shared["run_id"])
     return rec
 
 
@@ -523,6 +618,9 @@ def track_group(name: str, units: Sequence[dict], study: dict, out_receipt, rule
     generations: dict[tuple, set[int]] = {}  # per chain: every generation the group logs a child run for
     for key, unit in zip(key_of, units):
         generations.setdefault(key, set()).update(unit.generations)
+        if not isinstance(unit, BlockUnit) and unit.gen == 1:
+            generations[key].add(0)  # the chain's own run of the shared generation 0 (_link_gen0)
+    shared_runs: dict[str, dict] = {}  # experiment/seed{s} -> the shared generation 0's run
     with tempfile.TemporaryDirectory() as tmp:
         for key, unit in zip(key_of, units):
             shared = key[1]
@@ -544,10 +642,19 @@ def track_group(name: str, units: Sequence[dict], study: dict, out_receipt, rule
             else:
                 g = unit.gen
                 c = tracker.chain
-                previous = (last_model.get(f"{c.experiment}/seed{c.seed}") if g == 1 and not shared
-                            else last_model.get(path))
+                runs = []
+                previous = last_model.get(path)
+                if g == 1 and not shared:
+                    seed_path = f"{c.experiment}/seed{c.seed}"
+                    previous = last_model.get(seed_path)
+                    if seed_path in shared_runs:
+                        with backend_lock(uri), _wrap(uri):
+                            runs.append(_link_gen0(tracker, parents[path], shared_runs[seed_path], unit,
+                                                   evaluations[ev_key]))
                 rec = _log_generation(tracker, parents[path], unit, previous, evaluations[ev_key])
-                runs = [rec]
+                if shared:
+                    shared_runs[path] = dict(rec, config_hash=tracker.hash)
+                runs.append(rec)
                 last_model[path] = rec["model_id"] or last_model.get(path)
             chains[path]["runs"] += runs
             chains[path]["last_model_id"] = last_model[path]
@@ -577,7 +684,7 @@ def track_study(study: dict, config: dict, metrics_csv, plots: Sequence, out_rec
     from ouroboros import io
 
     experiment = ensure_experiment(study)
-    uri, name = experiment["uri"], experiment["experiment"]
+    uri, name = experiment["uri"], study["study"]
     h = config_hash(config)
     with backend_lock(uri), _wrap(uri):
         client = _client(uri)

@@ -50,6 +50,9 @@ METRICS = {
 }
 #: metric -> unit, as a target's ``units``
 UNITS = {"curation_kept_fraction": "share"}
+#: metrics that may be infinite by definition: a score is often a log-likelihood, -inf for an item the model
+#: gives no mass (a category it lost)
+INFINITE = frozenset({"curation_score_kept", "curation_score_all"})
 
 
 def selector_class(kind: str) -> type[Selector]:
@@ -133,5 +136,5 @@ class Curation:
         return D.compact(kept, valid), out
 
 
-__all__ = ["Context", "Curation", "METRICS", "UNITS", "SCORERS", "SELECTORS", "Scorer", "Selector", "scorer_class",
+__all__ = ["Context", "Curation", "INFINITE", "METRICS", "UNITS", "SCORERS", "SELECTORS", "Scorer", "Selector", "scorer_class",
            "selector_class"]

@@ -39,16 +39,49 @@ def quiet_requirements():
         environment.warn_dependency_requirement_mismatches = check
 
 
+def array_example():
+    """What the array model's ``predict`` takes: two items per replicate, unbiased, seed 0."""
+    import pandas as pd
+
+    return pd.DataFrame({"n": [2], "lam": [1.0], "seed": [0]})
+
+
+def array_signature(width: int):
+    """The array model's signature: ``n``, ``lam``, ``seed`` in; ``replicate`` and ``x0 .. x{width-1}`` out."""
+    from mlflow.models import ModelSignature
+    from mlflow.types import ColSpec, Schema
+
+    return ModelSignature(inputs=Schema([ColSpec("long", "n"), ColSpec("double", "lam", required=False),
+                                         ColSpec("long", "seed", required=False)]),
+                          outputs=Schema([ColSpec("long", "replicate")]
+                                         + [ColSpec("double", f"x{i}") for i in range(width)]))
+
+
+def _item_width(model_dir: Path) -> int:
+    """Numbers per item the array model's ``predict`` returns (one drawn item of the saved model)."""
+    import numpy as np
+
+    from ouroboros.targets.base import Target
+
+    target = Target.load(model_dir)
+    target = target.drawing_points() if hasattr(target, "drawing_points") else target
+    items = np.asarray(target.sample(1, 1.0, np.random.default_rng(0)))
+    return int(np.prod(items.shape[2:])) if items.ndim > 2 else 1
+
+
 def _template(code: Path, model_dir: Path, requirements: Sequence[str]) -> Path:
     import mlflow
 
-    key = (str(code), tuple(requirements))
+    width = _item_width(model_dir) if Path(code) == ARRAY_MODEL else None
+    key = (str(code), tuple(requirements), width)
     if key not in _TEMPLATES:
         root = Path(tempfile.mkdtemp(prefix="ouroboros-pyfunc-"))
         shutil.copytree(model_dir, root / "model")  # its name is the artifact path MLmodel records: artifacts/model
         with quiet_requirements():
             mlflow.pyfunc.save_model(path=str(root / "template"), python_model=str(code),
-                                     artifacts={"model": str(root / "model")}, pip_requirements=list(requirements))
+                                     artifacts={"model": str(root / "model")}, pip_requirements=list(requirements),
+                                     signature=array_signature(width) if width is not None else None,
+                                     input_example=array_example() if width is not None else None)
         _TEMPLATES[key] = root / "template"
     return _TEMPLATES[key]
 

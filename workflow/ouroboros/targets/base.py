@@ -58,6 +58,11 @@ class Defaults:
     #: metrics that may be +inf by definition (a KL to a collapsed, singular model); any other metric that is
     #: not finite stops the job (an overflow is never written as a number); NaN means "undefined here"
     infinite_metrics: ClassVar[frozenset] = frozenset()
+    #: what each metric is computed on, for MLflow's metric-to-dataset links: ``real`` (the real held-out data),
+    #: ``samples`` (the generation's synthetic samples) or ``model`` (the fitted model against the known truth:
+    #: no data set); metrics not listed are :attr:`default_metric_data`
+    metric_data: ClassVar[dict[str, str]] = {}
+    default_metric_data: ClassVar[str] = "real"
     #: name -> description of per-item values ``evaluate`` also returns (as arrays); they are stored per
     #: generation (``distributions.npz``) and drawn as overlaid histograms, one per generation
     distributions: ClassVar[dict[str, str]] = {}

@@ -64,6 +64,7 @@ class CategoricalTarget(ExactMethod, SufficientStatistics, Curatable, ClosedForm
     })
     units = {"entropy": "nats", "kl_model_truth": "nats", "tail_covered": "share", "lost_any": "share",
              "fixed": "share"}
+    default_metric_data = "model"
     metrics = {
         "support_size": "categories with positive probability, mean over replicates",
         "entropy": "entropy of the fitted distribution (nats), mean over replicates",

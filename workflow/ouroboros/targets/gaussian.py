@@ -72,6 +72,7 @@ class GaussianTarget(ExactMethod, SufficientStatistics, Curatable, ClosedForm, T
     }
     units = {"kl_truth_model": "nats", "collapsed_fraction": "share"}
     infinite_metrics = frozenset({"kl_truth_model"})  # a replicate collapsed to a point: KL(truth || model) = inf
+    default_metric_data = "model"
     metrics = {
         "std_mean": "mean over replicates of the fitted std (sqrt(trace(Sigma)/d))",
         "std_median": "median over replicates of the fitted std",

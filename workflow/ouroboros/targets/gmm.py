@@ -114,6 +114,8 @@ class GMMTarget(Curatable, MlflowFlavor, Target):
         },
     }
     units = {"nll_real": "nats per point", "kl_truth_model": "nats", "kl_model_truth": "nats"}
+    default_metric_data = "model"
+    metric_data = {"nll_real": "real"}
     metrics = {
         "kl_truth_model": "KL(truth || model), Monte Carlo on a fixed truth sample",
         "kl_model_truth": "KL(model || truth), Monte Carlo on fixed base noise pushed through the model",

@@ -51,6 +51,8 @@ class LinRegTarget(SufficientStatistics, ClosedForm, Target):
         "design_seed": {"type": "integer", "minimum": 0, "default": 0,
                         "description": "seed of the fixed design (inputs per replicate)"},
     })
+    default_metric_data = "model"
+    metric_data = {"test_mse": "real"}
     metrics = {
         "w_error_mean": "||w_hat - w*||^2, mean over replicates",
         "w_error_median": "||w_hat - w*||^2, median over replicates",

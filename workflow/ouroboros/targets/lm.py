@@ -119,6 +119,8 @@ class LMTarget(Curatable, MlflowFlavor, TorchTarget):
     })
     units = {"ppl_real": "per token", "ppl_gen0_mean": "per token", "ppl_gen0_p05": "per token", "ppl_gen0_p95": "per token", "unigram_entropy": "nats per token",
              "tail_coverage": "share", "repetition_rate": "share"}
+    default_metric_data = "samples"
+    metric_data = {"ppl_real": "real"}
     metrics = {
         "ppl_real": "perplexity of the generation's model on the real test split (per token)",
         "ppl_gen0_mean": "mean per-sequence perplexity of the generation's synthetic text under the generation-0 model",

@@ -74,6 +74,8 @@ class VAETarget(Curatable, MlflowFlavor, TorchTarget):
                      "description": "at most this many images enter the k-NN and pairwise metrics"},
     })
     units = {"nll_real": "nats per image", "elbo_real": "nats per image", "class_entropy": "nats", "class_kl": "nats"}
+    default_metric_data = "samples"
+    metric_data = {"nll_real": "real", "elbo_real": "real"}
     metrics = {
         "nll_real": "IWAE bound of the negative log-likelihood of real test images (nats per image)",
         "elbo_real": "ELBO of real test images (nats per image)",
