@@ -346,7 +346,6 @@ class ChainTracker:
         from mlflow.entities import DatasetInput, InputTag, LoggedModelInput, Metric, Param
         from mlflow.utils.mlflow_tags import MLFLOW_DATASET_CONTEXT
 
-        c = self.chain
         # generation first: the UI truncates long names, and lineage reads "gen3-... <- gen2-..."
         name = self.model_name(generation)
         tags = dict(self.base_tags(), **{"ouroboros.kind": "generation", "generation": str(generation),
