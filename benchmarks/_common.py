@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import os
 import platform
+import re
 import resource
 import subprocess
 import sys
@@ -81,8 +82,9 @@ def run_study(workdir: Path, configfiles: list, cores: int = 0, targets: tuple =
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     if proc.returncode:
         raise SystemExit(f"snakemake failed in {workdir}:\n{proc.stderr[-4000:]}")
+    steps = re.findall(r"(\d+) of (\d+) steps \(100%\) done", proc.stdout + proc.stderr)
     return {"wall_s": round(wall, 2), "cpu_s": round((after.ru_utime + after.ru_stime) - (before.ru_utime + before.ru_stime), 1),
-            "jobs": job_times(workdir)}
+            "jobs": job_times(workdir), "steps": int(steps[-1][1]) if steps else None}
 
 
 def tracking_jobs(jobs: dict[str, list[float]]) -> tuple[int, float]:

@@ -29,11 +29,15 @@ from _common import REPO, RESULTS, job_metrics, machine, run_study, save, tracki
 
 from ouroboros.config import Study  # noqa: E402
 
+#: the figures of each study the README's studies table shows (benchmarks/readme_table.py writes them there):
+#: (experiment, regime, generation, metric), the mean over seeds, with the closed form where theory gives one
 HEADLINES = {
     "oreilly": [("gaussian", "replace", 1000, "std_mean")],
     "oreilly-10k": [("gaussian", "replace", 10000, "std_mean"), ("gaussian", "replace", 10000, "collapsed_fraction")],
     "shumailov-gmm": [("gmm-blob", "replace", 2050, "kl_truth_model")],
-    "default": [("gaussian", "replace", 100, "var_ratio_mean"), ("gaussian", "accumulate", 100, "var_ratio_mean")],
+    "default": [("gaussian", "replace", 100, "var_ratio_mean"), ("gaussian", "accumulate", 100, "var_ratio_mean"),
+                ("gaussian", "accumulate-subsample", 100, "var_ratio_mean"), ("gaussian", "mix-rho0.1", 100, "var_ratio_mean"),
+                ("lm", "replace", 0, "ppl_real"), ("lm", "replace", 3, "ppl_real"), ("lm", "mix-rho0.1", 3, "ppl_real")],
 }
 GEN0_RULES = ("train", "generate", "evaluate")
 
@@ -59,13 +63,33 @@ def gen0_saving(workdir: Path, study: str, cfg: dict) -> dict:
     return out
 
 
-def headline(workdir: Path, study: str) -> dict:
+def headline(workdir: Path, study: str, cfg: dict) -> dict:
+    """``metric@generation (experiment/regime)`` -> the mean over seeds in the run's metrics table."""
     table = pd.read_csv(workdir / "results" / study / "metrics.csv", comment="#")
     heads = {}
     for exp, regime, gen, metric in HEADLINES.get(study, []):
         rows = table[(table.experiment == exp) & (table.regime == regime) & (table.generation == gen) & (table.metric == metric)]
+        if rows.empty:
+            raise SystemExit(f"{study}: no {metric} at generation {gen} of {exp}/{regime} in the run's table")
         heads[f"{metric}@{gen} ({exp}/{regime})"] = round(float(rows["value"].mean()), 4)
     return heads
+
+
+def theory(study: str, cfg: dict) -> dict:
+    """The closed form of each headline figure, where theory gives one (same keys as :func:`headline`)."""
+    import numpy as np
+
+    from ouroboros.targets.capabilities import closed_form
+
+    s = Study.from_config(cfg)
+    out = {}
+    for exp, regime, gen, metric in HEADLINES.get(study, []):
+        e = s.experiment(exp)
+        r = next(r for r in e.regimes if r.label == regime)
+        value = closed_form(e.make_target(), metric, np.arange(gen + 1), r, e.n, e.lam, e.curation)
+        if value is not None:
+            out[f"{metric}@{gen} ({exp}/{regime})"] = round(float(np.asarray(value)[-1]), 4)
+    return out
 
 
 def bench(study: str, cores: int, once: bool = False) -> dict:
@@ -78,20 +102,21 @@ def bench(study: str, cores: int, once: bool = False) -> dict:
         on = run_study(tmp / "on", [config], cores)
         count, tracking_job_s = tracking_jobs(on["jobs"])
         row = {"study": study, "cores": cores, "wall_on_s": on["wall_s"], "tracking_jobs": count,
-               "tracking_job_s": round(tracking_job_s, 1)}
+               "tracking_job_s": round(tracking_job_s, 1), "jobs": on["steps"]}
         if once:
             jobs = {k: round(sum(v), 1) for k, v in on["jobs"].items()}
             total_job_s = sum(jobs.values()) - tracking_job_s
             row.update(jobs_on_s=jobs, tracking_job_share=round(tracking_job_s / (total_job_s + tracking_job_s), 3),
-                       headline=headline(tmp / "on", study))
+                       headline=headline(tmp / "on", study, cfg))
             done = tmp / "on"
         else:
             off = run_study(tmp / "off", [config, notrack], cores)
             jobs_off = {k: round(sum(v), 1) for k, v in off["jobs"].items()}
             total_job_s = sum(jobs_off.values())
             row.update(wall_off_s=off["wall_s"], tracking_share=round(1 - off["wall_s"] / on["wall_s"], 3),
-                       jobs_off_s=jobs_off, headline=headline(tmp / "off", study))
+                       jobs_off_s=jobs_off, headline=headline(tmp / "off", study, cfg))
             done = tmp / "off"
+        row["theory"] = theory(study, cfg)
         saving = gen0_saving(done, study, cfg)
         if saving:
             saved = sum(v["saved_s"] for v in saving.values())

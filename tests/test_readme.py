@@ -173,3 +173,37 @@ def test_the_run_ends_with_where_the_results_are(tiny):
     again = run_snakemake(tiny, None, "--configfile", str(tiny / "study.yaml"), "--cores", "1")
     said = again.stdout + again.stderr
     assert "Nothing to be done" in said and "Study default is up to date (nothing to do): table " in said, said
+
+def _readme_table():
+    sys.path.insert(0, str(REPO / "benchmarks"))
+    import readme_table
+
+    return readme_table
+
+
+def test_every_figure_of_the_studies_tables_carries_its_commit():
+    """The studies tables are written by benchmarks/readme_table.py: measured rows from a run's record, the
+    others stamped with the commit that wrote them; a hand edit of a figure cell loses its stamp and fails."""
+    rt = _readme_table()
+    rows = [m for line in README.splitlines() if (m := rt.ROW.match(line))]
+    assert len(rows) >= 15
+    for m in rows:
+        assert rt.STAMP.search(m.group("figures")), m.group("study")
+
+
+def test_the_table_script_writes_a_measured_row_from_its_record():
+    rt = _readme_table()
+    text = ("| file | experiment | measured |\n| --- | --- | --- |\n"
+            "| `config/studies/oreilly.yaml` | O'Reilly | mean std 0.499 |\n"
+            "| `config/studies/dedup.yaml` | dedup | 158 s |\n")
+    record = {"study": "oreilly", "headline": {"std_mean@1000 (gaussian/replace)": 0.4861},
+              "theory": {"std_mean@1000 (gaussian/replace)": 0.4718}, "jobs": 18, "wall_on_s": 25.3,
+              "tracking_share": 0.21, "commit": "abc1234", "measured": "2026-12-03 09:00 UTC"}
+    out, changed = rt.rewrite(text, {"oreilly": record, "dedup": {"study": "dedup", "headline": {}}})
+    assert changed == ["oreilly", "dedup"]
+    row = out.splitlines()[2]
+    assert "`std_mean` at generation 1,000 (gaussian/replace): **0.486** (closed form 0.472)" in row
+    assert "18 jobs, 25 s wall with tracking (21% of it tracking)" in row and "0.499" not in row
+    assert row.endswith("*(measured at `abc1234`, 2026-12-03 09:00 UTC)* |")
+    assert "*(figures written at `" in out.splitlines()[3]  # no record with figures: stamped, kept
+    assert rt.rewrite(out, {"oreilly": record})[1] == []  # idempotent
