@@ -60,7 +60,8 @@ def run_chain(chain, generations):
 def assert_shared_gen0(results: Path, client, experiment_id: str, exp: str, regimes: list[str], runs) -> None:
     """Generation 0 of a one-generation-per-job experiment is computed and tracked once per seed, shared by
     every regime: one gen0 folder beside the real data, none in the chains, and gen 1 of every chain has
-    the shared model as its model input."""
+    the shared model as its model input; each chain's own generation-0 run (its lineage's start) points at the
+    shared model too, and logs no model of its own."""
     assert sorted(p.name for p in (results / exp / "seed0").iterdir()) == ["gen0", "real.npz"]
     for regime in regimes:
         assert not (results / exp / regime / "seed0" / "gen0" / "model").exists()
@@ -72,6 +73,12 @@ def assert_shared_gen0(results: Path, client, experiment_id: str, exp: str, regi
         gen1 = next(r for r in runs if r.data.tags["ouroboros.chain"] == f"{exp}/{regime}/seed0"
                     and r.data.tags["generation"] == "1")
         assert [m.model_id for m in client.get_run(gen1.info.run_id).inputs.model_inputs] == [model]
+        own = next(r for r in runs if r.data.tags["ouroboros.chain"] == f"{exp}/{regime}/seed0"
+                   and r.data.tags["generation"] == "0")
+        assert [m.model_id for m in client.get_run(own.info.run_id).inputs.model_inputs] == [model]
+        assert own.data.tags["ouroboros.shared_run_id"] == gen0[0].info.run_id
+        assert not client.search_logged_models(experiment_ids=[experiment_id],
+                                               filter_string=f"source_run_id = '{own.info.run_id}'")
 
 
 def run_per_job(chain, folder: Path, generations: int) -> list:

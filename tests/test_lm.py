@@ -7,6 +7,7 @@ from conftest import SHARED_DATA, assert_shared_gen0, make_chain, run_chain
 
 from ouroboros import text as T
 from ouroboros.seeding import generator
+from ouroboros.chain import METRICS as ENGINE_METRICS
 from ouroboros.targets import make_target
 
 torch = pytest.importorskip("torch")
@@ -275,7 +276,7 @@ def test_wikitext_files_corpus_on_shared_data():
 def test_short_chain_metrics_and_samples_text():
     chain = make_chain("lm", dict(TINY, epochs=4), regime="mix", rho=0.25, n=80, replicates=1, label="lm")
     metrics, run = run_chain(chain, 2)
-    assert set(metrics[0]) == set(make_target("lm").metrics) | {"ppl_gen0"}
+    assert set(metrics[0]) == set(make_target("lm").metrics) | {"ppl_gen0"} | set(ENGINE_METRICS)
     for m in metrics:
         assert len(m["ppl_gen0"]) == 60 and np.isfinite(m["ppl_gen0"]).all()
         assert m["ppl_gen0_p05"] <= m["ppl_gen0_mean"] <= m["ppl_gen0_p95"]
@@ -317,7 +318,7 @@ def test_tiny_lm_study_with_two_regimes_tracked_to_mlflow(tmp_path, snakemake_ru
     snakemake_run(tmp_path, cfg, "--cores", "2")
     results = tmp_path / "results/lm-tiny"
     table = pd.read_csv(results / "metrics.csv")
-    names = set(make_target("lm").metrics)
+    names = set(make_target("lm").metrics) | set(ENGINE_METRICS)
     assert set(table["metric"]) == names and len(table) == 2 * 3 * len(names)
     assert (results / "plots/distributions/lm/ppl_gen0.png").stat().st_size > 5000
     assert (results / "plots/ppl_real.png").is_file()
@@ -333,7 +334,7 @@ def test_tiny_lm_study_with_two_regimes_tracked_to_mlflow(tmp_path, snakemake_ru
 
     exp = client.get_experiment_by_name(experiment_name("lm-tiny"))
     runs = client.search_runs([exp.experiment_id], "tags.`ouroboros.kind` = 'generation'")
-    assert len(runs) == 5  # generation 0 once, shared by both regimes
+    assert len(runs) == 5 + 2  # generation 0 once, shared by both regimes, and each chain's run of it
     assert_shared_gen0(results, client, exp.experiment_id, "lm", ["replace", "mix-rho0.1"], runs)
     run = next(r for r in runs if r.data.tags["ouroboros.chain"] == "lm/replace/seed0" and r.data.tags["generation"] == "2")
     assert set(names) <= set(run.data.metrics)

@@ -5,6 +5,7 @@ import pytest
 from conftest import SHARED_DATA, assert_shared_gen0, make_chain, run_chain
 from ouroboros import images
 from ouroboros.seeding import generator
+from ouroboros.chain import METRICS as ENGINE_METRICS
 from ouroboros.targets import make_target
 from ouroboros.targets.base import Target
 
@@ -58,7 +59,7 @@ def test_save_and_load_with_weights_only(tmp_path):
 def test_metrics_of_a_short_chain():
     chain = make_chain(target="vae", params=dict(TINY, epochs=3), n=400, replicates=1)
     metrics, _ = run_chain(chain, 1)
-    assert set(metrics[0]) == set(make_target("vae").metrics)
+    assert set(metrics[0]) == set(make_target("vae").metrics) | set(ENGINE_METRICS)
     assert all(np.isfinite(v) for m in metrics for v in m.values())
     assert 0 <= metrics[1]["precision"] <= 1 and 0 <= metrics[1]["recall"] <= 1
 
@@ -113,8 +114,8 @@ def test_tiny_vae_study_with_two_regimes_tracked_to_mlflow(tmp_path, snakemake_r
     snakemake_run(tmp_path, cfg, "--cores", "2")
     results = tmp_path / "results/vae-tiny"
     table = pd.read_csv(results / "metrics.csv")
-    assert set(table["metric"]) == set(make_target("vae").metrics)
-    assert len(table) == 2 * 3 * len(make_target("vae").metrics)
+    assert set(table["metric"]) == set(make_target("vae").metrics) | set(ENGINE_METRICS)
+    assert len(table) == 2 * 3 * (len(make_target("vae").metrics) + len(ENGINE_METRICS))
     for regime in ("replace", "mix-rho0.2"):
         assert (results / f"plots/samples/vae/{regime}/seed0.png").stat().st_size > 2000
         assert (results / f"vae/{regime}/seed0/gen2/model/model.pt").is_file()
@@ -128,7 +129,7 @@ def test_tiny_vae_study_with_two_regimes_tracked_to_mlflow(tmp_path, snakemake_r
 
     exp = client.get_experiment_by_name(experiment_name("vae-tiny"))
     runs = client.search_runs([exp.experiment_id], "tags.`ouroboros.kind` = 'generation'")
-    assert len(runs) == 5  # generation 0 once, shared by both regimes
+    assert len(runs) == 5 + 2  # generation 0 once, shared by both regimes, and each chain's run of it
     assert_shared_gen0(results, client, exp.experiment_id, "vae", ["replace", "mix-rho0.2"], runs)
     run = next(r for r in runs if r.data.tags["ouroboros.chain"] == "vae/replace/seed0" and r.data.tags["generation"] == "2")
     assert "samples/grid.png" in [a.path for a in client.list_artifacts(run.info.run_id, "samples")]
