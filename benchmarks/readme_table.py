@@ -33,7 +33,7 @@ def _num(v: float) -> str:
         return "0"
     if abs(v) >= 100:
         return f"{v:,.0f}"
-    return f"{v:.3g}"
+    return f"{v:#.3g}".rstrip(".")
 
 
 def _wall(seconds: float) -> str:
@@ -75,6 +75,7 @@ def rewrite(text: str, records: dict) -> tuple[str, list[str]]:
         if not m:
             continue
         study, cell = m.group("study"), m.group("figures")
+        study = "default" if study == "config" else study  # config/config.yaml is the default study
         record = records.get(study)
         if record and record.get("headline") and record.get("jobs"):  # a record of this version of studies.py
             new = figures(record)
