@@ -1,5 +1,6 @@
 """The typed plan: the units the rules schedule and the tracking jobs log, and their exact round trips."""
 import json
+import os
 
 import pytest
 import yaml
@@ -71,3 +72,27 @@ def test_a_chain_spec_round_trips_exactly_through_its_params(name):
         assert len(gen0) == 1
     with pytest.raises(ValueError, match=r"missing \['seed'\]"):
         ChainSpec.from_params({k: v for k, v in study.chains[0].spec().items() if k != "seed"})
+
+
+def test_a_job_rebuilds_the_workflows_plan_from_its_config_without_rechecking_it(tmp_path):
+    """Rules pass digests; collect, plot and tracking jobs rebuild their share from the config Snakemake hands
+    them (``Plan.for_job``), the same share, without the targets' run checks (the VAE's loads its data)."""
+    import copy
+    import types
+
+    from ouroboros import preflight
+
+    config = preflight.merge({}, preflight.load_yaml(REPO / "config/config.yaml"))
+    prepared = preflight.prepare(config, REPO, tmp_path)
+    built = plan.Plan(prepared.study, prepared.tracking, prepared.sweep_plots)
+    job = types.SimpleNamespace(config=copy.deepcopy(config), scriptdir=str(REPO / "scripts"))
+    cwd = os.getcwd()
+    os.chdir(tmp_path)  # the job runs where the workflow runs (the tracking URI resolves against it)
+    try:
+        again = plan.Plan.for_job(job)
+    finally:
+        os.chdir(cwd)
+    assert again.collect_args() == built.collect_args()
+    assert again.plot_experiments() == built.plot_experiments()
+    assert {g: again.group_units(g) for g in again.tracking_groups} == {g: built.group_units(g) for g in built.tracking_groups}
+    assert plan.Plan.digest(again.collect_args()) == plan.Plan.digest(built.collect_args())

@@ -329,7 +329,10 @@ class Study:
     config: dict
 
     @classmethod
-    def from_config(cls, config: dict, schema: Optional[dict] = None, validated: bool = False) -> "Study":
+    def from_config(cls, config: dict, schema: Optional[dict] = None, validated: bool = False,
+                    checked: bool = False) -> "Study":
+        """``checked``: the config passed every check before (a job rebuilding the plan the workflow built), so
+        the targets', regimes' and curation steps' own run checks are skipped (the VAE's loads its data set)."""
         config = config if validated else validate_schema(copy.deepcopy(config), schema)
         if validated:
             check_finite(config, "")
@@ -337,7 +340,7 @@ class Study:
         exp_schema = dict(schema["$defs"]["experiment"])
         experiments: list[Experiment] = []
         for i, raw in enumerate(config["experiments"]):
-            experiments.extend(_expand(config, raw, i, exp_schema))
+            experiments.extend(_expand(config, raw, i, exp_schema, checked))
         labels = [e.label for e in experiments]
         dup = sorted({x for x in labels if labels.count(x) > 1})
         if dup:
@@ -410,7 +413,7 @@ def _resolve_sweep_key(key: str, groups: dict[str, set[str]], where: str) -> tup
     raise ConfigError(f"invalid config at {where}.sweep: unknown key {key!r}; allowed keys: {', '.join(allowed)}")
 
 
-def _expand(config: dict, raw: dict, index: int, exp_schema: dict) -> list[Experiment]:
+def _expand(config: dict, raw: dict, index: int, exp_schema: dict, checked: bool = False) -> list[Experiment]:
     where = f"experiments[{index}]"
     name = raw.get("name", raw["target"])
     cls_t = target_class(raw["target"])
@@ -453,15 +456,15 @@ def _expand(config: dict, raw: dict, index: int, exp_schema: dict) -> list[Exper
         curation = None
         if exp.get("curation"):
             cur = Curation(exp["curation"], f"{w}.curation")
-            problem = cur.check(target)
+            problem = None if checked else cur.check(target)
             if problem:
                 raise ConfigError(f"invalid config at {w}.curation: {problem}")
             curation = cur.to_spec()
         regimes = []
         for i, entry in enumerate(entries):
             regime = R.from_spec_at(entry, f"{w}.regimes[{i}]")
-            problem = regime.check(exp["n"]) or target.for_regime(regime, curated=curation is not None).check(
-                regime, exp["n"], exp["replicates"])
+            problem = None if checked else regime.check(exp["n"]) or target.for_regime(
+                regime, curated=curation is not None).check(regime, exp["n"], exp["replicates"])
             if problem:
                 raise ConfigError(f"invalid config at {w}: regime {regime.label}: {problem}")
             regimes.append(regime)

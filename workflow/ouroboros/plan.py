@@ -194,7 +194,7 @@ class Plan:
         from ouroboros.preflight import prepare
 
         basedir = Path(snakemake.scriptdir).parent
-        prepared = prepare(copy.deepcopy(dict(snakemake.config)), basedir, reread=False)
+        prepared = prepare(copy.deepcopy(dict(snakemake.config)), basedir, reread=False, checked=True)
         return cls(prepared.study, prepared.tracking, prepared.sweep_plots)
 
     @staticmethod

@@ -263,11 +263,13 @@ def check_tracking_folder(uri: str) -> None:
 
 
 # -- all of it ----------------------------------------------------------------------------------------
-def prepare(config: dict, basedir, cwd=None, configfiles: Sequence = (), reread: bool = True) -> Prepared:
+def prepare(config: dict, basedir, cwd=None, configfiles: Sequence = (), reread: bool = True,
+            checked: bool = False) -> Prepared:
     """Check ``config`` in place (filling defaults) and build the study; every problem is one ConfigError
     line naming the key (and the file and line that set it).  ``reread``: read ``configfiles`` again with
     :func:`load_yaml`'s checks, which Snakemake's own reading of them lacks (a key written twice, an empty
-    file)."""
+    file).  ``checked``: ``config`` passed all this before (a job rebuilding the workflow's plan): only what
+    builds the study runs, not the checks of what it would run (the VAE's loads its data set) or of sizes."""
     from ouroboros.config import Study, load_schema, validate_schema
     from ouroboros.sweeps import check_specs
     from ouroboros.tracking import TrackingError, resolve_artifacts, resolve_uri
@@ -280,16 +282,17 @@ def prepare(config: dict, basedir, cwd=None, configfiles: Sequence = (), reread:
         check_expansion(config)
         schema = load_schema(Path(basedir) / "config" / "schema.yaml")
         validate_schema(config, schema)
-        study = Study.from_config(config, schema=schema, validated=True)
+        study = Study.from_config(config, schema=schema, validated=True, checked=checked)
         sweeps = {s["name"]: s for s in check_specs(study)}
         tr = config["tracking"]
         try:
             uri = resolve_uri(tr["uri"], cwd)
         except TrackingError as exc:
             raise ConfigError(f"invalid config at tracking.uri: {exc}") from None
-        if tr["enabled"]:
-            check_tracking_folder(uri)
-        check_sizes(study, config["limits"], tr["enabled"])
+        if not checked:
+            if tr["enabled"]:
+                check_tracking_folder(uri)
+            check_sizes(study, config["limits"], tr["enabled"])
     except ConfigError as exc:
         raise ConfigError(locate(str(exc), configfiles)) from None
     tracking = {"enabled": tr["enabled"], "uri": uri, "artifacts": resolve_artifacts(tr["artifacts"], uri, cwd),
