@@ -252,6 +252,7 @@ BAD_FILES = [
     ("study: first\nstudy: second\nexperiments:\n  - target: gaussian\n", ["line 2", "'study' is written twice",
                                                                              "first at line 1"]),
     ("study: s\nexperiments:\n  - target: gaussian\n    n: 10\n    n: 20\n", ["line 5", "'n' is written twice"]),
+    ("study: s\nexperiments:\n  - {target: gaussian, n: 10, n: 20}\n", ["line 3", "'n' is written twice"]),
     (b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR\xff\xfe", ["not a text (UTF-8) file"]),
     (b"study: s\x00\n", ["not a text file", "NUL"]),
     ("", ["the config file is empty"]),

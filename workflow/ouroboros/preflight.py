@@ -86,13 +86,14 @@ def _strict_loader():
             seen: dict = {}
             for key_node, _ in node.value:
                 key = self.construct_object(key_node, deep=deep)
+                line = key_node.start_mark.line + 1
                 try:
-                    first = seen.setdefault(key, key_node.start_mark.line + 1)
+                    if key in seen:
+                        raise ConfigError(f"line {line}: the key {key!r} is written twice in one mapping (first at "
+                                          f"line {seen[key]}); keep one")
+                    seen[key] = line
                 except TypeError:  # an unhashable key: PyYAML names it itself
                     continue
-                if first != key_node.start_mark.line + 1:
-                    raise ConfigError(f"line {key_node.start_mark.line + 1}: the key {key!r} is written twice in "
-                                      f"one mapping (first at line {first}); keep one")
             return super().construct_mapping(node, deep=deep)
 
     return StrictLoader
@@ -110,7 +111,7 @@ def load_yaml(path) -> dict:
         raise ConfigError(f"cannot read the config file {path}: {exc.strerror or exc}") from None
     except UnicodeDecodeError as exc:
         raise ConfigError(f"{path}: not a text (UTF-8) file, so not a config file (byte {exc.start} is "
-                          f"{text_byte(exc)})") from None
+                          f"0x{exc.object[exc.start]:02x})") from None
     if "\0" in text:
         raise ConfigError(f"{path}: not a text file (it holds NUL bytes), so not a config file")
     try:
@@ -128,10 +129,6 @@ def load_yaml(path) -> dict:
         raise ConfigError(f"{path}: a config file is a mapping of keys (study, experiments, ...), "
                           f"got a {type(data).__name__}")
     return data
-
-
-def text_byte(exc: UnicodeDecodeError) -> str:
-    return f"0x{exc.object[exc.start]:02x}"
 
 
 def merge(base: dict, override: dict) -> dict:

@@ -136,5 +136,5 @@ class Curation:
         return D.compact(kept, valid), out
 
 
-__all__ = ["Context", "Curation", "INFINITE", "METRICS", "UNITS", "SCORERS", "SELECTORS", "Scorer", "Selector", "scorer_class",
-           "selector_class"]
+__all__ = ["Context", "Curation", "INFINITE", "METRICS", "UNITS", "SCORERS", "SELECTORS", "Scorer", "Selector",
+           "scorer_class", "selector_class"]
