@@ -20,7 +20,7 @@ def load_generation(study: str, experiment: str, regime: str, seed: int, generat
     replicates); ``root`` is the folder Snakemake ran in (the one holding ``results/``).  Its ``sample``
     draws items (points, counts' categories), also where the chain drew sufficient statistics."""
     model = _load_generation(study, experiment, regime, seed, generation, root)
-    return model.drawing_points() if hasattr(model, "drawing_points") else model
+    return model.drawing_points()
 
 
 def _load_generation(study, experiment, regime, seed, generation, root):

@@ -57,22 +57,18 @@ def array_signature(width: int):
                                          + [ColSpec("double", f"x{i}") for i in range(width)]))
 
 
-def _item_width(model_dir: Path) -> int:
-    """Numbers per item the array model's ``predict`` returns (one drawn item of the saved model)."""
+def item_width(target) -> int:
+    """Numbers per item the array model's ``predict`` returns (one item drawn from the fitted model)."""
     import numpy as np
 
-    from ouroboros.targets.base import Target
-
-    target = Target.load(model_dir)
-    target = target.drawing_points() if hasattr(target, "drawing_points") else target
-    items = np.asarray(target.sample(1, 1.0, np.random.default_rng(0)))
+    items = np.asarray(target.drawing_points().sample(1, 1.0, np.random.default_rng(0)))
     return int(np.prod(items.shape[2:])) if items.ndim > 2 else 1
 
 
-def _template(code: Path, model_dir: Path, requirements: Sequence[str]) -> Path:
+def _template(code: Path, model_dir: Path, requirements: Sequence[str], width: Optional[int] = None) -> Path:
+    """``width``: the array model's numbers per item (its signature), None for other models from code."""
     import mlflow
 
-    width = _item_width(model_dir) if Path(code) == ARRAY_MODEL else None
     key = (str(code), tuple(requirements), width)
     if key not in _TEMPLATES:
         root = Path(tempfile.mkdtemp(prefix="ouroboros-pyfunc-"))
@@ -129,11 +125,12 @@ def log_saved_model(name: str, local: Path, run_id: Optional[str] = None, experi
 
 def log_pyfunc_from_template(name: str, code: Path, model_dir: Path, requirements: Sequence[str],
                              run_id: Optional[str] = None, experiment_id: Optional[str] = None,
-                             params: Optional[dict] = None, tags: Optional[dict] = None):
+                             params: Optional[dict] = None, tags: Optional[dict] = None,
+                             width: Optional[int] = None):
     """Log a pyfunc model from ``code`` over the files in ``model_dir`` as a LoggedModel output of run
     ``run_id`` (default: the active run, with its params); returns the LoggedModel (``.model_id``)."""
     run_id, experiment_id, params = _run_of(run_id, experiment_id, params)
-    template = _template(Path(code), Path(model_dir), requirements)
+    template = _template(Path(code), Path(model_dir), requirements, width)
     with tempfile.TemporaryDirectory() as tmp:
         local = Path(tmp) / "model"
         shutil.copytree(template, local, ignore=shutil.ignore_patterns("artifacts"))
@@ -184,7 +181,8 @@ def log_target_model(target, name: str, model_dir: Path):
     from ouroboros.targets.capabilities import mlflow_requirements
 
     if uses_array_model(target):
-        return log_pyfunc_from_template(name, ARRAY_MODEL, Path(model_dir), mlflow_requirements(target))
+        return log_pyfunc_from_template(name, ARRAY_MODEL, Path(model_dir), mlflow_requirements(target),
+                                        width=item_width(target))
     if _overrides(target, "log_mlflow_model"):
         return target.log_mlflow_model(name, Path(model_dir))
     run = mlflow.active_run()
@@ -204,7 +202,8 @@ def log_target_model_to(target, name: str, model_dir: Path, run_id: str, experim
 
     if uses_array_model(target):
         return log_pyfunc_from_template(name, ARRAY_MODEL, Path(model_dir), mlflow_requirements(target), run_id=run_id,
-                                        experiment_id=experiment_id, params=params, tags=tags).model_id
+                                        experiment_id=experiment_id, params=params, tags=tags,
+                                        width=item_width(target)).model_id
     if logs_without_run(target):
         return _log_saved(target, name, Path(model_dir), run_id, experiment_id, params, tags).model_id
     with mlflow.start_run(run_id=run_id):  # the flavors' log_model write into the active run

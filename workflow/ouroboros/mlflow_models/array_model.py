@@ -19,8 +19,7 @@ class ArrayTargetModel(mlflow.pyfunc.PythonModel):
     def load_context(self, context):
         from ouroboros.targets.base import Target
 
-        target = Target.load(context.artifacts["model"])
-        self.target = target.drawing_points() if hasattr(target, "drawing_points") else target
+        self.target = Target.load(context.artifacts["model"]).drawing_points()
 
     def predict(self, context, model_input: pd.DataFrame, params=None) -> pd.DataFrame:
         row = model_input.iloc[0]

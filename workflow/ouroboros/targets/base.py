@@ -18,7 +18,7 @@ What a target author must write (the abstract core, checked when the class is in
 
 Provided from those: :meth:`Target.clone`, :meth:`Target.save` / :meth:`Target.load`,
 :meth:`Target.sample_parts`.  :class:`Defaults` (a base of :class:`Target`) holds what the engine asks of
-every target with a default a target may override: block sizes, ``for_regime``, ``check``, ``draw_real``,
+every target with a default a target may override: block sizes, ``for_regime``, ``drawing_points``, ``check``, ``draw_real``,
 ``reference``, sizes for the memory estimate, threads and GPUs, samples on disk and their artifacts.  Targets whose state is not plain arrays (torch) override ``save``/``load`` and run one
 generation per job (:class:`~ouroboros.targets.torch_base.TorchTarget`).
 
@@ -101,6 +101,11 @@ class Defaults:
         return f"{type(self).__name__}({args})"
 
     # -- per-chain configuration -----------------------------------------------
+    def drawing_points(self) -> "Target":
+        """This model, drawing items with ``sample`` (what a user who loads a model asks for); targets whose
+        chains may draw sufficient statistics instead override it (:class:`~.capabilities.ExactMethod`)."""
+        return self
+
     def for_regime(self, regime: Regime, curated: bool = False) -> "Target":
         """The target as used in a chain with this regime, with or without a curation step
         (resolves ``auto`` settings)."""
