@@ -63,6 +63,11 @@ def check_metrics_finite(rows, where: str, infinite_ok=frozenset()) -> None:
                                   f"written")
 
 
+def infinite_ok(target: Target) -> frozenset:
+    """The metrics of a chain that may be infinite by definition: the target's and the curation scores."""
+    return frozenset(target.infinite_metrics) | CURATION_INFINITE
+
+
 def write_metrics(path, rows: Iterable[tuple[int, str, float]], where: str = "", infinite_ok=frozenset()) -> None:
     """A generation's (or block's) metrics: a CSV, then a trailer line with the row count and a checksum of the
     lines above it, so that a file cut short (at a line boundary or mid-number) is never read as whole.
@@ -207,7 +212,7 @@ def curate(spec: dict, gen: int, samples_dir, model_dir, gen0_dir, reference_dir
     run.gen0 = model if gen == 0 else Target.load(gen0_dir)
     synthetic, metrics = run.synthetic(gen, model, model.load_samples(samples_dir))
     model.save_samples(synthetic, out_dir)
-    write_metrics(out_csv, [(gen, k, v) for k, v in metrics.items()], chain.path, CURATION_INFINITE)
+    write_metrics(out_csv, [(gen, k, v) for k, v in metrics.items()], chain.path, infinite_ok(model))
     log.info("%s gen %d: kept %s of %d candidates per replicate; %s", chain.path, gen, D.counts(synthetic).tolist()[:5],
              chain.n_candidates, ", ".join(f"{k}={v:.4g}" for k, v in metrics.items()))
 
@@ -224,7 +229,7 @@ def evaluate(spec: dict, gen: int, model_dir, samples_dir, trainset_path, real_p
     metrics["train_items"] = float(io.load_json(trainset_path)["items_mean"])
     if out_distributions is not None:
         io.save_npz(out_distributions, **distributions)
-    write_metrics(out_csv, [(gen, k, v) for k, v in metrics.items()], chain.path, model.infinite_metrics)
+    write_metrics(out_csv, [(gen, k, v) for k, v in metrics.items()], chain.path, infinite_ok(model))
     log.info("%s gen %d: %s", chain.path, gen, ", ".join(f"{k}={v:.4g}" for k, v in metrics.items()))
 
 
@@ -246,7 +251,7 @@ def block(spec: dict, first: int, last: int, real_path, reference_dir, state_pat
     # what the stacked models are, so that ouroboros.load_generation can rebuild any of them without the config
     io.save_json(paths.BlockFiles(str(Path(out_models).parent)).target, {"target": run.template.name,
                                                                          "params": run.template.params})
-    write_metrics(out_metrics, result.metrics, chain.path, run.template.infinite_metrics | CURATION_INFINITE)
+    write_metrics(out_metrics, result.metrics, chain.path, infinite_ok(run.template))
     io.save_npz(out_state, **result.state)
 
 

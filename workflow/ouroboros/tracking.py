@@ -568,7 +568,7 @@ def _log_generation(tracker: ChainTracker, parent: str, unit, previous_model: Op
     return rec
 
 
-def _link_gen0(tracker: ChainTracker, parent: str, shared: dict, unit, evaluation: dict) -> dict:
+def _link_gen0(tracker: ChainTracker, parent: str, shared: dict, evaluation: dict) -> dict:
     """A chain's own run for generation 0, which the experiment's regimes share: its metrics and data, its model
     the shared one (logged once, by the run ``shared`` of the seed's shared chain), so that the chain's lineage
     in MLflow starts at generation 0 and the chain's name finds it (:func:`logged_models`).  The chain's parent
@@ -648,7 +648,7 @@ def track_group(name: str, units: Sequence[dict], study: dict, out_receipt, rule
                     previous = last_model.get(seed_path)
                     if seed_path in shared_runs:
                         with backend_lock(uri), _wrap(uri):
-                            runs.append(_link_gen0(tracker, parents[path], shared_runs[seed_path], unit,
+                            runs.append(_link_gen0(tracker, parents[path], shared_runs[seed_path],
                                                    evaluations[ev_key]))
                 rec = _log_generation(tracker, parents[path], unit, previous, evaluations[ev_key])
                 if shared:
