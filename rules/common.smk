@@ -50,6 +50,7 @@ wildcard_constraints:
     first=r"\d+",
     last=r"\d+",
     metric=r"[a-z0-9_]+",
+    target="|".join(PLAN.targets()),
     name=r"[a-z0-9_]+",
     sweep=r"[a-z0-9][a-z0-9_-]*",
     group=r"[A-Za-z0-9][A-Za-z0-9_.+-]*-(seed|chains)\d+",
@@ -111,10 +112,6 @@ def curate_inputs(w):
 
 def block_inputs(w):
     return PLAN.block_inputs(chain_of(w), int(w.first))
-
-
-def metric_labels(w):
-    return {"target": PLAN.metric_targets(w.metric), "metric": w.metric}
 
 
 def sample_grid_inputs(w):

@@ -23,19 +23,19 @@ rule plot:
         paths.metrics_table(S),
     output:
         report(
-            paths.plot(S, "{metric}"),
+            directory(paths.plot_dir(S, "{target}")),
+            patterns=[paths.PLOT_PATTERN],
             caption="../report/metric.rst",
             category="Metrics by generation",
-            subcategory=lambda w: PLAN.metric_targets(w.metric),
-            labels=metric_labels,
+            subcategory="{target}",
+            labels={"target": "{target}", "metric": "{metric}"},
         ),
     params:
-        plan=PLAN.digest(PLAN.plot_experiments()),
+        plan=lambda w: PLAN.digest(PLAN.plot_experiments(w.target)),
+        metrics=lambda w: PLAN.plot_metrics(w.target),
         band=config["plots"]["band"],
-        description=lambda w: PLAN.describe(w.metric),
-        unit=lambda w: PLAN.metric_unit(w.metric),
     log:
-        f"{LOGS}/plot/{{metric}}.log",
+        f"{LOGS}/plot/{{target}}.log",
     conda:
         "../envs/ouroboros.yaml"
     script:

@@ -24,7 +24,7 @@ rule track_group:
 rule track_study:
     input:
         metrics=paths.metrics_table(S),
-        plots=PLAN.plot_files() + PLAN.sample_grid_files() + PLAN.distribution_files()
+        plots=PLAN.plot_dirs() + PLAN.sample_grid_files() + PLAN.distribution_files()
         + [paths.sweep_plot(S, n) for n in SWEEP_PLOTS],
         groups=[paths.tracking_group(S, g) for g in PLAN.tracking_groups],
     output:

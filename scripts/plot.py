@@ -1,8 +1,9 @@
-"""Snakemake adapter: draw one metric against generation for every experiment."""
+"""Snakemake adapter: every metric of one target against generation, one figure per metric."""
 from ouroboros.logs import run_job
 from ouroboros.plan import Plan
-from ouroboros.plots import plot_metric
+from ouroboros.plots import plot_target
 
-run_job(snakemake, lambda: plot_metric(snakemake.input[0], snakemake.wildcards.metric, snakemake.output[0],
-                                       experiments=Plan.for_job(snakemake).plot_experiments(),
-                                       band=snakemake.params.band, unit=snakemake.params.unit))
+p = snakemake.params
+run_job(snakemake, lambda: plot_target(snakemake.input[0], snakemake.output[0], p.metrics,
+                                       Plan.for_job(snakemake).plot_experiments(snakemake.wildcards.target),
+                                       band=p.band))

@@ -321,7 +321,7 @@ def test_tiny_lm_study_with_two_regimes_tracked_to_mlflow(tmp_path, snakemake_ru
     names = set(make_target("lm").metrics) | set(ENGINE_METRICS)
     assert set(table["metric"]) == names and len(table) == 2 * 3 * len(names)
     assert (results / "plots/distributions/lm/ppl_gen0.png").stat().st_size > 5000
-    assert (results / "plots/ppl_real.png").is_file()
+    assert (results / "plots/lm/ppl_real.png").is_file()
     for regime, synthetic in (("replace", 100), ("mix-rho0.1", 90)):
         gen1 = results / f"lm/{regime}/seed0/gen1"
         lines = T.read_lines(gen1 / "samples/samples.txt")

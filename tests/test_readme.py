@@ -1,5 +1,6 @@
 """The README as written: its two commands are the ones CI and users run, and every shell and Python snippet
 runs on a tiny study (named like the default one, with the same experiment names and generations)."""
+import json
 import os
 import re
 import shlex
@@ -144,9 +145,26 @@ def test_every_readme_snippet_runs(tiny, tmp_path):
             else:
                 raise AssertionError(f"README command with no rule in this test: {cmd}")
     assert any("--report" in c for c in ran) and (tiny / "results/default/report.html").is_file()
+    _one_report_category_per_target(tiny / "results/default/report.html")
     assert any("--unlock" in c for c in ran) and any("mlflow ui" in c for c in ran)
     assert any("mlflow server" in c for c in ran) and any("ouroboros check" in c for c in ran)
     assert skipped
+
+
+def _one_report_category_per_target(report: Path) -> None:
+    """The report groups metric plots by target, each holding every metric of that target: kl_truth_model,
+    which gaussian and gmm both report, sits under each (it once sat in a third group "gaussian, gmm")."""
+    from ouroboros.chain import METRICS as ENGINE_METRICS
+    from ouroboros.targets import target_class
+
+    html = report.read_text()
+    categories = json.loads(re.search(r"var categories = (\{.*?\});\n", html).group(1))
+    metrics = categories["Metrics by generation"]
+    assert sorted(metrics) == ["gaussian", "gmm"]
+    for target, files in metrics.items():
+        assert files == sorted(f"results/default/plots/{target}/{m}.png"
+                               for m in [*target_class(target).metrics, *ENGINE_METRICS])
+    assert "<strong>kl_truth_model</strong> against generation: KL(truth" in html  # each plot's own caption
 
 
 @pytest.mark.e2e

@@ -190,4 +190,4 @@ def test_tiny_study_through_the_slurm_profile_matches_a_local_run(tmp_path, slur
     a = pd.read_csv(local / "results/slurm-tiny/metrics.csv")
     b = pd.read_csv(remote / "results/slurm-tiny/metrics.csv")
     pd.testing.assert_frame_equal(a, b)
-    assert (remote / "results/slurm-tiny/plots/std_mean.png").is_file()
+    assert (remote / "results/slurm-tiny/plots/gaussian/std_mean.png").is_file()

@@ -77,8 +77,9 @@ def test_every_generation_of_a_one_per_job_target_has_its_files(tiny):
 
 def test_plots_and_report(tiny):
     plots = tiny / "results/tiny/plots"
-    assert {p.stem for p in plots.glob("*.png")} >= {"std_mean", "var_ratio_mean", "kl_truth_model", "tail_mass_ratio"}
-    assert all(p.stat().st_size > 5000 for p in plots.glob("*.png"))
+    assert {p.stem for p in plots.glob("gaussian/*.png")} >= {"std_mean", "var_ratio_mean", "kl_truth_model"}
+    assert {p.stem for p in plots.glob("gmm/*.png")} >= {"kl_truth_model", "tail_mass_ratio"}
+    assert all(p.stat().st_size > 5000 for p in plots.glob("*/*.png"))
     run_snakemake(tiny, TINY, "--report", "report.html")
     html = (tiny / "report.html").read_text()
     assert "var_ratio_mean" in html and "Wasserstein" in html
@@ -166,5 +167,7 @@ def test_a_curated_study_end_to_end(tmp_path):
     assert np.allclose(kept[kept.experiment == "gmm"].value, 0.5)
     assert np.allclose(kept[kept.experiment == "gauss_oversample3"].value, 1 / 3)
     assert {"curation.selector", "curation.q"} <= set(table.columns)
-    assert (res / "plots/curation_kept_fraction.png").stat().st_size > 5000
-    assert (res / "plots/curation_score_kept.png").is_file()
+    for target in ("gmm", "gaussian"):  # each target's curation plots in its own folder (report category)
+        assert (res / f"plots/{target}/curation_kept_fraction.png").stat().st_size > 5000
+    assert (res / "plots/gmm/curation_score_kept.png").is_file()  # a scorer: score metrics
+    assert not (res / "plots/gaussian/curation_score_kept.png").exists()  # the random control scores nothing

@@ -121,8 +121,17 @@ def summary_table(study: str) -> str:
     return f"{results(study)}/summary.csv"
 
 
-def plot(study: str, metric: str) -> str:
-    return f"{results(study)}/plots/{metric}.png"
+def plot_dir(study: str, target: str) -> str:
+    """A target's metric plots (one job draws them all): ``{metric}.png`` each."""
+    return f"{results(study)}/plots/{target}"
+
+
+#: a metric plot's name inside its target's folder (the report's pattern)
+PLOT_PATTERN = "{metric}.png"
+
+
+def plot(study: str, target: str, metric: str) -> str:
+    return f"{plot_dir(study, target)}/{PLOT_PATTERN.format(metric=metric)}"
 
 
 def sweep_plot(study: str, name: str) -> str:

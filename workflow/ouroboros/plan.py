@@ -300,12 +300,18 @@ class Plan:
         return [block_files(chain, a, b).metrics for a, b in blocks(chain)]
 
     # -- metrics, plots and the report ----------------------------------------------------------------------
-    def metrics(self) -> list[str]:
-        """Every metric the study reports, targets' first (in study order), then curation's."""
+    def targets(self) -> list[str]:
+        """The study's targets, in study order: one plot job, one report category each."""
+        return list(dict.fromkeys(e.target for e in self.study.experiments))
+
+    def metrics(self, target: Optional[str] = None) -> list[str]:
+        """Every metric the study (or its experiments of ``target``) reports: the targets' first, in study
+        order, then curation's, then the engine's."""
         from ouroboros.targets import target_class
 
-        names = list(dict.fromkeys(m for e in self.study.experiments for m in target_class(e.target).metrics))
-        for e in self.study.experiments:
+        exps = [e for e in self.study.experiments if target is None or e.target == target]
+        names = list(dict.fromkeys(m for e in exps for m in target_class(e.target).metrics))
+        for e in exps:
             cur = e.make_curation()
             names += [m for m in (cur.metric_names() if cur else []) if m not in names]
         return names + [m for m in ENGINE_METRICS if m not in names]
@@ -320,18 +326,6 @@ class Plan:
             return ENGINE_METRICS[metric]
         return next((d for e in self.study.experiments if (d := target_class(e.target).metrics.get(metric))), "")
 
-    def metric_targets(self, metric: str) -> str:
-        """The targets (or "curation") that report a metric, in study order: the report's subcategory."""
-        from ouroboros.curation import METRICS as CURATION_METRICS
-        from ouroboros.targets import target_class
-
-        if metric in CURATION_METRICS:
-            return "curation"
-        if metric in ENGINE_METRICS:
-            return "every target"
-        names = [e.target for e in self.study.experiments if metric in target_class(e.target).metrics]
-        return ", ".join(dict.fromkeys(names)) or "other"
-
     def metric_unit(self, metric: str) -> str:
         from ouroboros.curation import UNITS as CURATION_UNITS
         from ouroboros.targets import target_class
@@ -340,13 +334,21 @@ class Plan:
             return CURATION_UNITS[metric]
         return next((u for e in self.study.experiments if (u := target_class(e.target).units.get(metric))), "")
 
-    def plot_experiments(self) -> list[dict]:
+    def plot_metrics(self, target: str) -> dict[str, dict]:
+        """metric -> {description, unit} for the plots of one target (the plot job's and the report's)."""
+        return {m: {"description": self.describe(m), "unit": self.metric_unit(m)} for m in self.metrics(target)}
+
+    def plot_experiments(self, target: Optional[str] = None) -> list[dict]:
         return [{"label": e.label, "name": e.name, "target": e.target, "params": e.params, "n": e.n, "lam": e.lam,
                  "generations": e.generations, "curation": e.curation, "regimes": [r.to_spec() for r in e.regimes]}
-                for e in self.study.experiments]
+                for e in self.study.experiments if target is None or e.target == target]
+
+    def plot_dirs(self) -> list[str]:
+        return [paths.plot_dir(self.name, t) for t in self.targets()]
 
     def plot_files(self) -> list[str]:
-        return [paths.plot(self.name, m) for m in self.metrics()]
+        """Every metric plot the plot jobs write: ``plots/{target}/{metric}.png``."""
+        return [paths.plot(self.name, t, m) for t in self.targets() for m in self.metrics(t)]
 
     def sweep_plot_files(self) -> list[str]:
         return [f for name in self.sweep_plots for f in (paths.sweep_plot(self.name, name),
@@ -401,7 +403,7 @@ class Plan:
         return tracking_groups(self.study, t["chains_per_job"], t["every"], t["parent_points"])
 
     def final_outputs(self) -> list[str]:
-        outputs = ([paths.metrics_table(self.name)] + self.plot_files() + self.sweep_plot_files()
+        outputs = ([paths.metrics_table(self.name)] + self.plot_dirs() + self.sweep_plot_files()
                    + self.sample_grid_files() + self.distribution_files())
         if self.tracking["enabled"]:
             outputs.append(paths.tracking_study(self.name))

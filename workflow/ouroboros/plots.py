@@ -7,7 +7,7 @@ from typing import Sequence
 
 import numpy as np
 
-from ouroboros import regimes as R
+from ouroboros import paths, regimes as R
 from ouroboros.sweeps import line_colours
 from ouroboros.targets import make_target
 from ouroboros.targets.capabilities import closed_form
@@ -18,6 +18,23 @@ def plot_metric(metrics_csv, metric: str, out_png, experiments: Sequence[dict], 
                 unit: str = "") -> None:
     """``experiments``: dicts with label, target, params, n, lam and regimes ({kind, rho, fresh} each)."""
     _save(metric_figure(read_study(metrics_csv), metric, experiments, band, unit), out_png)
+
+
+def plot_target(metrics_csv, out_dir, metrics: dict[str, dict], experiments: Sequence[dict],
+                band: str = "minmax") -> list[Path]:
+    """One target's plots in one go (one process, one table read): ``{metric}.png`` in ``out_dir`` for every
+    metric of ``metrics`` (name -> {unit, ...}); ``experiments``: the target's, as in :func:`plot_metric`."""
+    table = read_study(metrics_csv)
+    labels = {e["label"] for e in experiments}
+    table = table[table["experiment"].isin(labels)]
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    written = []
+    for metric, info in metrics.items():
+        path = out_dir / paths.PLOT_PATTERN.format(metric=metric)
+        _save(metric_figure(table, metric, experiments, band, info.get("unit", "")), path)
+        written.append(path)
+    return written
 
 
 #: the unit of a metric that is a share (0..1): drawn on [0, 1]

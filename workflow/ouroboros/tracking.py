@@ -698,7 +698,9 @@ def track_study(study: dict, config: dict, metrics_csv, plots: Sequence, out_rec
                 if table.is_file():
                     mlflow.log_artifact(str(table))
             base = Path(metrics_csv).parent
-            for p in plots:  # paths kept relative to the study folder: plots/samples/vae/replace/seed0.png
+            files = [f for p in plots for f in (sorted(x for x in Path(p).rglob("*") if x.is_file()
+                                                       and not x.name.startswith(".")) if Path(p).is_dir() else [p])]
+            for p in files:  # paths kept relative to the study folder: plots/samples/vae/replace/seed0.png
                 rel = Path(p).resolve().relative_to(base.resolve()) if Path(p).resolve().is_relative_to(
                     base.resolve()) else Path("plots") / Path(p).name
                 mlflow.log_artifact(str(p), artifact_path=str(rel.parent))
