@@ -118,7 +118,52 @@ def test_counts_method_refuses_what_needs_items():
     t = make_target("categorical", {"method": "counts"})
     assert "cannot run regime 'accumulate-subsample'" in t.for_regime(make_regime("accumulate-subsample")).check(
         make_regime("accumulate-subsample"), 10, 2)
-    assert "cannot be curated" in t.for_regime(make_regime("replace"), curated=True).check(make_regime("replace"), 10, 2)
+    from ouroboros.curation import Curation
+
+    top = Curation({"selector": "top", "q": 0.5, "scorer": "truth"})
+    replace = make_regime("replace")
+    assert "cannot run this curation step" in t.for_regime(replace, curation=top).check(replace, 10, 2)
+    # exact dedup keeps one of each category seen: it runs on counts, and `auto` keeps counts for it
+    dedup = Curation({"selector": "dedup", "oversample": 2})
+    assert t.for_regime(replace, curation=dedup).check(replace, 10, 2) is None
+    auto = make_target("categorical")
+    assert auto.for_regime(replace, curation=dedup).method == "counts"
+    near = Curation({"selector": "dedup", "tolerance": 1.0})  # neighbouring indices count as duplicates
+    assert auto.for_regime(replace, curation=near).method == "sample"
+    scored = Curation({"selector": "dedup", "scorer": "truth"})  # scores are per item
+    assert auto.for_regime(replace, curation=scored).method == "sample"
+
+
+@pytest.mark.parametrize("K,m,oversample,truth", [(100, 100, 1, "zipf"), (100, 100, 4, "zipf"), (12, 4, 3, "zipf")])
+def test_dedup_on_counts_keeps_what_dedup_on_items_keeps(K, m, oversample, truth):
+    """Counts and items give the same kept categories in distribution: exactly those seen where at most m
+    were seen; else m of them in the order of first occurrence (each category's kept share within 5 Monte
+    Carlo standard errors of the items' over 20,000 replicates)."""
+    from ouroboros.curation import Context, Curation
+
+    R = 20_000
+    t = make_target("categorical", {"K": K, "truth": truth})
+    p = np.broadcast_to(t.truth_p, (R, K))
+    items = t._draw(generator("dedup-items"), p, oversample * m)
+    cur = Curation({"selector": "dedup", "oversample": oversample})
+    ctx = lambda name: Context(model=None, gen0=None, target=t, reference={}, rng=generator(name))  # noqa: E731
+    by_items, mi = cur.apply(items, m, ctx("a"))
+    by_counts, mc = cur.apply(D.Counts.from_items(items, K), m, ctx("b"))
+    kept_items = D.Counts.from_items(by_items, K).c
+    assert isinstance(by_counts, D.Counts) and set(np.unique(by_counts.c)) <= {0.0, 1.0}
+    seen = D.Counts.from_items(items, K).c > 0
+    few = seen.sum(axis=1) <= m
+    np.testing.assert_array_equal(by_counts.c[few], seen[few])  # the same replicates: the same kept set
+    np.testing.assert_array_equal(kept_items[few], seen[few])
+    assert (by_counts.c <= seen).all() and (by_counts.c.sum(axis=1) == np.minimum(seen.sum(axis=1), m)).all()
+    assert mi["curation_kept_fraction"] == mc["curation_kept_fraction"]  # kept counts are equal per replicate
+    if (~few).sum() > 1000:
+        a, b = kept_items[~few].mean(axis=0), by_counts.c[~few].mean(axis=0)
+        se = np.sqrt((a * (1 - a) + b * (1 - b)) / (~few).sum()) + 1e-12
+        assert np.all(np.abs(a - b) <= 5 * se), np.max(np.abs(a - b) / se)
+        # a wrong order (lowest index first, or uniform over the seen) is far outside: the test can fail
+        wrong = np.argsort(np.argsort(~seen[~few], axis=1, kind="stable"), axis=1) < m
+        assert np.max(np.abs(wrong.mean(axis=0) - a) / se) > 20
 
 
 def test_mean_time_to_fixation_with_ten_categories_is_near_the_diffusion_value():

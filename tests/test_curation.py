@@ -69,7 +69,7 @@ def test_metrics_reported_are_the_ones_plotted():
 def test_curation_needs_points_so_auto_samples_them_and_sufficient_is_refused():
     study = Study.from_config(_cfg({"selector": "top", "q": 0.5, "scorer": "truth"}))
     assert study.chains[0].target().method == "sample"
-    with pytest.raises(ConfigError, match="'sufficient' cannot be curated"):
+    with pytest.raises(ConfigError, match="'sufficient' cannot run this curation step"):
         Study.from_config(_cfg({"selector": "top", "q": 0.5, "scorer": "truth"}, params={"method": "sufficient"}))
 
 

@@ -100,3 +100,23 @@ def test_build_receives_exactly_the_declared_sources_in_every_mode(tmp_path, mon
 
         sizes = [io.load_json(tmp_path / f"gen{t}" / "trainset.json")["items_per_replicate"] for t in range(6)]
         assert sizes == [12, 24, 36, 48, 48, 48]
+
+
+@pytest.mark.parametrize("case", REGIMES, ids=_id)
+def test_dedup_on_category_counts_gives_the_same_numbers_in_every_mode(tmp_path, case):
+    """Exact dedup of categories runs on counts (method auto): every regime, every mode, identical tables."""
+    from ouroboros.config import Chain, Experiment
+    from ouroboros.curation import Curation
+
+    chain = _chain("categorical", *case, "none")
+    e = chain.experiment
+    exp = Experiment(label=e.label, target=e.target, params={"K": 15}, n=e.n, replicates=e.replicates,
+                     lam=e.lam, generations=e.generations, block=e.block, regimes=e.regimes,
+                     curation=Curation({"selector": "dedup", "oversample": 2}, "test").to_spec())
+    chain = Chain(chain.study, exp, chain.regime, chain.seed)
+    assert chain.target().method == ("sample" if chain.regime.needs_points else "counts")
+    per_job, one_block = run_per_job(chain, tmp_path / "per-job", GENERATIONS)
+    assert sorted(per_job) == sorted(one_block)
+    assert run_blocks(chain, tmp_path / "blocks", GENERATIONS, 2) == one_block
+    kept = [v for g, m, v in one_block if m == "curation_kept_fraction"]
+    assert 0 < min(kept) < 0.8

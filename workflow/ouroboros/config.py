@@ -172,7 +172,7 @@ class ChainSpec:
 
     # -- what the chain is made of ----------------------------------------------------------------------
     def target(self) -> Target:
-        return make_target(self.target_name, self.params).for_regime(self.regime, curated=self.curation_spec is not None)
+        return make_target(self.target_name, self.params).for_regime(self.regime, curation=self._curation_step)
 
     @functools.cached_property
     def _curation_step(self) -> Optional[Curation]:
@@ -184,8 +184,9 @@ class ChainSpec:
     @property
     def pool_as_stats(self) -> bool:
         """Whether the pool of a regime that pools can be kept as sufficient statistics (else as points)."""
+        cur = self._curation_step
         return (stats_sufficient(target_class(self.target_name)) and not self.regime.needs_points
-                and self.curation_spec is None)
+                and (cur is None or cur.on_statistics(make_target(self.target_name, self.params))))
 
     @property
     def n_synthetic(self) -> int:
@@ -453,7 +454,7 @@ def _expand(config: dict, raw: dict, index: int, exp_schema: dict, checked: bool
         block = exp.get("block", cls_t.default_block)
         if cls_t.max_block is not None and block > cls_t.max_block:
             raise ConfigError(f"invalid config at {w}.block: target {exp['target']} runs at most {cls_t.max_block} generation(s) per job")
-        curation = None
+        curation = cur = None
         if exp.get("curation"):
             cur = Curation(exp["curation"], f"{w}.curation")
             problem = None if checked else cur.check(target)
@@ -464,7 +465,7 @@ def _expand(config: dict, raw: dict, index: int, exp_schema: dict, checked: bool
         for i, entry in enumerate(entries):
             regime = R.from_spec_at(entry, f"{w}.regimes[{i}]")
             problem = None if checked else regime.check(exp["n"]) or target.for_regime(
-                regime, curated=curation is not None).check(regime, exp["n"], exp["replicates"])
+                regime, curation=cur).check(regime, exp["n"], exp["replicates"])
             if problem:
                 raise ConfigError(f"invalid config at {w}: regime {regime.label}: {problem}")
             regimes.append(regime)

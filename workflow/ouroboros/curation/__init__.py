@@ -117,8 +117,19 @@ class Curation:
     def n_candidates(self, m: int) -> int:
         return self.selector.n_candidates(m) if m else 0
 
+    def on_statistics(self, target) -> bool:
+        """Whether this step runs on the target's statistics (category counts) rather than items: a selector
+        that can (exact dedup) and no scorer (scores are per item)."""
+        return self.scorer is None and self.selector.on_counts(target)
+
     def apply(self, candidates, m: int, ctx: Context) -> tuple[D.Data, dict[str, float]]:
         """Keep m items of every replicate's candidates (fewer where the selector reports a shortfall)."""
+        if isinstance(candidates, D.Counts):  # see on_statistics
+            if m == 0:
+                return D.Counts(np.zeros_like(candidates.c)), {}
+            kept = self.selector.select_counts(candidates.c, m, ctx.rng, ctx)
+            return D.Counts(kept), {"curation_kept_fraction": float(np.mean(kept.sum(axis=1)
+                                                                            / candidates.c.sum(axis=1)))}
         cand = np.asarray(candidates)
         r, n = cand.shape[:2]
         if m == 0:

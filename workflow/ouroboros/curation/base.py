@@ -79,6 +79,15 @@ class Selector:
         """(indices (R, m) into the candidates, validity (R, m)): the kept items of every replicate, in order."""
         raise NotImplementedError
 
+    def on_counts(self, target) -> bool:
+        """Whether this selector can keep items from their category counts alone (:meth:`select_counts`), with
+        the same distribution as :meth:`select` on the items; then chains never draw the items."""
+        return False
+
+    def select_counts(self, counts: np.ndarray, m: int, rng: np.random.Generator, ctx: Context) -> np.ndarray:
+        """The kept counts (R, K) from the candidates' counts (R, K); where :meth:`on_counts`."""
+        raise NotImplementedError
+
 
 #: the ``oversample`` setting of the selectors that draw a multiple of what they keep
 OVERSAMPLE = {"type": "number", "minimum": 1, "default": 1,

@@ -7,6 +7,12 @@ equal), text by MinHash near-duplicate detection (Jaccard similarity of
 character shingles at least ``similarity``), images within ``tolerance`` in the
 judge's feature space.  A replicate with fewer than m distinct candidates
 trains on fewer items: nothing is padded.
+
+Exact duplicates of categories need only the counts (``Target.duplicates_on_counts``): one of each category
+seen is kept, and where more than m categories were seen, which m come first in candidate order is drawn as
+it falls in an exchangeable sequence: the first occurrence of a category with c copies comes at the minimum
+of c exponential times, an exponential time of rate c, so the order of first occurrences is that of
+E_k / c_k (E_k ~ Exp(1)) — the same distribution as visiting the items, without drawing them.
 """
 from __future__ import annotations
 
@@ -34,6 +40,21 @@ class Dedup(Selector):
         if "duplicates" not in curation_hooks(target):
             return f"target {target.name} has no duplicate detection for the selector 'dedup'"
         return None
+
+    def on_counts(self, target):
+        return bool(getattr(target, "duplicates_on_counts", lambda s: False)(self.settings))
+
+    def select_counts(self, counts, m, rng, ctx):
+        seen = counts > 0
+        kept = seen.astype(float)
+        over = np.flatnonzero(seen.sum(axis=1) > m)  # replicates that saw more categories than m
+        if over.size:
+            c = counts[over]
+            with np.errstate(divide="ignore"):
+                first = np.where(c > 0, rng.standard_exponential(c.shape) / c, np.inf)  # first-occurrence times
+            rank = np.argsort(np.argsort(first, axis=1, kind="stable"), axis=1, kind="stable")
+            kept[over] = (rank < m).astype(float)
+        return kept
 
     def select(self, candidates, scores, m, rng, ctx):
         dup = np.asarray(ctx.target.duplicates(candidates, self.settings, ctx.reference), dtype=bool)  # (R, N)

@@ -106,9 +106,9 @@ class Defaults:
         chains may draw sufficient statistics instead override it (:class:`~.capabilities.ExactMethod`)."""
         return self
 
-    def for_regime(self, regime: Regime, curated: bool = False) -> "Target":
-        """The target as used in a chain with this regime, with or without a curation step
-        (resolves ``auto`` settings)."""
+    def for_regime(self, regime: Regime, curation=None) -> "Target":
+        """The target as used in a chain with this regime, with or without a curation step (a
+        :class:`~ouroboros.curation.Curation`; resolves ``auto`` settings)."""
         return self
 
     def gpus(self) -> int:

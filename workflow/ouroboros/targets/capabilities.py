@@ -37,19 +37,21 @@ class SufficientStatistics:
 class ExactMethod:
     """A ``method`` setting: ``sample`` draws the items, :attr:`exact_method` draws their sufficient statistics
     (exact, far cheaper), ``auto`` uses the exact method wherever it can serve: not where the regime or a
-    curation step must pick individual items.  The target's ``sample`` honours ``self.method``."""
+    curation step must pick individual items (a step that runs on the statistics, such as exact dedup on
+    category counts, does not).  The target's ``sample`` honours ``self.method``."""
 
     #: the name of the exact method (``sufficient``, ``counts``)
     exact_method: ClassVar[str] = ""
     params: dict
     method: str
 
-    def for_regime(self, regime: Regime, curated: bool = False):
+    def for_regime(self, regime: Regime, curation=None):
         params = dict(self.params)
+        picks = curation is not None and not curation.on_statistics(self)
         if params["method"] == "auto":
-            params["method"] = "sample" if regime.needs_points or curated else self.exact_method
+            params["method"] = "sample" if regime.needs_points or picks else self.exact_method
         out = type(self)(**params)
-        out.curated = curated
+        out.curation_picks_items = picks
         return out
 
     def check(self, regime: Regime, n: int, replicates: int) -> Optional[str]:
@@ -57,8 +59,9 @@ class ExactMethod:
         if self.method == exact and regime.needs_points:
             return (f"method {exact!r} cannot run regime {regime.kind!r} (it must pick individual items); "
                     "use method 'sample' or 'auto'")
-        if self.method == exact and getattr(self, "curated", False):
-            return f"method {exact!r} cannot be curated (curation picks individual items); use 'sample' or 'auto'"
+        if self.method == exact and getattr(self, "curation_picks_items", False):
+            return (f"method {exact!r} cannot run this curation step (it picks individual items); use 'sample' "
+                    "or 'auto'")
         return None
 
     def drawing_points(self):
@@ -67,7 +70,7 @@ class ExactMethod:
         if self.method == "sample":
             return self
         out = type(self)(**{**self.params, "method": "sample"})
-        out.curated = getattr(self, "curated", False)
+        out.curation_picks_items = getattr(self, "curation_picks_items", False)
         return out.set_state(self.get_state())
 
     def sample_parts(self, sizes, lam, rng):
@@ -111,6 +114,11 @@ class Curatable:
         earlier kept item, greedily in candidate order.
         """
         return D.near_duplicates(self.features(items), settings["tolerance"])
+
+    def duplicates_on_counts(self, settings: dict) -> bool:
+        """Whether the dedup selector with these settings can run on category counts (items that are equal
+        exactly when they are the same category; the categorical target): then chains keep counts."""
+        return False
 
 
 class ClosedForm:

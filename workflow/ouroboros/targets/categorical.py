@@ -79,7 +79,7 @@ class CategoricalTarget(ExactMethod, SufficientStatistics, Curatable, ClosedForm
     def __init__(self, K=10, truth="uniform", beta=1.0, smoothing=0.0, tail_mass=0.1, method="auto"):
         super().__init__(K=K, truth=truth, beta=beta, smoothing=smoothing, tail_mass=tail_mass, method=method)
         self.K, self.alpha, self.method = int(K), float(smoothing), method
-        self.curated = False
+        self.curation_picks_items = False
 
     @functools.cached_property
     def truth_p(self) -> np.ndarray:
@@ -146,6 +146,10 @@ class CategoricalTarget(ExactMethod, SufficientStatistics, Curatable, ClosedForm
 
     def feature_dim(self):
         return 1
+
+    def duplicates_on_counts(self, settings):
+        """Items are category indices: within a tolerance below 1 two are duplicates exactly when equal."""
+        return settings["tolerance"] < 1
 
     # -- metrics -----------------------------------------------------------------
     def evaluate(self, samples, real, reference, gen0):

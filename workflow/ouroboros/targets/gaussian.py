@@ -89,7 +89,7 @@ class GaussianTarget(ExactMethod, SufficientStatistics, Curatable, ClosedForm, T
     def __init__(self, d: int = 1, ddof: int = 0, method: str = "auto"):
         super().__init__(d=d, ddof=ddof, method=method)
         self.d, self.ddof, self.method = int(d), int(ddof), method
-        self.curated = False
+        self.curation_picks_items = False
 
     def check(self, regime: Regime, n: int, replicates: int) -> Optional[str]:
         problem = super().check(regime, n, replicates)
