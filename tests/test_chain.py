@@ -101,14 +101,39 @@ def test_every_regime_starts_from_the_same_generation_0_and_takes_the_first_shar
     assert x_rep == x_acc == x_mix
     np.testing.assert_array_equal(m_rep.cov_, m_mix.cov_)
     assert study.experiments[0].gen0_parts() == [7, 3]
-    if method == "sample":
-        np.testing.assert_array_equal(s_mix, s_rep[:, :7])
-        np.testing.assert_array_equal(s_acc, s_rep)
-    else:
-        from ouroboros import data as D
+    from ouroboros import data as D
 
-        drawn = _fresh_run(study.chains[0]).draw(0, m_rep)
-        assert isinstance(drawn, D.Parts) and [int(p.count[0]) for p in drawn.parts] == [7, 3]
-        np.testing.assert_allclose(s_mix.mean, drawn.parts[0].mean)
-        np.testing.assert_allclose(s_rep.mean, D.concat(list(drawn.parts)).mean)
-        assert np.all(s_rep.count == 10) and np.all(s_mix.count == 7)
+    # no regime here picks items: both methods keep statistics, drawn in parts
+    drawn = _fresh_run(study.chains[0]).draw(0, m_rep)
+    assert isinstance(drawn, D.Parts) and [int(p.count[0]) for p in drawn.parts] == [7, 3]
+    np.testing.assert_allclose(s_mix.mean, drawn.parts[0].mean)
+    np.testing.assert_allclose(s_rep.mean, D.concat(list(drawn.parts)).mean)
+    if method == "sample":  # the statistics of the very points sample() draws from that stream, up to rounding
+        pts = m_rep.sample_parts([7, 3], 1.0, study.chains[0].rng(0, "sample"))
+        np.testing.assert_allclose(s_mix.mean, pts[:, :7].mean(axis=1), rtol=1e-12)
+        np.testing.assert_allclose(s_mix.m2, D.Stats.from_points(pts[:, :7]).m2, rtol=1e-12)
+        np.testing.assert_allclose(s_rep.m2, D.Stats.from_points(pts).m2, rtol=1e-12)
+        np.testing.assert_allclose(s_acc.m2, s_rep.m2, rtol=1e-12)
+    assert np.all(s_rep.count == 10) and np.all(s_mix.count == 7)
+
+
+def test_generation_0_is_drawn_as_items_for_every_regime_when_one_regime_picks_items(tmp_path):
+    """`auto` keeps statistics for replace but not for accumulate-subsample: the shared generation 0 is drawn
+    as items for both (the same S_0 in each chain and in each mode; per job it once held statistics, and
+    accumulate-subsample's generation 1 failed)."""
+    from conftest import run_per_job
+    from ouroboros.config import Study
+
+    cfg = {"study": "g0", "seeds": [0], "generations": 2, "tracking": {"enabled": False},
+           "experiments": [{"target": "gaussian", "n": 10, "replicates": 3,
+                            "regimes": ["replace", "accumulate-subsample"]}]}
+    study = Study.from_config(cfg)
+    rep, sub = study.chains
+    assert rep.target().method == "sufficient" and sub.target().method == "sample"
+    assert rep.needs_items(0) and not rep.needs_items(1) and sub.needs_items(1)
+    s0 = [_fresh_run(c).step(0)[1] for c in (rep, sub)]
+    assert isinstance(s0[0], np.ndarray) and s0[0].shape == (3, 10, 1)
+    np.testing.assert_array_equal(s0[0], s0[1])
+    for chain in (rep, sub):
+        per_job, one_block = run_per_job(chain, tmp_path / chain.regime.label, 2)
+        assert sorted(per_job) == sorted(one_block)

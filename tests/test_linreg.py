@@ -83,7 +83,11 @@ def test_accumulate_pools_gram_statistics_equal_to_the_rows():
     rows = [run.real["train"]]
     for t in range(4):
         model, synthetic, _ = run.step(t)
-        rows.append(synthetic)
+        assert isinstance(synthetic, D.Gram)  # nothing reads the rows: the chain keeps their statistics
+        # the rows themselves, drawn again from the same stream
+        drawn = model.sample_parts(chain.emit_parts(t), run.lam, chain.rng(t, "sample"))
+        np.testing.assert_allclose(D.Gram.from_points(drawn).xx, synthetic.xx, rtol=1e-12)
+        rows.append(drawn)
     assert isinstance(run.pool.data(), D.Gram)
     allrows = np.concatenate(rows[:-1], axis=1)  # generation 3 fitted real + S_0..S_2
     x, y = allrows[..., :4], allrows[..., 4]

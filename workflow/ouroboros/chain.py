@@ -137,7 +137,12 @@ class ChainRun:
 
     def draw(self, t: int, model: Target) -> D.Data:
         """What generation t's model draws: the chain's candidates; at t = 0 every regime's, in parts."""
-        return model.sample_parts(self.chain.emit_parts(t), self.lam, self.chain.rng(t, "sample"))
+        sizes, rng = self.chain.emit_parts(t), self.chain.rng(t, "sample")
+        if self.chain.keeps_statistics(t):
+            return model.sample_summaries(sizes, self.lam, rng)
+        if self.chain.needs_items(t):  # generation 0 drawn as items for the experiment's neediest regime
+            model = model.drawing_points()
+        return model.sample_parts(sizes, self.lam, rng)
 
     def synthetic(self, t: int, model: Target, drawn: Optional[D.Data] = None) -> tuple[D.Data, dict[str, float]]:
         """S_t: this chain's share of what model t drew (the first items), curated if the chain curates;

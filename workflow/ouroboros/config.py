@@ -102,6 +102,13 @@ class Experiment:
         needs = sorted({self.candidates(r.n_synthetic(self.n)) for r in self.regimes} - {0})
         return [b - a for a, b in zip([0] + needs[:-1], needs)]
 
+    def gen0_items(self) -> bool:
+        """Whether generation 0's shared samples must be items: some regime of the experiment picks items, or
+        the curation step does (then every chain draws generation 0 as items, so all share one S_0)."""
+        cur = self.make_curation()
+        target = make_target(self.target, self.params)
+        return any(r.needs_points for r in self.regimes) or (cur is not None and not cur.on_statistics(target))
+
 
 def real_rng(study: str, experiment: str, seed: int) -> np.random.Generator:
     """Real data depend on (study, experiment stream, seed) only: every regime sees the same real data."""
@@ -131,13 +138,16 @@ class ChainSpec:
     regime: Regime
     curation_spec: Optional[dict]
     gen0_parts: tuple[int, ...]
+    #: generation 0's samples are items (:meth:`Experiment.gen0_items`)
+    gen0_items: bool
 
     # -- params ----------------------------------------------------------------------------------
     def to_params(self) -> dict:
         """JSON-able: the rules' ``spec`` param (and the MLflow config hash)."""
         return {"study": self.study, "experiment": self.experiment, "stream": self.stream, "target": self.target_name,
                 "params": self.params, "n": self.n, "replicates": self.replicates, "lam": self.lam, "seed": self.seed,
-                "regime": self.regime.to_spec(), "curation": self.curation_spec, "gen0_parts": list(self.gen0_parts)}
+                "regime": self.regime.to_spec(), "curation": self.curation_spec, "gen0_parts": list(self.gen0_parts),
+                "gen0_items": self.gen0_items}
 
     @classmethod
     def from_params(cls, params: dict) -> "ChainSpec":
@@ -150,7 +160,7 @@ class ChainSpec:
                    target_name=params["target"], params=dict(params["params"]), n=int(params["n"]),
                    replicates=int(params["replicates"]), lam=float(params["lam"]), seed=int(params["seed"]),
                    regime=R.from_spec(params["regime"]), curation_spec=params["curation"],
-                   gen0_parts=tuple(int(x) for x in params["gen0_parts"]))
+                   gen0_parts=tuple(int(x) for x in params["gen0_parts"]), gen0_items=bool(params["gen0_items"]))
 
     def gen0(self) -> "ChainSpec":
         """The spec of generation 0's jobs, shared by the experiment's regimes (no regime, no curation)."""
@@ -180,6 +190,22 @@ class ChainSpec:
 
     def curation(self) -> Optional[Curation]:
         return self._curation_step
+
+    def needs_items(self, generation: int) -> bool:
+        """Whether a reader of generation g's samples needs items, not only their statistics: generation 0's
+        readers are every regime of the experiment (:attr:`gen0_items`); later, this chain's regime and
+        curation step."""
+        if generation == 0:
+            return self.gen0_items
+        cur = self._curation_step
+        return self.regime.needs_points or (cur is not None and not cur.on_statistics(
+            make_target(self.target_name, self.params)))
+
+    def keeps_statistics(self, generation: int) -> bool:
+        """Whether generation g's samples are kept as the target's statistics (drawn by
+        ``sample_summaries``): the target's fit needs no more, and no reader needs the items."""
+        cls = target_class(self.target_name)
+        return stats_sufficient(cls) and not cls.evaluate_reads_items and not self.needs_items(generation)
 
     @property
     def pool_as_stats(self) -> bool:
@@ -225,7 +251,7 @@ class ChainSpec:
 
 
 SPEC_KEYS = ("study", "experiment", "stream", "target", "params", "n", "replicates", "lam", "seed", "regime",
-             "curation", "gen0_parts")
+             "curation", "gen0_parts", "gen0_items")
 
 
 @dataclass(frozen=True)
@@ -243,7 +269,7 @@ class Chain:
         e = self.experiment
         return ChainSpec(study=self.study, experiment=e.label, stream=e.stream, target_name=e.target, params=e.params,
                          n=e.n, replicates=e.replicates, lam=e.lam, seed=self.seed, regime=self.regime,
-                         curation_spec=e.curation, gen0_parts=tuple(e.gen0_parts()))
+                         curation_spec=e.curation, gen0_parts=tuple(e.gen0_parts()), gen0_items=e.gen0_items())
 
     @property
     def path(self) -> str:
@@ -285,6 +311,12 @@ class Chain:
 
     def emit_parts(self, generation: int) -> list[int]:
         return self.job.emit_parts(generation)
+
+    def needs_items(self, generation: int) -> bool:
+        return self.job.needs_items(generation)
+
+    def keeps_statistics(self, generation: int) -> bool:
+        return self.job.keeps_statistics(generation)
 
     def reads(self, generation: int) -> list[int]:
         return self.job.reads(generation)

@@ -88,6 +88,26 @@ def standard_normal(rng: np.random.Generator, shape: tuple[int, ...],
     return out
 
 
+def standard_normal_reduce(rng: np.random.Generator, shape: tuple[int, ...],
+                           reduce: Callable[[slice, np.ndarray], None]) -> None:
+    """The chunks of :func:`standard_normal` (the same numbers), each handed to ``reduce(rows, block)`` in
+    its thread and then dropped: what needs only a reduction of a large draw never holds the whole of it."""
+    rows = int(shape[0])
+    row_items = int(np.prod(shape[1:], dtype=np.int64)) if len(shape) > 1 else 1
+    k = n_chunks(rows, row_items)
+    if k == 1:
+        reduce(slice(0, rows), rng.standard_normal(shape))
+        return
+    children = rng.spawn(k)
+
+    def one(i: int, s: slice) -> None:
+        block = np.empty((s.stop - s.start, *shape[1:]))
+        children[i].standard_normal(out=block)
+        reduce(s, block)
+
+    run(one, rows, k)
+
+
 def row_reduce(func: Callable[[np.ndarray], tuple], x: np.ndarray) -> tuple:
     """``func`` applied to fixed row chunks of ``x`` (a per-row reduction), the results concatenated along
     axis 0 in order: the same numbers as ``func(x)`` whatever the threads."""

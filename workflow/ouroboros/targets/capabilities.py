@@ -28,10 +28,28 @@ from ouroboros.regimes import Regime
 
 
 class SufficientStatistics:
-    """``fit`` depends on the data only through :meth:`summarize` (a :class:`~ouroboros.data.Summary`)."""
+    """``fit`` depends on the data only through :meth:`summarize` (a :class:`~ouroboros.data.Summary`).
+
+    Where nothing reads a generation's items (the regime picks none, no curation step picks any,
+    :attr:`evaluate_reads_items` is False), chains keep only their statistics: :meth:`sample_summaries`."""
+
+    #: whether ``evaluate`` reads the samples' items (then chains always keep the items)
+    evaluate_reads_items: ClassVar[bool] = False
 
     def summarize(self, points: Data) -> D.Summary:
         raise NotImplementedError
+
+    def sample_summaries(self, sizes, lam, rng) -> Data:
+        """The statistics of what ``sample_parts(sizes, lam, rng)`` draws, part by part (one part: a summary;
+        several: :class:`~ouroboros.data.Parts` of summaries).  Default: draw the items and summarise each
+        part (exact methods draw summaries already); targets may derive them more cheaply from the same
+        stream (the Gaussian's standard normals)."""
+        drawn = self.sample_parts(sizes, lam, rng)
+        if isinstance(drawn, (D.Summary, D.Parts)) or not len(sizes):
+            return drawn if isinstance(drawn, (D.Summary, D.Parts)) else self.summarize(drawn)
+        edges = np.cumsum([0, *sizes])
+        parts = tuple(self.summarize(drawn[:, a:b]) for a, b in zip(edges[:-1], edges[1:]))
+        return parts[0] if len(parts) == 1 else D.Parts(parts)
 
 
 class ExactMethod:

@@ -3,7 +3,8 @@
 The truth is N(0, I).  R replicate chains are vectorised with numpy.  Two
 sampling methods give the same distribution of fitted models:
 
-* ``sample`` draws the n points of each generation and refits on them;
+* ``sample`` draws the n points of each generation and refits on them (where nothing reads the points,
+  only their statistics are kept, derived from the standard normals: :meth:`GaussianTarget.sample_summaries`);
 * ``sufficient`` draws the refit's sufficient statistics directly from their
   exact sampling distributions: for n points from N(mu, lam * Sigma) the sample
   mean is N(mu, lam * Sigma / n) and the centred scatter matrix is
@@ -19,6 +20,7 @@ from typing import Optional
 
 import numpy as np
 
+from ouroboros import data as D
 from ouroboros.data import Data, Stats
 from ouroboros.regimes import Regime
 from ouroboros import parallel
@@ -147,6 +149,39 @@ class GaussianTarget(ExactMethod, SufficientStatistics, Curatable, ClosedForm, T
 
     def summarize(self, points) -> Stats:
         return Stats.from_points(points)
+
+    def sample_summaries(self, sizes, lam, rng):
+        """Method ``sample``: the standard normals z of :meth:`sample` (the same stream and chunks), reduced
+        in their threads to each part's mean and centred scatter; the points mu + L z (L = sqrt(lam Sigma))
+        are never formed: their mean is mu + L mean(z), their scatter L M2(z) L^T.  Equal to summarising the
+        drawn points up to rounding."""
+        if self.method != "sample" or not len(sizes):
+            return super().sample_summaries(sizes, lam, rng)
+        r, d = self.mean_.shape
+        sizes = [int(s) for s in sizes]
+        edges = np.cumsum([0, *sizes])
+        zbar = np.zeros((len(sizes), r, d))
+        zm2 = np.zeros((len(sizes), r, d, d))
+
+        def reduce(rows, z):
+            for i, (a, b) in enumerate(zip(edges[:-1], edges[1:])):
+                if b == a:
+                    continue
+                part = z[:, a:b]
+                mean = part.mean(axis=1)
+                zbar[i, rows] = mean
+                if d == 1:
+                    zz = part[..., 0]
+                    zm2[i, rows, 0, 0] = np.einsum("rn,rn->r", zz, zz) - (b - a) * mean[:, 0] ** 2
+                else:
+                    zm2[i, rows] = np.einsum("rni,rnj->rij", part, part) - (b - a) * np.einsum(
+                        "ri,rj->rij", mean, mean)
+        parallel.standard_normal_reduce(rng, (r, int(edges[-1]), d), reduce)
+        root = np.sqrt(lam) * psd_sqrt(self.cov_)
+        parts = tuple(Stats(np.full(r, float(s)), self.mean_ + np.einsum("rij,rj->ri", root, zbar[i]),
+                            np.einsum("rik,rkl,rjl->rij", root, zm2[i], root))
+                      for i, s in enumerate(sizes))
+        return parts[0] if len(parts) == 1 else D.Parts(parts)
 
     # -- curation hooks ----------------------------------------------------------------
     def truth_logpdf(self, items):
