@@ -16,6 +16,8 @@ import numpy as np
 
 #: numbers per chunk (2**18 doubles = 2 MiB: large enough that the per-chunk overhead is below 1%)
 CHUNK = 1 << 18
+#: numbers per block of a reduced draw (:func:`standard_normal_reduce`): 256 KiB, within a core's L2 cache
+SUB = 1 << 15
 #: the most threads a job asks for (a chunk count above it gains nothing on the machines we run)
 MAX_THREADS = 8
 
@@ -90,22 +92,28 @@ def standard_normal(rng: np.random.Generator, shape: tuple[int, ...],
 
 def standard_normal_reduce(rng: np.random.Generator, shape: tuple[int, ...],
                            reduce: Callable[[slice, np.ndarray], None]) -> None:
-    """The chunks of :func:`standard_normal` (the same numbers), each handed to ``reduce(rows, block)`` in
-    its thread and then dropped: what needs only a reduction of a large draw never holds the whole of it."""
+    """The numbers of :func:`standard_normal` (the same chunks and streams), handed to ``reduce(rows, block)``
+    in consecutive row blocks of about :data:`SUB` numbers, each drawn into one small buffer and reduced while
+    it is in cache: what needs only a reduction of a large draw never holds the whole of it.  A generator
+    fills consecutive draws with the consecutive numbers of its stream, so the blocks are the chunk's rows."""
     rows = int(shape[0])
     row_items = int(np.prod(shape[1:], dtype=np.int64)) if len(shape) > 1 else 1
     k = n_chunks(rows, row_items)
+    step = max(1, SUB // max(row_items, 1))
+
+    def one(gen: np.random.Generator, s: slice) -> None:
+        buf = np.empty((min(step, s.stop - s.start), *shape[1:]))
+        for a in range(s.start, s.stop, step):
+            b = min(a + step, s.stop)
+            block = buf[: b - a]
+            gen.standard_normal(out=block)
+            reduce(slice(a, b), block)
+
     if k == 1:
-        reduce(slice(0, rows), rng.standard_normal(shape))
+        one(rng, slice(0, rows))
         return
     children = rng.spawn(k)
-
-    def one(i: int, s: slice) -> None:
-        block = np.empty((s.stop - s.start, *shape[1:]))
-        children[i].standard_normal(out=block)
-        reduce(s, block)
-
-    run(one, rows, k)
+    run(lambda i, s: one(children[i], s), rows, k)
 
 
 def row_reduce(func: Callable[[np.ndarray], tuple], x: np.ndarray) -> tuple:
