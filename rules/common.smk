@@ -119,7 +119,8 @@ def sample_grid_inputs(w):
 
 
 def track_group_inputs(w):
-    return {"files": sorted({f for u in PLAN.tracking_groups[w.group] for f in u.files()})}
+    return {"files": sorted({f for u in PLAN.tracking_groups[w.group] for f in u.files()}),
+            "experiment": paths.tracking_experiment(S)}
 
 
 def track_group_digest(w):
