@@ -119,8 +119,7 @@ def sample_grid_inputs(w):
 
 
 def track_group_inputs(w):
-    return {"files": sorted({f for u in PLAN.tracking_groups[w.group] for f in u.files()}),
-            "experiment": paths.tracking_experiment(S)}
+    return {"files": sorted({f for u in PLAN.tracking_groups[w.group] for f in u.files()})}
 
 
 def track_group_digest(w):

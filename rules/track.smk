@@ -1,21 +1,7 @@
 # MLflow tracking: separate jobs after the compute jobs, writing small receipts; each tracking job logs a group
-# of chains (one MLflow import for many chains; see tracking_groups in common.smk).  The study's experiment (and
-# a new database's tables) are created by track_experiment at the start, beside the compute jobs, so that the
-# tracking jobs after them do not wait for it (each still finds or re-creates it under the backend lock).
+# of chains (one MLflow import for many chains; see tracking_groups in common.smk).  The study's experiment is
+# created by whichever tracking job comes first (under the backend lock).
 # A failing backend fails only these jobs; rerunning snakemake logs what is missing.
-
-
-rule track_experiment:
-    output:
-        paths.tracking_experiment(S),
-    params:
-        study=TRACKING_STUDY,
-    log:
-        f"{LOGS}/tracking/experiment.log",
-    conda:
-        "../envs/ouroboros.yaml"
-    script:
-        "../scripts/track_experiment.py"
 
 
 rule track_group:

@@ -246,10 +246,5 @@ def tracking_group(study: str, group: str) -> str:
     return f"{tracking_dir(study)}/{group}.json"
 
 
-def tracking_experiment(study: str) -> str:
-    """The receipt of the job that creates the study's MLflow experiment (and database) while compute runs."""
-    return f"{tracking_dir(study)}/experiment.json"
-
-
 def tracking_study(study: str) -> str:
     return f"{tracking_dir(study)}/study.json"
