@@ -4,7 +4,7 @@
 
 1,000 replicates x 1,000 generations, K = 10, n = 100, replace, tracking off: the study with
 ``curation: {selector: dedup}`` and without it (both on counts under ``method: auto``), and the dedup study
-forced onto items (``method: sample``, how it ran before dedup went onto counts).  Writes
+forced onto items (a scorer scores items: how every dedup study ran before dedup went onto counts).  Writes
 benchmarks/records/dedup-counts.json.
 """
 from __future__ import annotations
@@ -29,7 +29,7 @@ def study(name: str, curation: dict | None, method: str = "auto") -> dict:
 
 def main() -> None:
     cases = {"no-dedup": study("plain", None), "dedup-counts": study("dedup", {"selector": "dedup"}),
-             "dedup-items": study("dedup-items", {"selector": "dedup"}, method="sample")}
+             "dedup-items": study("dedup-items", {"selector": "dedup", "scorer": "truth"}, method="sample")}
     out = {}
     with tempfile.TemporaryDirectory() as tmp:
         for name, cfg in cases.items():
