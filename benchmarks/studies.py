@@ -34,12 +34,20 @@ from ouroboros.config import Study  # noqa: E402
 HEADLINES = {
     "oreilly": [("gaussian", "replace", 1000, "std_mean")],
     "oreilly-10k": [("gaussian", "replace", 10000, "std_mean"), ("gaussian", "replace", 10000, "collapsed_fraction")],
-    "shumailov-gmm": [("gmm-blob", "replace", 2050, "kl_truth_model")],
+    "shumailov-gmm": [("gmm-blob", "replace", 0, "component_std_max"), ("gmm-blob", "replace", 0, "component_std_min"),
+                      ("gmm-blob", "replace", 2050, "component_std_max"), ("gmm-blob", "replace", 2050, "component_std_min"),
+                      ("gmm-blob", "replace", 500, "tail_mass_ratio"), ("gmm-blob", "replace", 100, "kl_truth_model"),
+                      ("gmm-blob", "replace", 2050, "kl_truth_model")],
     "default": [("gaussian", "replace", 100, "var_ratio_mean"), ("gaussian", "accumulate", 100, "var_ratio_mean"),
                 ("gaussian", "accumulate-subsample", 100, "var_ratio_mean"), ("gaussian", "mix-rho0.1", 100, "var_ratio_mean"),
                 ("lm", "replace", 0, "ppl_real"), ("lm", "replace", 3, "ppl_real"), ("lm", "mix-rho0.1", 3, "ppl_real")],
 }
 GEN0_RULES = ("train", "generate", "evaluate")
+
+
+def significant(x: float, digits: int = 4) -> float:
+    """x to ``digits`` significant digits (not decimals: O'Reilly-10k's std is 0.00055)."""
+    return float(f"{x:.{digits}g}")
 
 
 def config_of(study: str) -> Path:
@@ -71,7 +79,7 @@ def headline(workdir: Path, study: str, cfg: dict) -> dict:
         rows = table[(table.experiment == exp) & (table.regime == regime) & (table.generation == gen) & (table.metric == metric)]
         if rows.empty:
             raise SystemExit(f"{study}: no {metric} at generation {gen} of {exp}/{regime} in the run's table")
-        heads[f"{metric}@{gen} ({exp}/{regime})"] = round(float(rows["value"].mean()), 4)
+        heads[f"{metric}@{gen} ({exp}/{regime})"] = significant(float(rows["value"].mean()))
     return heads
 
 
@@ -88,7 +96,7 @@ def theory(study: str, cfg: dict) -> dict:
         r = next(r for r in e.regimes if r.label == regime)
         value = closed_form(e.make_target(), metric, np.arange(gen + 1), r, e.n, e.lam, e.curation)
         if value is not None:
-            out[f"{metric}@{gen} ({exp}/{regime})"] = round(float(np.asarray(value)[-1]), 4)
+            out[f"{metric}@{gen} ({exp}/{regime})"] = significant(float(np.asarray(value)[-1]))
     return out
 
 
