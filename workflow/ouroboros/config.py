@@ -105,9 +105,13 @@ class Experiment:
     def gen0_items(self) -> bool:
         """Whether generation 0's shared samples must be items: some regime of the experiment picks items, or
         the curation step does (then every chain draws generation 0 as items, so all share one S_0)."""
-        cur = self.make_curation()
-        target = make_target(self.target, self.params)
-        return any(r.needs_points for r in self.regimes) or (cur is not None and not cur.on_statistics(target))
+        return any(r.needs_points for r in self.regimes) or picks_items(self.make_curation(), self.target,
+                                                                         self.params)
+
+
+def picks_items(curation: Optional[Curation], target_name: str, params: dict) -> bool:
+    """Whether a curation step picks individual items (not one that runs on the target's statistics)."""
+    return curation is not None and not curation.on_statistics(make_target(target_name, params))
 
 
 def real_rng(study: str, experiment: str, seed: int) -> np.random.Generator:
@@ -197,9 +201,11 @@ class ChainSpec:
         curation step."""
         if generation == 0:
             return self.gen0_items
-        cur = self._curation_step
-        return self.regime.needs_points or (cur is not None and not cur.on_statistics(
-            make_target(self.target_name, self.params)))
+        return self.regime.needs_points or self._curation_picks_items
+
+    @functools.cached_property
+    def _curation_picks_items(self) -> bool:
+        return picks_items(self._curation_step, self.target_name, self.params)
 
     def keeps_statistics(self, generation: int) -> bool:
         """Whether generation g's samples are kept as the target's statistics (drawn by
@@ -210,9 +216,8 @@ class ChainSpec:
     @property
     def pool_as_stats(self) -> bool:
         """Whether the pool of a regime that pools can be kept as sufficient statistics (else as points)."""
-        cur = self._curation_step
         return (stats_sufficient(target_class(self.target_name)) and not self.regime.needs_points
-                and (cur is None or cur.on_statistics(make_target(self.target_name, self.params))))
+                and not self._curation_picks_items)
 
     @property
     def n_synthetic(self) -> int:

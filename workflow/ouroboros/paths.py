@@ -130,10 +130,6 @@ def plot_dir(study: str, target: str) -> str:
 PLOT_PATTERN = "{metric}.png"
 
 
-def plot(study: str, target: str, metric: str) -> str:
-    return f"{plot_dir(study, target)}/{PLOT_PATTERN.format(metric=metric)}"
-
-
 def sweep_plot(study: str, name: str) -> str:
     return f"{results(study)}/plots/sweeps/{name}.png"
 

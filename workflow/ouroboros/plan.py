@@ -346,10 +346,6 @@ class Plan:
     def plot_dirs(self) -> list[str]:
         return [paths.plot_dir(self.name, t) for t in self.targets()]
 
-    def plot_files(self) -> list[str]:
-        """Every metric plot the plot jobs write: ``plots/{target}/{metric}.png``."""
-        return [paths.plot(self.name, t, m) for t in self.targets() for m in self.metrics(t)]
-
     def sweep_plot_files(self) -> list[str]:
         return [f for name in self.sweep_plots for f in (paths.sweep_plot(self.name, name),
                                                          paths.sweep_table(self.name, name))]

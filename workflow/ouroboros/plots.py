@@ -14,16 +14,11 @@ from ouroboros.targets.capabilities import closed_form
 from ouroboros.tables import read_study
 
 
-def plot_metric(metrics_csv, metric: str, out_png, experiments: Sequence[dict], band: str = "minmax",
-                unit: str = "") -> None:
-    """``experiments``: dicts with label, target, params, n, lam and regimes ({kind, rho, fresh} each)."""
-    _save(metric_figure(read_study(metrics_csv), metric, experiments, band, unit), out_png)
-
-
 def plot_target(metrics_csv, out_dir, metrics: dict[str, dict], experiments: Sequence[dict],
                 band: str = "minmax") -> list[Path]:
     """One target's plots in one go (one process, one table read): ``{metric}.png`` in ``out_dir`` for every
-    metric of ``metrics`` (name -> {unit, ...}); ``experiments``: the target's, as in :func:`plot_metric`."""
+    metric of ``metrics`` (name -> {unit, ...}); ``experiments``: the target's, dicts with label, target,
+    params, n, lam and regimes ({kind, rho, fresh} each)."""
     table = read_study(metrics_csv)
     labels = {e["label"] for e in experiments}
     table = table[table["experiment"].isin(labels)]
@@ -44,7 +39,7 @@ MARKERS_UP_TO = 20
 
 
 def metric_figure(table, metric: str, experiments: Sequence[dict], band: str = "minmax", unit: str = ""):
-    """The figure of :func:`plot_metric` from the joined study table."""
+    """One metric's figure (of :func:`plot_target`) from the joined study table."""
     import matplotlib
 
     matplotlib.use("Agg")

@@ -42,7 +42,7 @@ class Dedup(Selector):
         return None
 
     def on_counts(self, target):
-        return bool(getattr(target, "duplicates_on_counts", lambda s: False)(self.settings))
+        return "duplicates" in curation_hooks(target) and bool(target.duplicates_on_counts(self.settings))
 
     def select_counts(self, counts, m, rng, ctx):
         seen = counts > 0

@@ -45,8 +45,10 @@ class SufficientStatistics:
         part (exact methods draw summaries already); targets may derive them more cheaply from the same
         stream (the Gaussian's standard normals)."""
         drawn = self.sample_parts(sizes, lam, rng)
-        if isinstance(drawn, (D.Summary, D.Parts)) or not len(sizes):
-            return drawn if isinstance(drawn, (D.Summary, D.Parts)) else self.summarize(drawn)
+        if isinstance(drawn, (D.Summary, D.Parts)):
+            return drawn
+        if len(sizes) <= 1:
+            return self.summarize(drawn)
         edges = np.cumsum([0, *sizes])
         parts = tuple(self.summarize(drawn[:, a:b]) for a, b in zip(edges[:-1], edges[1:]))
         return parts[0] if len(parts) == 1 else D.Parts(parts)
