@@ -255,7 +255,7 @@ def test_missing_corpus_files_and_datasets_are_named(tmp_path):
 
 def test_check_names_bad_settings():
     assert "replicates: 1" in make_target("lm", TINY).check(None, 10, 2)
-    assert "context length" in make_target("lm", dict(TINY, prompt_len=40, seq_len=20)).check(None, 10, 1)
+    assert "block_size (" in make_target("lm", dict(TINY, prompt_len=40, seq_len=20)).check(None, 10, 1)
     assert "multiple of n_head" in make_target("lm", dict(TINY, n_embd=30, n_head=4)).check(None, 10, 1)
     assert "exceeds" in make_target("lm", TINY).check(None, 10**7, 1)
 

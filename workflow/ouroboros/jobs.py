@@ -157,19 +157,25 @@ def real_data(spec: dict, out) -> None:
 
 def reference(spec: dict, out_dir) -> None:
     target = make_target(spec["target"], spec["params"])
+    Path(out_dir).mkdir(parents=True, exist_ok=True)
+    target.prepare_reference(Path(out_dir))
     ref = target.reference(seeding.generator(spec["study"], spec.get("stream", spec["experiment"]), "reference"))
     Path(out_dir).mkdir(parents=True, exist_ok=True)
     io.save_npz(Path(out_dir) / "reference.npz", **ref)
     log.info("reference for %s: %s", spec["experiment"], sorted(ref) or "nothing needed")
 
 
-def train(spec: dict, gen: int, real_path, sample_dirs: Sequence, model_dir, manifest_path) -> None:
+def train(spec: dict, gen: int, real_path, sample_dirs: Sequence, model_dir, manifest_path, reference_dir=None,
+          previous_dir=None) -> None:
     """Fit generation ``gen`` on its regime's training set; ``sample_dirs`` hold S_j for each generation j the
     regime reads (:meth:`ChainSpec.reads`; the chain's own curated folders when it curates, which may hold fewer
     items after deduplication; otherwise the drawn samples, of which the chain takes the first ones:
-    generation 0's are shared).  The engine receives them as a block job does in memory."""
+    generation 0's are shared).  The engine receives them as a block job does in memory.  ``reference_dir``
+    and ``previous_dir``: what a target that fits from them reads (:meth:`Target.fits_from_reference`,
+    :meth:`Target.starts_from_previous`)."""
     chain = ChainSpec.from_params(spec)
     run = ChainRun(chain, load_real(real_path))
+    run.template.attach(reference=reference_dir, previous=previous_dir)
     sources = chain.reads(gen)
     if len(sources) != len(sample_dirs):
         raise ValueError(f"generation {gen} of {chain.path} reads the samples of generations {sources}, got "

@@ -261,7 +261,13 @@ class Plan:
         return generation_files(chain, j).samples
 
     def train_inputs(self, chain: Chain, gen: int) -> dict:
-        return {"real": real_path(chain), "samples": [self.synthetic_dir(chain, j) for j in chain.reads(gen)]}
+        inputs = {"real": real_path(chain), "samples": [self.synthetic_dir(chain, j) for j in chain.reads(gen)]}
+        target = chain.target()
+        if target.fits_from_reference():
+            inputs["reference"] = self.reference_path(chain)
+        if gen > 0 and target.starts_from_previous():
+            inputs["previous"] = generation_files(chain, gen - 1).model
+        return inputs
 
     def evaluate_inputs(self, chain: Chain, gen: int) -> dict:
         here = generation_files(chain, gen)

@@ -128,6 +128,30 @@ class Defaults:
         """Fixed material shared by every chain of an experiment (evaluation samples, judges)."""
         return {}
 
+    # -- folders a fit starts from (a pretrained model; the previous generation) ------------------
+    def prepare_reference(self, out_dir: Path) -> None:
+        """Write files into the experiment's reference folder before :meth:`reference` (a pretrained model
+        converted once for every generation); called by the reference job."""
+
+    def fits_from_reference(self) -> bool:
+        """Whether ``fit`` reads the experiment's reference folder (its train jobs then take it as an input)."""
+        return False
+
+    def starts_from_previous(self) -> bool:
+        """Whether generation g's ``fit`` starts from generation g - 1's saved model (a warm start: its train
+        job takes that model folder as an input)."""
+        return False
+
+    @property
+    def attached(self) -> dict[str, str]:
+        """Folders given to the fit: ``reference`` (the experiment's reference folder), ``previous``
+        (generation g - 1's model folder); kept by :meth:`Target.clone`."""
+        return getattr(self, "_attached", {})
+
+    def attach(self, **folders: str) -> "Defaults":
+        self._attached = {**self.attached, **{k: str(v) for k, v in folders.items() if v}}
+        return self
+
     @property
     def image_shape(self) -> Optional[tuple[int, int]]:
         """(height, width) when the target's items are images: the report then shows sample grids."""
@@ -170,7 +194,8 @@ class Target(Defaults, abc.ABC):
 
     # -- sklearn-like plumbing -------------------------------------------------
     def clone(self) -> "Target":
-        return type(self)(**copy.deepcopy(self.params))
+        twin = type(self)(**copy.deepcopy(self.params))
+        return twin.attach(**self.attached) if self.attached else twin
 
     # -- data --------------------------------------------------------------------
     @abc.abstractmethod

