@@ -1,7 +1,9 @@
 """A pyfunc model for the LM target (logged as MLflow "models from code").
 
 The artifacts are the saved model folder (``model.pt`` state dict,
-``tokenizer.json``, ``target.json``); nothing is pickled.  ``predict``
+``tokenizer.json``, ``target.json``; a pretrained model's ``save_pretrained``
+folder, or its LoRA adapter, whose base is loaded from the path and checked
+against the sha256 in ``target.json``); nothing is pickled.  ``predict``
 continues prompts:
 
     model = mlflow.pyfunc.load_model("models:/<model_id>")
@@ -26,7 +28,7 @@ class LMModel(mlflow.pyfunc.PythonModel):
         params = params or {}
         t = self.target
         prompts = [str(p) for p in model_input["prompt"]]
-        ids = [t.tokenizer.encode(p) or [0] for p in prompts]
+        ids = [t.tokenizer.encode(p) or [t.eot_id] for p in prompts]
         new = int(params.get("max_new_tokens", t.p["seq_len"]))
         keep = max(1, t.p["block_size"] + 1 - new)
         rng = np.random.default_rng(int(params.get("seed", 0)))

