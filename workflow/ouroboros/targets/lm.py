@@ -270,6 +270,10 @@ class LMTarget(Curatable, MlflowFlavor, TorchTarget):
         if not self.pretrained and p["decoding"] == "beam" and p["repetition_penalty"] != 1.0:
             return "repetition_penalty: the from-scratch model's beam search has none (set 1.0, or backbone: pretrained)"
         if self.pretrained:
+            try:
+                self.corpus()  # a missing corpus first: the model's tokenizer cannot help there
+            except T.CorpusError as e:
+                return str(e)
             problem = self._check_pretrained()
             if problem:
                 return problem
