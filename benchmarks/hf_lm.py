@@ -110,7 +110,7 @@ def main() -> None:
             target.net_ = net.to(a.device)
             kw = dict(max_new_tokens=64, min_new_tokens=64, pad_token_id=target.eot_id,
                       repetition_penalty=3.0 if beams > 1 else 1.0)
-            kw.update(num_beams=beams, do_sample=False) if beams > 1 else kw.update(do_sample=True, temperature=1.0)
+            kw.update(num_beams=beams, do_sample=False) if beams > 1 else kw.update(do_sample=True, temperature=1.0, top_k=0, top_p=1.0)
 
             def plain_generate():
                 x = torch.as_tensor(prompts, device=a.device)

@@ -96,3 +96,28 @@ def test_a_job_rebuilds_the_workflows_plan_from_its_config_without_rechecking_it
     assert again.plot_experiments() == built.plot_experiments()
     assert {g: again.group_units(g) for g in again.tracking_groups} == {g: built.group_units(g) for g in built.tracking_groups}
     assert plan.Plan.digest(again.collect_args()) == plan.Plan.digest(built.collect_args())
+
+
+@pytest.mark.parametrize("init", ["pretrained", "previous"])
+def test_pretrained_train_jobs_read_the_reference_and_with_init_previous_the_last_model(init, tmp_path):
+    pytest.importorskip("transformers")
+    from tiny_hf import make_tiny_llama
+
+    model = str(make_tiny_llama(tmp_path / "llama"))
+    config = {"study": "hf", "seeds": [0], "generations": 2,
+              "experiments": [{"name": "lm", "target": "lm", "n": 10, "regimes": ["replace"],
+                               "params": {"backbone": "pretrained", "model": model, "init": init, "seq_len": 8,
+                                          "prompt_len": 8, "block_size": 16}}]}
+    study = Study.from_config(config)
+    p = plan.Plan(study, {"enabled": False}, [])
+    chain = study.chain("lm", "replace", 0)
+    ref = paths.reference_dir("hf", "lm")
+    gen0 = p.train_inputs(chain, 0)
+    assert gen0["reference"] == ref and "previous" not in gen0
+    gen2 = p.train_inputs(chain, 2)
+    assert gen2["reference"] == ref
+    assert gen2.get("previous") == (plan.generation_files(chain, 1).model if init == "previous" else None)
+    assert p.train_inputs(chain, 1).get("previous") == (
+        "results/hf/lm/seed0/gen0/model" if init == "previous" else None)
+    scratch = Study.from_config(dict(config, experiments=[dict(config["experiments"][0], params={})]))
+    assert "reference" not in plan.Plan(scratch, {"enabled": False}, []).train_inputs(scratch.chain("lm", "replace", 0), 1)

