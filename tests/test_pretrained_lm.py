@@ -274,6 +274,7 @@ def test_pretrained_study_through_snakemake_both_inits_beam_and_lora(tiny, tmp_p
     backbone = json.loads((results / "lora/reference/backbone/backbone.json").read_text())
     assert lora.tags["ouroboros.base_sha256"] == backbone["sha256"]
     assert int(lora.tags["ouroboros.logged_bytes"]) < int(full.tags["ouroboros.logged_bytes"])
+    assert lora.params["model.base_sha256"] == backbone["sha256"] and lora.params["model.weights"] == "adapter"
     mlflow.set_tracking_uri(uri)
     for m in (full, lora):
         model = mlflow.pyfunc.load_model(f"models:/{m.model_id}")

@@ -696,15 +696,19 @@ class LMTarget(Curatable, MlflowFlavor, TorchTarget):
                                 ParamSpec("temperature", "double", float(self.p["temperature"])),
                                 ParamSpec("seed", "long", 0)]))
         code = Path(__file__).resolve().parents[1] / "mlflow_models" / "lm_model.py"
-        info = mlflow.pyfunc.log_model(name=name, python_model=str(code), artifacts={"model": str(model_dir)},
-                                       signature=signature, pip_requirements=self.mlflow_requirements)
-        if self.pretrained:  # what was copied, and the base it needs (referenced, never copied)
+        lineage = {}
+        if self.pretrained:  # what is copied, and the base it needs (referenced, never copied)
             size = sum(f.stat().st_size for f in Path(model_dir).rglob("*") if f.is_file())
             base = io.load_json(Path(model_dir) / "target.json").get("base", {})
-            mlflow.MlflowClient().set_logged_model_tags(info.model_id, {
-                "ouroboros.logged_bytes": str(size), "ouroboros.weights": "adapter" if self.p["adapter"] else "full",
-                "ouroboros.base_model": str(base.get("model")), "ouroboros.base_sha256": str(base.get("sha256")),
-                "ouroboros.base_path": str(base.get("path"))})
+            lineage = {"ouroboros.logged_bytes": str(size), "ouroboros.weights": "adapter" if self.p["adapter"] else "full",
+                       "ouroboros.base_model": str(base.get("model")), "ouroboros.base_sha256": str(base.get("sha256")),
+                       "ouroboros.base_path": str(base.get("path"))}
+            # as run params too: the logged model copies them, and its page lists params (not tags)
+            mlflow.log_params({k.replace("ouroboros.", "model."): v for k, v in lineage.items()})
+        info = mlflow.pyfunc.log_model(name=name, python_model=str(code), artifacts={"model": str(model_dir)},
+                                       signature=signature, pip_requirements=self.mlflow_requirements)
+        if self.pretrained:
+            mlflow.MlflowClient().set_logged_model_tags(info.model_id, lineage)
             log.info("logged %s: %.2f MB (%s%s)", name, size / 1e6, "the LoRA adapter; base " if self.p["adapter"]
                      else "all weights", f"{base.get('model')} sha256 {str(base.get('sha256'))[:12]} referenced"
                      if self.p["adapter"] else "")
