@@ -160,7 +160,6 @@ def reference(spec: dict, out_dir) -> None:
     Path(out_dir).mkdir(parents=True, exist_ok=True)
     target.prepare_reference(Path(out_dir))
     ref = target.reference(seeding.generator(spec["study"], spec.get("stream", spec["experiment"]), "reference"))
-    Path(out_dir).mkdir(parents=True, exist_ok=True)
     io.save_npz(Path(out_dir) / "reference.npz", **ref)
     log.info("reference for %s: %s", spec["experiment"], sorted(ref) or "nothing needed")
 

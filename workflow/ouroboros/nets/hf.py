@@ -403,8 +403,6 @@ def generate(net, prompts: np.ndarray, max_new: int, *, beams: int = 1, sample: 
         for i in range(0, len(prompts), batch):
             x = torch.as_tensor(np.asarray(prompts[i:i + batch], dtype=np.int64), device=device)
             y = net.generate(input_ids=x, attention_mask=torch.ones_like(x), **kw)[:, x.shape[1]:]
-            if y.shape[1] < max_new:  # every row ended early: pad (cannot happen with min_new_tokens)
-                y = torch.nn.functional.pad(y, (0, max_new - y.shape[1]), value=eos_id)
             out.append(y.cpu().numpy())
     return np.concatenate(out) if out else np.zeros((0, max_new), dtype=np.int64)
 

@@ -267,6 +267,8 @@ class LMTarget(Curatable, MlflowFlavor, TorchTarget):
         if used - 1 > p["block_size"]:
             return (f"block_size ({p['block_size']}) is shorter than prompt_len + seq_len ({used}) - 1: "
                     "generation needs the prompt and the continuation in one context")
+        if 0 < p["eval_max_tokens"] < p["seq_len"] + 1:
+            return f"eval_max_tokens ({p['eval_max_tokens']}) must hold at least one block of seq_len + 1 tokens"
         if not self.pretrained and p["decoding"] == "beam" and p["repetition_penalty"] != 1.0:
             return "repetition_penalty: the from-scratch model's beam search has none (set 1.0, or backbone: pretrained)"
         if self.pretrained:
@@ -399,6 +401,10 @@ class LMTarget(Curatable, MlflowFlavor, TorchTarget):
                                min_lr=p["lr"] * p["min_lr_ratio"], warmup=p["warmup"], weight_decay=p["weight_decay"],
                                grad_clip=p["grad_clip"], device=device, amp=p["amp"], seed=seed + 1,
                                log_every=p["log_every"], max_steps=p["max_steps"], pad_id=self.eot_id)
+        return self._fitted(net, device, losses)
+
+    def _fitted(self, net, device: str, losses: list[float]) -> "LMTarget":
+        """Keep the trained network (on the CPU), its device and its loss curve."""
         self.net_ = net.to("cpu").eval()
         self._record_device(device)
         self.final_loss_ = float(np.mean(losses[-max(1, len(losses) // 20):]))
@@ -428,11 +434,7 @@ class LMTarget(Curatable, MlflowFlavor, TorchTarget):
                           weight_decay=p["weight_decay"], grad_clip=p["grad_clip"], device=device,
                           amp=p["amp"] and device == "cuda", seed=seed + 1, log_every=p["log_every"],
                           valid=None if valid is None else valid[: 64 * p["block_size"]])
-        self.net_ = net.to("cpu").eval()
-        self._record_device(device)
-        self.final_loss_ = float(np.mean(losses[-max(1, len(losses) // 20):]))
-        self.curve_ = list(enumerate((float(x) for x in losses), start=1))
-        return self
+        return self._fitted(net, device, losses)
 
     def _prompts(self, n: int, rng) -> np.ndarray:
         """n prompts: windows of ``prompt_len`` tokens at random places of the real training stream."""
@@ -552,10 +554,10 @@ class LMTarget(Curatable, MlflowFlavor, TorchTarget):
         test = list(real["test"][0])
         out = {"ppl_real": self.ppl_stream(test, self.p["eval_max_tokens"]),
                "ppl_real_blocks": self.ppl_blocks(test, self.p["eval_max_tokens"])}
-        for name in ("ppl_real", "ppl_real_blocks"):
-            if not math.isfinite(out[name]):
-                raise FloatingPointError(f"{name} is {out[name]}: the model's loss overflowed (fp16 weights or "
-                                         "autocast?); not logged as a number")
+        for name in ("ppl_real", "ppl_real_blocks"):  # the engine stops on inf; NaN it would take as "undefined"
+            if math.isnan(out[name]):
+                raise FloatingPointError(f"{name} is NaN: the model's loss overflowed (fp16 weights or autocast?); "
+                                         "not logged as a number")
         per_seq = gen0.sequence_ppl(seqs)  # same tokenizer: the sequences serve both models
         s = T.summarize_ppl(per_seq[np.isfinite(per_seq)])
         out.update({"ppl_gen0_mean": s["mean"], "ppl_gen0_p05": s["p05"], "ppl_gen0_p95": s["p95"]})
@@ -609,22 +611,14 @@ class LMTarget(Curatable, MlflowFlavor, TorchTarget):
             known = self._base_info = {"path": str(folder), "model": b["model"], "sha256": b["sha256"]}
         return known
 
-    def save(self, directory):
+    def save_weights(self, directory: Path) -> None:
         """A pretrained generation: its ``save_pretrained`` folder (weights as safetensors with the tokenizer,
         loadable by transformers as it is; or the LoRA adapter alone, the base named in ``target.json``)."""
         if not self.pretrained:
-            return super().save(directory)
-        directory = Path(directory)
-        directory.mkdir(parents=True, exist_ok=True)
+            return super().save_weights(directory)
         self.net_.save_pretrained(directory, safe_serialization=True)
         if not self.p["adapter"]:
             self.tokenizer.tok.save_pretrained(directory)
-        curve = getattr(self, "curve_", None)
-        if curve:
-            io.save_text(directory / "training_curve.csv",
-                         "step,loss\n" + "".join(f"{int(a)},{float(b)!r}\n" for a, b in curve))
-        io.save_json(directory / "target.json", {"target": self.name, "params": self.params,
-                                                 "device": self.device_name(), **self.saved_info()})
 
     def _load_state(self, directory: Path):
         if not self.pretrained:
@@ -699,7 +693,7 @@ class LMTarget(Curatable, MlflowFlavor, TorchTarget):
         lineage = {}
         if self.pretrained:  # what is copied, and the base it needs (referenced, never copied)
             size = sum(f.stat().st_size for f in Path(model_dir).rglob("*") if f.is_file())
-            base = io.load_json(Path(model_dir) / "target.json").get("base", {})
+            base = self.base_
             lineage = {"ouroboros.logged_bytes": str(size), "ouroboros.weights": "adapter" if self.p["adapter"] else "full",
                        "ouroboros.base_model": str(base.get("model")), "ouroboros.base_sha256": str(base.get("sha256")),
                        "ouroboros.base_path": str(base.get("path"))}

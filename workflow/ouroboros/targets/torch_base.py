@@ -67,12 +67,17 @@ class TorchTarget(Target):
     def load_extra(self, directory: Path) -> None:
         """Read what :meth:`save_extra` wrote (before the network is built)."""
 
-    def save(self, directory):
+    def save_weights(self, directory: Path) -> None:
+        """The fitted network's files: ``model.pt`` (a state dict) and :meth:`save_extra`'s."""
         from ouroboros.torchdev import save_state_dict
 
-        directory = Path(directory)
         save_state_dict(self.net_, directory / "model.pt")
         self.save_extra(directory)
+
+    def save(self, directory):
+        directory = Path(directory)
+        directory.mkdir(parents=True, exist_ok=True)
+        self.save_weights(directory)
         curve = getattr(self, "curve_", None)
         if curve:  # (step, loss): per epoch (VAE) or per optimiser step (LM); logged to MLflow as train_loss
             io.save_text(directory / "training_curve.csv",
