@@ -92,11 +92,14 @@ def run_per_job(chain, folder: Path, generations: int) -> list:
     jobs.real_data(chain.real_spec(), real)
     jobs.reference({k: spec[k] for k in ("study", "experiment", "target", "params")}, ref)
     curated = chain.experiment.curation is not None
+    target = chain.experiment.make_target()
     rows = []
     for g in range(generations + 1):
         gdir = folder / f"gen{g}"
         srcs = [folder / f"gen{j}" / ("curated" if curated else "samples") for j in chain.reads(g)]
-        jobs.train(spec, g, real, srcs, gdir / "model", gdir / "trainset.json")
+        previous = folder / f"gen{g - 1}" / "model" if g and target.starts_from_previous() else None  # as the rule
+        jobs.train(spec, g, real, srcs, gdir / "model", gdir / "trainset.json",
+                   ref if target.fits_from_reference() else None, previous)
         jobs.generate(spec, g, gdir / "model", gdir / "samples")
         jobs.evaluate(spec, g, gdir / "model", gdir / "samples", gdir / "trainset.json", real, ref,
                       folder / "gen0" / "model", gdir / "metrics.csv")

@@ -133,7 +133,10 @@ class ChainRun:
 
     # -- the steps of a generation ---------------------------------------------------
     def fit(self, t: int, data: D.Data) -> Target:
-        return self.template.clone().fit(data, self.chain.rng(t, "fit"))
+        model = self.template.clone()
+        if t > 0 and self.model is not None and model.starts_from_previous():  # a warm start within a block
+            model.start_from(self.model)
+        return model.fit(data, self.chain.rng(t, "fit"))
 
     def draw(self, t: int, model: Target) -> D.Data:
         """What generation t's model draws: the chain's candidates; at t = 0 every regime's, in parts."""

@@ -316,7 +316,7 @@ class Plan:
         from ouroboros.targets import target_class
 
         exps = [e for e in self.study.experiments if target is None or e.target == target]
-        names = list(dict.fromkeys(m for e in exps for m in target_class(e.target).metrics))
+        names = list(dict.fromkeys(m for e in exps for m in target_class(e.target).metrics_for(e.params)))
         for e in exps:
             cur = e.make_curation()
             names += [m for m in (cur.metric_names() if cur else []) if m not in names]
@@ -330,7 +330,8 @@ class Plan:
             return CURATION_METRICS[metric]
         if metric in ENGINE_METRICS:
             return ENGINE_METRICS[metric]
-        return next((d for e in self.study.experiments if (d := target_class(e.target).metrics.get(metric))), "")
+        return next((d for e in self.study.experiments
+                     if (d := target_class(e.target).metrics_for(e.params).get(metric))), "")
 
     def metric_unit(self, metric: str) -> str:
         from ouroboros.curation import UNITS as CURATION_UNITS

@@ -77,7 +77,7 @@ def check_specs(study) -> list[dict]:
 
         metrics = set(ENGINE_METRICS)
         for e in exps:
-            metrics |= set(target_class(e.target).metrics)
+            metrics |= set(target_class(e.target).metrics_for(e.params))
             cur = e.make_curation()
             metrics |= set(cur.metric_names()) if cur else set()
         if spec["metric"] not in metrics:

@@ -30,6 +30,7 @@ SELECTORS: dict[str, str] = {
     "choice": "ouroboros.curation.choice:Choice",
     "random": "ouroboros.curation.control:RandomSelector",
     "dedup": "ouroboros.curation.dedup:Dedup",
+    "correct": "ouroboros.curation.correct:Correct",
 }
 #: scorer kind -> "module:Class"
 SCORERS: dict[str, str] = {
@@ -134,6 +135,7 @@ class Curation:
         r, n = cand.shape[:2]
         if m == 0:
             return cand[:, :0], {}
+        cand = self.selector.transform(cand, ctx)
         scores = None if self.scorer is None else np.asarray(self.scorer.score(cand, ctx), dtype=float)
         idx, valid = self.selector.select(cand, scores, m, ctx.rng, ctx)
         rows = np.arange(r)[:, None]

@@ -74,6 +74,10 @@ class Selector:
     def check(self, target) -> Optional[str]:
         return None
 
+    def transform(self, candidates, ctx: Context):
+        """The candidates as the selector sees them (default: unchanged; ``correct`` moves each one)."""
+        return candidates
+
     def select(self, candidates, scores: Optional[np.ndarray], m: int, rng: np.random.Generator,
                ctx: Context) -> tuple[np.ndarray, np.ndarray]:
         """(indices (R, m) into the candidates, validity (R, m)): the kept items of every replicate, in order."""

@@ -93,6 +93,12 @@ class Defaults:
             raise TypeError(f"unknown {cls.name} settings {sorted(unknown)}")
         return {k: params.get(k, v.get("default")) for k, v in props.items()}
 
+    @classmethod
+    def metrics_for(cls, params: dict) -> dict[str, str]:
+        """The metrics an experiment with these settings reports (default: :attr:`Target.metrics`; a target whose
+        metrics depend on a setting, such as the diffusion target's images or points, overrides it)."""
+        return cls.metrics
+
     def get_params(self) -> dict:
         return dict(self.params)
 
@@ -141,6 +147,20 @@ class Defaults:
         """Whether generation g's ``fit`` starts from generation g - 1's saved model (a warm start: its train
         job takes that model folder as an input)."""
         return False
+
+    def start_from(self, previous: "Target") -> "Defaults":
+        """Give the fit generation g - 1's fitted model in memory (block mode; one generation per job reads its
+        folder instead, :attr:`attached`); used by targets that :meth:`starts_from_previous`."""
+        self._previous = previous
+        return self
+
+    def previous_model(self) -> Optional["Target"]:
+        """Generation g - 1's fitted model for a warm start: the one given by :meth:`start_from`, else the one
+        saved in the ``previous`` folder attached to the fit, else None (generation 0)."""
+        if getattr(self, "_previous", None) is not None:
+            return self._previous
+        folder = self.attached.get("previous")
+        return Target.load(folder) if folder else None
 
     @property
     def attached(self) -> dict[str, str]:

@@ -27,7 +27,7 @@ import numpy as np
 
 from ouroboros import data as D
 from ouroboros import images
-from ouroboros import metrics as M
+from ouroboros import judge as J
 from ouroboros.data import Data
 from ouroboros.settings import settings_schema
 from ouroboros.targets.capabilities import Curatable, MlflowFlavor
@@ -79,13 +79,9 @@ class VAETarget(Curatable, MlflowFlavor, TorchTarget):
     metrics = {
         "nll_real": "IWAE bound of the negative log-likelihood of real test images (nats per image)",
         "elbo_real": "ELBO of real test images (nats per image)",
-        "class_entropy": "entropy of the judge's class histogram of generated images (nats)",
-        "class_kl": "KL of the generated class histogram to the real one (nats)",
-        "fd_judge": "Frechet distance between judge features of generated and real test images",
-        "precision": "k-NN (k = 5) manifold precision in judge-feature space",
-        "recall": "k-NN (k = 5) manifold recall in judge-feature space",
+        **{k: J.METRICS[k] for k in ("class_entropy", "class_kl", "fd_judge", "precision", "recall")},
         "latent_std_gen0": "std of the generation-0 encoder's latent means on generated images (mean over dims)",
-        "pixel_diversity": "mean pairwise Euclidean distance between generated images",
+        "pixel_diversity": J.METRICS["pixel_diversity"],
     }
     mlflow_requirements = ["torch", "numpy"]
 
@@ -222,50 +218,18 @@ class VAETarget(Curatable, MlflowFlavor, TorchTarget):
     # -- judge and metrics ---------------------------------------------------------------
     def reference(self, rng):
         """Train the judge classifier on the real training split; store it and real-test features."""
-        torch = _torch()
         x_train, y_train, x_test, y_test = self._pool()
-        torch.manual_seed(int(rng.integers(2**62)))
-        gen = torch.Generator().manual_seed(int(rng.integers(2**62)))
-        from ouroboros.nets.vae import Judge
-
-        judge = Judge(x_train.shape[1])
-        opt = torch.optim.Adam(judge.parameters(), lr=1e-3)
-        xt, yt = torch.as_tensor(x_train), torch.as_tensor(y_train)
-        for _ in range(self.p["judge_epochs"]):
-            perm = torch.randperm(len(xt), generator=gen)
-            for i in range(0, len(xt), 128):
-                b = perm[i:i + 128]
-                loss = torch.nn.functional.cross_entropy(judge(xt[b]), yt[b])
-                opt.zero_grad()
-                loss.backward()
-                opt.step()
-        judge.eval()
-        feats, pred = _judge_apply(judge, x_test)
-        acc = float((pred == y_test).mean())
-        log.info("judge: %d real training images, test accuracy %.3f", len(x_train), acc)
-        hist = np.bincount(pred, minlength=10).astype(float)
-        arrays = {f"judge.{k}": v.numpy() for k, v in judge.state_dict().items()}
-        arrays.update({"real_feats": feats, "real_hist": hist / hist.sum(), "judge_accuracy": np.asarray(acc)})
-        return arrays
+        return J.judge_reference(x_train, y_train, x_test, y_test, rng, self.p["judge_epochs"])
 
     def evaluate(self, samples, real, reference, gen0):
         x_gen = np.asarray(samples)[0]
         x_test = real["test"][0]
         out = {}
         out["nll_real"], out["elbo_real"] = self.bounds(x_test, self.p["iwae_k"])
-        if len(x_gen) < 6:
-            return dict(out, **{k: float("nan") for k in self.metrics if k not in out})
-        judge = _judge_from(reference)
-        cap = self.p["eval_max"]
-        sub = x_gen[:cap]
-        feats, pred = _judge_apply(judge, sub)
-        out["class_entropy"], out["class_kl"] = M.class_histogram_stats(pred, reference["real_hist"], 10)
-        real_feats = reference["real_feats"][:cap]
-        out["fd_judge"] = M.frechet_distance(feats, real_feats)
-        out["precision"], out["recall"] = M.precision_recall(real_feats, feats, k=5)
-        out["latent_std_gen0"] = float(gen0.encode_means(sub).std(axis=0).mean())
-        out["pixel_diversity"] = M.mean_pairwise_distance(sub[:1000])
-        return out
+        out.update(J.judge_metrics(x_gen, reference, self.p["eval_max"]))
+        out["latent_std_gen0"] = (float(gen0.encode_means(x_gen[:self.p["eval_max"]]).std(axis=0).mean())
+                                  if len(x_gen) >= 6 else float("nan"))
+        return {k: out[k] for k in self.metrics}
 
     # -- persistence and tracking hooks ------------------------------------------------------
     def saved_info(self) -> dict:
@@ -279,16 +243,14 @@ class VAETarget(Curatable, MlflowFlavor, TorchTarget):
 
     def judge_score(self, items, reference):
         """The judge's confidence: its largest class probability for each image."""
-        _, probs = _judge_from(reference).apply_to(D.items(items, 0))
-        return probs.max(axis=1)[None]
+        return J.judge_confidence(D.items(items, 0), reference)[None]
 
     def duplicates(self, items, settings, reference):
         """Near duplicates in the judge's feature space (Euclidean ``tolerance``; 0: identical images)."""
         x = D.items(items, 0)
         if settings["tolerance"] == 0:
             return D.near_duplicates(x[None], 0.0)
-        feats, _ = _judge_from(reference).apply_to(x)
-        return D.near_duplicates(feats[None], settings["tolerance"])
+        return D.near_duplicates(J.judge_features(x, reference)[None], settings["tolerance"])
 
     def elbo(self, x: np.ndarray) -> np.ndarray:
         torch = _torch()
@@ -345,18 +307,3 @@ class VAETarget(Curatable, MlflowFlavor, TorchTarget):
         mlflow.log_artifacts(str(model_dir), artifact_path=f"{name}-state-dict")
         return info
 
-
-def _judge_from(reference):
-    torch = _torch()
-    from ouroboros.nets.vae import Judge
-
-    state = {k[len("judge."):]: torch.as_tensor(v) for k, v in reference.items() if k.startswith("judge.")}
-    judge = Judge(state["0.weight"].shape[1])
-    judge.load_state_dict(state)
-    return judge.eval()
-
-
-def _judge_apply(judge, x: np.ndarray):
-    """(penultimate features, predicted classes)."""
-    feats, probs = judge.apply_to(x)
-    return feats, probs.argmax(axis=1)
