@@ -52,6 +52,26 @@ def machine() -> dict:
     return out
 
 
+def timed(fn) -> float:
+    """Seconds ``fn()`` takes (waiting for the GPU where torch has one)."""
+    t0 = time.perf_counter()
+    fn()
+    import torch
+
+    if torch.cuda.is_available():
+        torch.cuda.synchronize()
+    return time.perf_counter() - t0
+
+
+def best_pair(ours, plain, repeat):
+    """Best of ``repeat`` runs each, the two alternating (a machine that drifts favours neither)."""
+    a, b = [], []
+    for _ in range(repeat):
+        a.append(timed(ours))
+        b.append(timed(plain))
+    return min(a), min(b)
+
+
 def save(name: str, data: dict) -> Path:
     """Write ``benchmarks/records/<name>.json`` with the machine and the time of the measurement."""
     RESULTS.mkdir(parents=True, exist_ok=True)

@@ -18,7 +18,6 @@ import argparse
 import importlib.util
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import numpy as np
@@ -26,27 +25,10 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
-from _common import save  # noqa: E402
+from _common import best_pair, save  # noqa: E402
 
 from ouroboros.nets import hf  # noqa: E402
 from ouroboros.targets import make_target  # noqa: E402
-
-
-def _timed(fn) -> float:
-    t0 = time.perf_counter()
-    fn()
-    if torch.cuda.is_available():
-        torch.cuda.synchronize()
-    return time.perf_counter() - t0
-
-
-def best_pair(ours, plain, repeat):
-    """Best of ``repeat`` runs each, the two alternating (a machine that drifts favours neither)."""
-    a, b = [], []
-    for _ in range(repeat):
-        a.append(_timed(ours))
-        b.append(_timed(plain))
-    return min(a), min(b)
 
 
 def plain_train(net, texts, tok, *, steps, batch, lr, device, amp):
