@@ -86,3 +86,20 @@ def split(x: np.ndarray, y: np.ndarray, test_fraction: float, seed: int):
     n_test = int(round(test_fraction * len(x)))
     test, train = order[:n_test], order[n_test:]
     return x[train], y[train], x[test], y[test]
+
+
+def write_grid(samples, side: int, directory) -> None:
+    """A grid of a generation's first 64 images (samples (1, N, side*side) in [0, 1]) as ``grid.png`` in
+    ``directory`` (torchvision.utils.save_image; torch is imported here only)."""
+    x = np.asarray(samples)[0][:64]
+    if len(x):
+        import torch
+        from torchvision.utils import save_image
+
+        save_image(torch.as_tensor(x).reshape(-1, 1, side, side), str(Path(directory) / "grid.png"), nrow=8, padding=1)
+
+
+def grid_files(samples_dir) -> list[Path]:
+    """The grid :func:`write_grid` wrote into a samples folder, if any."""
+    grid = Path(samples_dir) / "grid.png"
+    return [grid] if grid.is_file() else []

@@ -401,7 +401,6 @@ class DiffusionTarget(Curatable, MlflowFlavor, TorchTarget):
             return {k: float("nan") for k in self.POINT_METRICS if k != "denoise_real"}
         fitted = mixture.fit(x_gen[None].astype(float), np.random.default_rng(EVAL_SEED))
         scores = fitted.evaluate(x_gen[None], real, reference, fitted)
-        _, total = mixture._truth_moments()
         cov = np.atleast_2d(np.cov(x_gen.T))
         diff = x_gen - reference["truth_mean"]
         maha = np.sqrt(np.einsum("mi,ij,mj->m", diff, np.linalg.inv(reference["truth_cov"]), diff))
@@ -411,7 +410,7 @@ class DiffusionTarget(Curatable, MlflowFlavor, TorchTarget):
                 "nll_real": scores["nll_real"],
                 "truth_nll_samples": float(-self.truth_logpdf(x_gen[None]).mean()),
                 "tail_mass_ratio": float(np.mean(maha > reference["tail_radius"]) / 0.01),
-                "sample_std": float(np.sqrt(np.trace(cov) / np.trace(total))),
+                "sample_std": float(np.sqrt(np.trace(cov) / np.trace(reference["truth_cov"]))),
                 "point_precision": precision, "point_recall": recall}
 
     # -- curation hooks ---------------------------------------------------------------------------
@@ -431,11 +430,10 @@ class DiffusionTarget(Curatable, MlflowFlavor, TorchTarget):
     def duplicates(self, items, settings, reference):
         """Images: near duplicates in the judge's feature space (``tolerance``; 0: identical images); points: the
         default Euclidean test."""
-        x = D.items(items, 0)
-        if not self.is_image or settings["tolerance"] == 0:
-            return D.near_duplicates(np.asarray(x, float)[None] if not self.is_image else x[None],
-                                     settings["tolerance"])
-        return D.near_duplicates(J.judge_features(x, reference)[None], settings["tolerance"])
+        x = np.asarray(D.items(items, 0))
+        if self.is_image and settings["tolerance"] > 0:
+            x = J.judge_features(x, reference)
+        return D.near_duplicates(x[None], settings["tolerance"])
 
     def correction_centres(self, k: int, reference) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(centres in item space (C, d), their features (C, f), their classes (C,)) the correction moves towards:
@@ -526,17 +524,9 @@ class DiffusionTarget(Curatable, MlflowFlavor, TorchTarget):
         return self
 
     def write_sample_artifacts(self, samples, directory: Path) -> None:
-        """Images: a grid of the first 64 samples (torchvision.utils.save_image)."""
-        if not self.is_image:
-            return
-        torch = _torch()
-        from torchvision.utils import save_image
-
-        x = np.asarray(samples)[0][:64]
-        if len(x):
-            save_image(torch.as_tensor(x).reshape(-1, 1, self.side, self.side), str(Path(directory) / "grid.png"),
-                       nrow=8, padding=1)
+        """Images: a grid of the first 64 samples."""
+        if self.is_image:
+            images.write_grid(samples, self.side, directory)
 
     def sample_artifacts(self, samples_dir: Path) -> list[Path]:
-        grid = Path(samples_dir) / "grid.png"
-        return [grid] if grid.is_file() else []
+        return images.grid_files(samples_dir)

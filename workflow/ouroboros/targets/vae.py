@@ -266,18 +266,11 @@ class VAETarget(Curatable, MlflowFlavor, TorchTarget):
         return torch.cat(out).numpy().astype(np.float64) if out else np.zeros(0)
 
     def write_sample_artifacts(self, samples, directory: Path) -> None:
-        """A grid of the first 64 samples (torchvision.utils.save_image)."""
-        torch = _torch()
-        from torchvision.utils import save_image
-
-        x = np.asarray(samples)[0][:64]
-        if len(x):
-            save_image(torch.as_tensor(x).reshape(-1, 1, self.side, self.side), str(Path(directory) / "grid.png"),
-                       nrow=8, padding=1)
+        """A grid of the first 64 samples."""
+        images.write_grid(samples, self.side, directory)
 
     def sample_artifacts(self, samples_dir: Path) -> list[Path]:
-        grid = Path(samples_dir) / "grid.png"
-        return [grid] if grid.is_file() else []
+        return images.grid_files(samples_dir)
 
     def decoder_module(self):
         """The generator as a module: z (batch, latent) -> images (batch, pixels) in [0, 1]."""
