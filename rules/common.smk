@@ -82,11 +82,18 @@ def generation_gpus(w):
     return generation_of(w)[0].target().gpus()
 
 
-def block_threads(w):
-    """Threads a block job can use: its target cuts large draws into chunks run on threads (the same numbers
-    whatever the count; Snakemake scales this down to --cores)."""
-    chain = chain_of(w)
+def _threads(chain):
     return chain.target().threads(chain.n_candidates, chain.experiment.replicates)
+
+
+def block_threads(w):
+    """Threads a chain's job can use: a target that cuts large draws into chunks runs them on threads (the same
+    numbers whatever the count); a torch target's `threads` setting.  Snakemake scales this down to --cores."""
+    return _threads(chain_of(w))
+
+
+def generation_threads(w):
+    return _threads(generation_of(w)[0])
 
 
 # -- inputs and params ------------------------------------------------------------------------------------

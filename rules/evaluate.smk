@@ -11,6 +11,7 @@ rule evaluate:
     params:
         spec=generation_spec,
         gen=lambda w: int(w.gen),
+    threads: generation_threads
     resources:
         gpu=generation_gpus,
     log:

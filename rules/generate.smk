@@ -10,6 +10,7 @@ rule generate:
     params:
         spec=generation_spec,
         gen=lambda w: int(w.gen),
+    threads: generation_threads
     resources:
         gpu=generation_gpus,
     log:
@@ -31,6 +32,7 @@ rule curate:
     params:
         spec=chain_spec,
         gen=lambda w: int(w.cgen),
+    threads: block_threads
     resources:
         gpu=gpu_request,
     log:

@@ -12,6 +12,7 @@ rule train:
     params:
         spec=generation_spec,
         gen=lambda w: int(w.gen),
+    threads: generation_threads
     resources:
         gpu=generation_gpus,
     log:

@@ -131,10 +131,42 @@ def test_a_torch_state_dict_with_other_keys_is_named(tmp_path):
 class _Job:
     """The parts of Snakemake's ``snakemake`` object run_job reads."""
 
-    def __init__(self, log, attempt=1):
+    def __init__(self, log, attempt=1, threads=1):
         self.log = [str(log)]
         self.attempt = attempt
+        self.threads = threads
         self.resources = type("R", (), {"gpu": 0})()
+
+
+@pytest.fixture(autouse=True)
+def _keep_this_process_threads(monkeypatch):
+    """run_job holds torch to the job's threads (OMP_NUM_THREADS); a user's setting wins, so this keeps the
+    test process's own thread count untouched by the in-process jobs below."""
+    monkeypatch.setenv("OMP_NUM_THREADS", os.environ.get("OMP_NUM_THREADS", str(os.cpu_count() or 1)))
+
+
+def test_a_torch_job_uses_its_threads_not_every_core(tmp_path):
+    """Snakemake's script jobs do not set OMP_NUM_THREADS; without run_job's limit each torch job would use every
+    core, and --cores N running N of them would oversubscribe the machine.  A user's OMP_NUM_THREADS wins."""
+    import subprocess
+    import sys
+
+    code = ("import sys\n"
+            "from types import SimpleNamespace\n"
+            "from ouroboros.logs import run_job\n"
+            "def job():\n    import torch\n    print('threads', torch.get_num_threads(), file=sys.__stdout__)\n"
+            f"run_job(SimpleNamespace(log=[{str(tmp_path / 'job.log')!r}], attempt=1, threads=int(sys.argv[1]),\n"
+            "                        resources=SimpleNamespace(gpu=0)), job)\n")
+    env = {k: v for k, v in os.environ.items() if k != "OMP_NUM_THREADS"}
+
+    def threads(n, **extra):
+        out = subprocess.run([sys.executable, "-c", code, str(n)], env=dict(env, **extra),
+                             capture_output=True, text=True, check=True).stdout
+        return int(out.split()[-1])
+
+    assert threads(1) == 1
+    assert threads(2) == 2
+    assert threads(1, OMP_NUM_THREADS="2") == 2
 
 
 def test_a_failure_a_retry_cannot_fix_is_not_recomputed(tmp_path, capsys):

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 import sys
 import time
 from pathlib import Path
@@ -96,6 +97,18 @@ def _is_permanent(exc: BaseException) -> bool:
     return type(exc).__name__ in PERMANENT or (isinstance(exc, ValueError) and not isinstance(exc, OSError))
 
 
+def limit_native_threads(threads: int) -> None:
+    """Hold torch's CPU threads to the job's ``threads`` (Snakemake's ``script:`` jobs, unlike ``shell:``, do not
+    set OMP_NUM_THREADS: each torch job would use every core, and ``--cores N`` running N of them side by side
+    would oversubscribe the machine).  An OMP_NUM_THREADS the user set wins; torch is not imported here."""
+    if "OMP_NUM_THREADS" in os.environ:
+        return
+    os.environ["OMP_NUM_THREADS"] = str(threads)
+    torch = sys.modules.get("torch")
+    if torch is not None:
+        torch.set_num_threads(threads)
+
+
 def run_job(snakemake, func, *args, **kwargs):
     """Run ``func`` with logging to the rule's first log file, holding a GPU slot per GPU the job
     declared (``resources: gpu``; see :mod:`ouroboros.gpus`).
@@ -118,7 +131,9 @@ def run_job(snakemake, func, *args, **kwargs):
     gpus = int(getattr(snakemake.resources, "gpu", 0) or 0)
     from ouroboros import parallel
 
-    parallel.set_threads(int(getattr(snakemake, "threads", 1) or 1))
+    threads = int(getattr(snakemake, "threads", 1) or 1)
+    parallel.set_threads(threads)
+    limit_native_threads(threads)
     start = time.perf_counter()
     try:
         with job_logging(log_path), gpu_slots(gpus):

@@ -116,6 +116,8 @@ class DiffusionTarget(Curatable, MlflowFlavor, TorchTarget):
         "init": {"enum": ["scratch", "previous"], "default": "scratch",
                  "description": "train each generation from a new network, or fine-tune generation t - 1's"},
         "device": {"enum": ["auto", "cpu", "cuda"], "default": "auto"},
+        "threads": {"type": "integer", "minimum": 1, "default": 1,
+                    "description": "CPU threads of each job (torch's intra-op threads; Snakemake scales it down to --cores): 1 lets --cores N run N chains side by side"},
         "amp": {"type": "boolean", "default": False, "description": "bf16 autocast on GPU"},
         "sample_batch": {"type": "integer", "minimum": 1, "default": 1000, "description": "items per sampling batch"},
         "score_draws": {"type": "integer", "minimum": 1, "default": 4,

@@ -168,6 +168,8 @@ class LMTarget(Curatable, MlflowFlavor, TorchTarget):
         "grad_clip": {"type": "number", "minimum": 0, "default": 1.0},
         "log_every": {"type": "integer", "minimum": 1, "default": 50},
         "device": {"enum": ["auto", "cpu", "cuda"], "default": "auto"},
+        "threads": {"type": "integer", "minimum": 1, "default": 1,
+                    "description": "CPU threads of each job (torch's intra-op threads; Snakemake scales it down to --cores): 1 lets --cores N run N chains side by side"},
         "amp": {"type": "boolean", "default": True, "description": "bf16 autocast on GPU (ignored on CPU)"},
         "decoding": {"enum": ["sample", "beam"], "default": "sample",
                      "description": "sample: ancestral sampling with the settings below; beam: beam search "

@@ -30,6 +30,10 @@ class TorchTarget(Target):
 
         return resolve_device(self.p["device"])
 
+    def threads(self, n: int, replicates: int) -> int:
+        """The ``threads`` setting: torch's CPU threads in each of this target's jobs (see :func:`ouroboros.logs.run_job`)."""
+        return int(self.p["threads"])
+
     def gpus(self) -> int:
         from ouroboros.torchdev import gpus_for
 

@@ -66,6 +66,8 @@ class VAETarget(Curatable, MlflowFlavor, TorchTarget):
         "batch_size": {"type": "integer", "minimum": 1, "default": 128},
         "lr": {"type": "number", "exclusiveMinimum": 0, "default": 1e-3},
         "device": {"enum": ["auto", "cpu", "cuda"], "default": "auto"},
+        "threads": {"type": "integer", "minimum": 1, "default": 1,
+                    "description": "CPU threads of each job (torch's intra-op threads; Snakemake scales it down to --cores): 1 lets --cores N run N chains side by side"},
         "amp": {"type": "boolean", "default": False, "description": "bf16 autocast on GPU"},
         "emit": {"enum": ["mean", "sample"], "default": "mean"},
         "iwae_k": {"type": "integer", "minimum": 1, "default": 50},
