@@ -8,7 +8,9 @@ the UNet, MSE on the noise, AdamW) against the same loop written directly agains
 UNet2DModel, scheduler, optimizer and batch), in training images per second.  Sampling: the target's ``sample``
 (DDIMScheduler, eta 0 for DDIM and eta 1 with given noise for DDPM) against a bare loop calling
 ``scheduler.step`` (DDIMScheduler / DDPMScheduler) directly, in images per second, at the target's steps (50).
-Best of ``--repeat`` each, the two alternating.  Writes benchmarks/records/diffusion-<data>-<device>.json.
+Best of ``--repeat`` each, the two alternating; the bare training loop is also timed against itself (``noise``:
+the ratio two identical loops show on this machine, the floor under which a ratio says nothing).  On the CPU
+torch runs ``--threads`` threads (1, as each job of the workflow does by default).  Writes benchmarks/records/diffusion-<data>-<device>.json.
 Timings are measurements, never test verdicts.
 """
 from __future__ import annotations
@@ -68,7 +70,9 @@ def main(argv=None):
     ap.add_argument("--batch", type=int, default=128)
     ap.add_argument("--images", type=int, default=500)
     ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument("--threads", type=int, default=1)
     args = ap.parse_args(argv)
+    torch.set_num_threads(args.threads)
     params = {"data": args.data, "device": args.device, "train_steps": args.steps, "batch_size": args.batch,
               "channels": [16, 32] if args.data == "digits" else [32, 64, 64], "steps": 50}
     if args.data == "mnist":
@@ -85,12 +89,13 @@ def main(argv=None):
         plain_train(target, x, steps=args.steps, batch=args.batch, lr=1e-3, device=args.device)
 
     a, b = best_pair(ours_train, bare_train, args.repeat)
+    b1, b2 = best_pair(bare_train, bare_train, args.repeat)
     images = args.steps * args.batch
-    record = {"data": args.data, "device": args.device, "unet_channels": params["channels"],
+    record = {"data": args.data, "device": args.device, "threads": args.threads, "unet_channels": params["channels"],
               "parameters": int(sum(p.numel() for p in target._new_net().parameters())),
               "train": {"steps": args.steps, "batch": args.batch, "ours_images_per_s": images / a,
-                        "bare_images_per_s": images / b, "ratio": b / a}}
-    print(f"training: {images / a:.0f} vs {images / b:.0f} images/s (ratio {b / a:.3f})")
+                        "bare_images_per_s": images / b, "ratio": b / a, "noise": b2 / b1}}
+    print(f"training: {images / a:.0f} vs {images / b:.0f} images/s (ratio {b / a:.3f}; bare vs bare {b2 / b1:.3f})")
     model = holder["model"]
     for sampler in ("ddim", "ddpm"):
         m = make_target("diffusion", dict(params, sampler=sampler)).set_state(model.get_state())

@@ -26,7 +26,7 @@ TRACKING = _PREPARED.tracking
 PLAN = Plan(STUDY, TRACKING, SWEEP_PLOTS)
 # what a tracking job needs to find (or create) the study's experiment
 TRACKING_STUDY = {"study": STUDY.name, "uri": TRACKING["uri"], "artifacts": TRACKING["artifacts"],
-                  "description": config["description"]}
+                  "description": config["description"], "claims": config.get("claims", "")}
 
 S = STUDY.name
 LOGS = paths.logs(S)

@@ -187,7 +187,7 @@ def experiment_name(study: str) -> str:
 def ensure_experiment(study: dict) -> dict:
     """The study's experiment, created (with the database, if new) by whichever tracking job comes first; its
     kind (classical training) and description (the study's) set.  ``study``: {"study", "uri", "artifacts",
-    "description"}.  Returns {"uri", "experiment", "experiment_id"}.  Under the backend lock, so that jobs
+    "description", "claims"}.  Returns {"uri", "experiment", "experiment_id"}.  Under the backend lock, so that jobs
     starting together create it once."""
     name, uri, description = experiment_name(study["study"]), study["uri"], study.get("description") or ""
     check_backend(uri)
@@ -204,6 +204,8 @@ def ensure_experiment(study: dict) -> dict:
         else:
             exp_id = exp.experiment_id
         note = description.strip() or f"Ouroboros study {study['study']}"
+        if (study.get("claims") or "").strip():
+            note += f"\n\nClaims tested: {study['claims'].strip()}"
         tags = {} if exp is None else exp.tags
         for key, value in (("mlflow.experimentKind", EXPERIMENT_KIND), ("mlflow.note.content", note)):
             if tags.get(key) != value:

@@ -61,7 +61,8 @@ class PointDenoiser(nn.Module):
 
     def forward(self, x, t):
         t = torch.as_tensor(t, device=x.device)
-        if t.ndim == 0:
-            t = t.expand(x.shape[0])
-        emb = self.time_embed(self.time_proj(t).to(x.dtype))
+        if t.ndim == 0:  # sampling: one timestep for the batch, embedded once
+            emb = self.time_embed(self.time_proj(t[None]).to(x.dtype)).expand(x.shape[0], -1)
+        else:
+            emb = self.time_embed(self.time_proj(t).to(x.dtype))
         return self.out(self.body(torch.cat([x, emb], dim=1)))

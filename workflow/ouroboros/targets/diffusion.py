@@ -12,7 +12,8 @@ loops), built on the field's library ``diffusers``:
 
 Training is DDPM's simple loss: epsilon prediction, t uniform over the scheduler's ``train_timesteps`` and its
 betas (``beta_schedule``, ``beta_start``, ``beta_end``; diffusers' ``DDPMScheduler.add_noise``), ``train_steps``
-AdamW steps of ``batch_size`` items drawn with replacement, an EMA of the weights as an option (``ema`` decay).
+AdamW steps of ``batch_size`` items drawn with replacement (constant ``lr`` or cosine decay to 0), an EMA of
+the weights as an option (``ema`` decay).
 ``init: scratch`` trains a new network each generation; ``init: previous`` fine-tunes generation t - 1's.
 
 Sampling runs diffusers' ``DDIMScheduler`` for ``steps`` steps: ``sampler: ddim`` is DDIM (eta = 0,
@@ -110,6 +111,8 @@ class DiffusionTarget(Curatable, MlflowFlavor, TorchTarget):
                         "description": "optimiser steps per generation (batches drawn with replacement)"},
         "batch_size": {"type": "integer", "minimum": 1, "default": 128},
         "lr": {"type": "number", "exclusiveMinimum": 0, "default": 1e-3},
+        "lr_schedule": {"enum": ["constant", "cosine"], "default": "constant",
+                        "description": "constant, or cosine decay from lr to 0 over train_steps"},
         "ema": {"type": "number", "minimum": 0, "exclusiveMaximum": 1, "default": 0.0,
                 "description": "decay of an exponential moving average of the weights, which is then the model "
                                "(0: off)"},
@@ -310,9 +313,11 @@ class DiffusionTarget(Curatable, MlflowFlavor, TorchTarget):
         net = net.to(device).train()
         ema = copy.deepcopy(net).eval() if self.p["ema"] else None
         opt = torch.optim.AdamW(net.parameters(), lr=self.p["lr"])
+        n, bs, steps = len(xt), self.p["batch_size"], self.p["train_steps"]
+        decay = (lambda i: 0.5 * (1 + math.cos(math.pi * i / steps))) if self.p["lr_schedule"] == "cosine" else None
+        lr_sched = torch.optim.lr_scheduler.LambdaLR(opt, decay) if decay else None
         amp = self.p["amp"] and device.startswith("cuda")
         autocast = (lambda: torch.autocast(device_type="cuda", dtype=torch.bfloat16)) if amp else contextlib.nullcontext
-        n, bs, steps = len(xt), self.p["batch_size"], self.p["train_steps"]
         every = max(1, steps // 20)
         losses, self.curve_ = [], []
         for step in range(1, steps + 1):
@@ -327,6 +332,8 @@ class DiffusionTarget(Curatable, MlflowFlavor, TorchTarget):
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
+            if lr_sched is not None:
+                lr_sched.step()
             if ema is not None:
                 with torch.no_grad():
                     for pe, pn in zip(ema.parameters(), net.parameters()):
