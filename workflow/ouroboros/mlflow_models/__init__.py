@@ -13,6 +13,7 @@ the flavor's ``save_model`` (15 ms) and logged the same way (:func:`log_saved_mo
 """
 from __future__ import annotations
 
+import atexit
 import shutil
 import tempfile
 from contextlib import contextmanager
@@ -72,6 +73,7 @@ def _template(code: Path, model_dir: Path, requirements: Sequence[str], width: O
     key = (str(code), tuple(requirements), width)
     if key not in _TEMPLATES:
         root = Path(tempfile.mkdtemp(prefix="ouroboros-pyfunc-"))
+        atexit.register(shutil.rmtree, root, ignore_errors=True)  # a template lives as long as its process
         shutil.copytree(model_dir, root / "model")  # its name is the artifact path MLmodel records: artifacts/model
         with quiet_requirements():
             mlflow.pyfunc.save_model(path=str(root / "template"), python_model=str(code),
