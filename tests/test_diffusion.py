@@ -229,6 +229,26 @@ def test_bad_input_is_named_before_any_job(tmp_path):
             Study.from_config(cfg)
 
 
+def test_point_metrics_are_fitted_to_eval_samples_when_a_chain_draws_few():
+    """A chain with a large real share draws few samples (here 4 of 40); the mixture metrics are then fitted to
+    a separate draw of eval_samples from the model (stream "evaluate", the chain's lam), not to the 4."""
+    from ouroboros.chain import ChainRun
+
+    params = dict(POINTS, eval_samples=300)
+    t, real, model = _fit(params, n=200)
+    ref = t.reference(generator("ref"))
+    chain = make_chain(target="diffusion", params=params, n=40, replicates=1, regime="mix", rho=0.9, lam=0.8)
+    run = ChainRun(chain, real, ref)
+    few = model.sample(chain.n_candidates, 0.8, generator("few"))
+    assert few.shape[1] == 4
+    scored = run.evaluate(model, few, gen0=model, t=1)
+    again = model.evaluate(model.sample(300, 0.8, chain.rng(1, "evaluate")), real, ref, model)
+    assert scored == again and np.isfinite(scored["kl_truth_model"])
+    assert np.isnan(run.evaluate(model, few, gen0=model)["kl_truth_model"])  # the 4 alone: too few to fit
+    enough = model.sample(300, 0.8, generator("enough"))
+    assert run.evaluate(model, enough, gen0=model, t=1) == model.evaluate(enough, real, ref, model)
+
+
 @pytest.mark.parametrize("init", ["scratch", "previous"])
 def test_points_give_the_same_numbers_per_job_and_in_blocks(tmp_path, init):
     chain = make_chain(target="diffusion", params=dict(POINTS, init=init, train_steps=40), n=40, replicates=1,

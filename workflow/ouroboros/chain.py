@@ -162,7 +162,13 @@ class ChainRun:
         """S_t drawn afresh from model t with its own streams (the same items every time)."""
         return self.synthetic(t, model)[0]
 
-    def evaluate(self, model: Target, samples: D.Data, gen0: Optional[Target] = None) -> dict[str, float]:
+    def evaluate(self, model: Target, samples: D.Data, gen0: Optional[Target] = None,
+                 t: Optional[int] = None) -> dict[str, float]:
+        """Generation t's metrics on what its model drew, or on a draw of the target's
+        :meth:`~ouroboros.targets.base.Target.min_eval_items` when that drew fewer (stream ``evaluate``)."""
+        need = model.min_eval_items()
+        if need and t is not None and not isinstance(samples, D.Summary) and int(D.counts(samples).min()) < need:
+            samples = model.sample(need, self.lam, self.chain.rng(t, "evaluate"))
         return model.evaluate(D.whole(samples), self.real, self.reference, gen0 if gen0 is not None else self.gen0)
 
     # -- bookkeeping -------------------------------------------------------------
@@ -177,7 +183,7 @@ class ChainRun:
         data = self.trainset(t)
         model = self.fit(t, data)
         drawn = self.draw(t, model)
-        metrics = self.evaluate(model, drawn, gen0=model if t == 0 else None)
+        metrics = self.evaluate(model, drawn, gen0=model if t == 0 else None, t=t)
         metrics["train_items"] = train_items(data)
         synthetic, curated = self.synthetic(t, model, drawn)
         metrics.update(curated)

@@ -230,7 +230,7 @@ def evaluate(spec: dict, gen: int, model_dir, samples_dir, trainset_path, real_p
     run = ChainRun(chain, load_real(real_path), load_reference(reference_dir))
     model = Target.load(model_dir)
     gen0 = model if gen == 0 else Target.load(gen0_dir)
-    metrics, distributions = split_metrics(run.evaluate(model, model.load_samples(samples_dir), gen0))
+    metrics, distributions = split_metrics(run.evaluate(model, model.load_samples(samples_dir), gen0, t=gen))
     metrics["train_items"] = float(io.load_json(trainset_path)["items_mean"])
     if out_distributions is not None:
         io.save_npz(out_distributions, **distributions)

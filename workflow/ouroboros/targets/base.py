@@ -93,6 +93,13 @@ class Defaults:
             raise TypeError(f"unknown {cls.name} settings {sorted(unknown)}")
         return {k: params.get(k, v.get("default")) for k, v in props.items()}
 
+    def min_eval_items(self) -> int:
+        """Samples the metrics need per replicate (0: whatever the generation drew is scored).  A target whose
+        metrics are fitted to samples (the diffusion target's points) asks for a floor, so that a chain drawing
+        few synthetic items (a large real share) is not scored on a handful: the chain then scores a separate
+        draw of this many (its own stream, the chain's lam)."""
+        return 0
+
     @classmethod
     def metrics_for(cls, params: dict) -> dict[str, str]:
         """The metrics an experiment with these settings reports (default: :attr:`Target.metrics`; a target whose

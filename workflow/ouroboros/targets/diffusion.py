@@ -91,6 +91,9 @@ class DiffusionTarget(Curatable, MlflowFlavor, TorchTarget):
                       "description": "Monte Carlo size of the mixture metrics (gmm)"},
         "test_size": {"applies": _POINTS, "type": "integer", "minimum": 10, "default": 2000,
                       "description": "real held-out points (gmm)"},
+        "eval_samples": {"applies": _POINTS, "type": "integer", "minimum": 10, "default": 2000,
+                         "description": "samples the point metrics are fitted to, at least (gmm): a chain that "
+                                        "draws fewer (a large real share) is scored on a separate draw of this many"},
         "channels": {"applies": _IMAGES, "type": "array", "items": {"type": "integer", "minimum": 1}, "minItems": 1,
                      "default": [32, 64],
                      "description": "the UNet's block_out_channels, one per resolution; the image side must be "
@@ -394,6 +397,11 @@ class DiffusionTarget(Curatable, MlflowFlavor, TorchTarget):
         return (out / draws).numpy()
 
     # -- metrics -----------------------------------------------------------------
+    def min_eval_items(self) -> int:
+        """Points: the mixture metrics are fitted to the samples (5 x (d + d(d+1)/2) numbers for the truth's
+        components), so they need ``eval_samples`` of them whatever the regime draws; images: what was drawn."""
+        return 0 if self.is_image else int(self.p["eval_samples"])
+
     def evaluate(self, samples, real, reference, gen0):
         x_gen = np.asarray(samples)[0]
         out = {"denoise_real": float(self.denoise_loss(real["test"][0]).mean())}
