@@ -19,6 +19,7 @@ include: "rules/data.smk"
 include: "rules/train.smk"
 include: "rules/generate.smk"
 include: "rules/evaluate.smk"
+include: "rules/prune.smk"
 include: "rules/report.smk"
 include: "rules/track.smk"
 

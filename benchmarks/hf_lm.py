@@ -67,9 +67,12 @@ def main() -> None:
         settings = {"backbone": "pretrained", "model": model, "seq_len": 64, "prompt_len": 64, "block_size": 128,
                     "batch_size": a.batch, "lr": 2e-5, "min_lr_ratio": 1.0, "warmup": 0.0, "weight_decay": 0.0,
                     "gen_batch": a.prompts, "device": a.device, "corpus": "pydoc"}
+        from ouroboros import backbones
+
         target = make_target("lm", settings)
-        target.prepare_reference(Path(tmp) / "reference")
-        base = Path(tmp) / "reference" / "backbone"
+        base = Path(tmp) / "backbone"
+        backbones.build(model, base)
+        target.attach(backbone=str(base))
         items = target.real_data(np.random.default_rng(0), a.steps * a.batch, 1)["train"][0]
         rows = target._item_rows(items)
         tokens = sum(len(r) for r in rows)

@@ -2,8 +2,11 @@
 # ouroboros.paths) and input functions that turn wildcards into calls of the plan.
 import os
 
+import sys
+
 from ouroboros import paths
-from ouroboros.config import ConfigError, put_package_on_pythonpath
+from ouroboros.backbones import check_entries as check_backbone_entries
+from ouroboros.config import ConfigError, canonical, put_package_on_pythonpath
 from ouroboros.logs import when_nothing_to_do
 from ouroboros.plan import Plan
 from ouroboros.preflight import prepare
@@ -17,13 +20,17 @@ try:
     _PREPARED = prepare(config, workflow.basedir, os.getcwd(),
                         [str(f) for f in workflow.configfiles if str(f) not in _CLI_CONFIGS] + _CLI_CONFIGS)
 except ConfigError as e:
-    import sys
     print(f"Error: {e}", file=sys.stderr)
     sys.exit(1)
 STUDY = _PREPARED.study
 SWEEP_PLOTS = _PREPARED.sweep_plots
 TRACKING = _PREPARED.tracking
 PLAN = Plan(STUDY, TRACKING, SWEEP_PLOTS)
+# a converted pretrained model that no longer matches its record is moved aside here, and rebuilt: never used
+# (by the process that plans the run, not by a cluster job reading the workflow again)
+if workflow.is_main_process:
+    for _line in check_backbone_entries(PLAN.backbones.values()):
+        print(f"Rebuilding the backbone cache entry {_line}", file=sys.stderr)
 # what a tracking job needs to find (or create) the study's experiment
 TRACKING_STUDY = {"study": STUDY.name, "uri": TRACKING["uri"], "artifacts": TRACKING["artifacts"],
                   "description": config["description"], "claims": config.get("claims", "")}
@@ -54,6 +61,7 @@ wildcard_constraints:
     name=r"[a-z0-9_]+",
     sweep=r"[a-z0-9][a-z0-9_-]*",
     group=r"[A-Za-z0-9][A-Za-z0-9_.+-]*-(seed|chains)\d+",
+    backbone=r"[A-Za-z0-9][A-Za-z0-9_.-]*-[0-9a-f]{12}",
 
 
 # -- chains by wildcards ----------------------------------------------------------------------------------
@@ -96,15 +104,36 @@ def generation_threads(w):
     return _threads(generation_of(w)[0])
 
 
-# -- inputs and params ------------------------------------------------------------------------------------
-def real_spec(w):
+# -- what a job depends on: its stage's settings (rerun triggers) and its whole spec (not one) -------------
+# A job's `spec` param is derived from its input (the function takes `input`), which Snakemake never counts as a
+# rerun trigger; the settings of the job's stage and of the stages before it are plain params, one per stage
+# (ouroboros.config.ChainSpec.by_stage), so a changed setting re-runs only the jobs of its stage and what reads
+# their outputs, and a setting no result depends on (threads, device) re-runs nothing.
+def generation_stage(stage):
+    return lambda w: PLAN.settings(*generation_of(w), stage)
+
+
+def chain_stage(stage):
+    return lambda w: PLAN.chain_settings(chain_of(w), stage)
+
+
+def real_spec(w, input):
     return PLAN.real_spec(w.exp, w.get("seed"))
 
 
-def reference_spec(w):
+def reference_spec(w, input):
     return PLAN.reference_spec(w.exp)
 
 
+def whole_generation_spec(w, input):
+    return generation_spec(w)
+
+
+def whole_chain_spec(w, input):
+    return chain_spec(w)
+
+
+# -- inputs -----------------------------------------------------------------------------------------------
 def train_inputs(w):
     return PLAN.train_inputs(*generation_of(w))
 
@@ -121,6 +150,14 @@ def block_inputs(w):
     return PLAN.block_inputs(chain_of(w), int(w.first))
 
 
+def block_evaluate_inputs(w):
+    return PLAN.block_evaluate_inputs(chain_of(w), int(w.first), int(w.last))
+
+
+def prune_inputs(w):
+    return PLAN.prune_inputs(*generation_of(w))
+
+
 def sample_grid_inputs(w):
     return PLAN.sample_grid_inputs(chain_of(w))
 
@@ -130,7 +167,7 @@ def track_group_inputs(w):
 
 
 def track_group_digest(w):
-    return PLAN.digest(PLAN.group_units(w.group))
+    return PLAN.group_digest(w.group)
 
 
 def final_outputs():

@@ -8,8 +8,11 @@ rule generate:
     output:
         directory(GEN.samples),
     params:
-        spec=generation_spec,
+        spec=whole_generation_spec,
         gen=lambda w: int(w.gen),
+        data=generation_stage("data"),
+        fit=generation_stage("fit"),
+        sample=generation_stage("sample"),
     threads: generation_threads
     resources:
         gpu=generation_gpus,
@@ -30,8 +33,11 @@ rule curate:
         samples=directory(CURATED.curated),
         metrics=CURATED.curation_metrics,
     params:
-        spec=chain_spec,
+        spec=whole_chain_spec,
         gen=lambda w: int(w.cgen),
+        data=chain_stage("data"),
+        fit=chain_stage("fit"),
+        sample=chain_stage("sample"),
     threads: block_threads
     resources:
         gpu=gpu_request,

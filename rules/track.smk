@@ -31,7 +31,7 @@ rule track_study:
         paths.tracking_study(S),
     params:
         study=TRACKING_STUDY,
-        config=STUDY.config,
+        config=canonical(STUDY.config),
         repo=workflow.basedir,
     log:
         f"{LOGS}/tracking/study.log",

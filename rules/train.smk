@@ -1,6 +1,7 @@
 # Training: one generation per job (train -> generate -> [curate] -> evaluate), generation 0 once per
 # (experiment, seed) and shared by every regime (the node seed{s}; generations g >= 1 in {regime}/seed{s});
-# or a block of generations per job for cheap targets (train, generate, curate and evaluate in memory).
+# or a block of generations per job for cheap targets (train, generate and curate in memory; the block's
+# evaluation job, rules/evaluate.smk, scores it).
 
 
 rule train:
@@ -10,8 +11,10 @@ rule train:
         model=directory(GEN.model),
         manifest=GEN.trainset,
     params:
-        spec=generation_spec,
+        spec=whole_generation_spec,
         gen=lambda w: int(w.gen),
+        data=generation_stage("data"),
+        fit=generation_stage("fit"),
     threads: generation_threads
     resources:
         gpu=generation_gpus,
@@ -31,9 +34,12 @@ rule block:
     output:
         state=BLOCK.state,
         models=BLOCK.models,
-        metrics=BLOCK.metrics,
+        chain=BLOCK.chain_metrics,
     params:
-        spec=chain_spec,
+        spec=whole_chain_spec,
+        data=chain_stage("data"),
+        fit=chain_stage("fit"),
+        sample=chain_stage("sample"),
     threads: block_threads
     resources:
         gpu=gpu_request,

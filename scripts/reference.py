@@ -2,4 +2,4 @@
 from ouroboros import jobs
 from ouroboros.logs import run_job
 
-run_job(snakemake, jobs.reference, snakemake.params.spec, snakemake.output[0])
+run_job(snakemake, jobs.reference, snakemake.params.spec, snakemake.output[0], snakemake.input.get("backbone"))

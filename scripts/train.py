@@ -4,4 +4,4 @@ from ouroboros.logs import run_job
 
 run_job(snakemake, jobs.train, snakemake.params.spec, snakemake.params.gen, snakemake.input.real,
         list(snakemake.input.get("samples", [])), snakemake.output.model, snakemake.output.manifest,
-        snakemake.input.get("reference"), snakemake.input.get("previous"))
+        snakemake.input.get("backbone"), snakemake.input.get("previous"))

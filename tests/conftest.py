@@ -81,6 +81,24 @@ def assert_shared_gen0(results: Path, client, experiment_id: str, exp: str, regi
                                                filter_string=f"source_run_id = '{own.info.run_id}'")
 
 
+def curation_reference(chain, ref: Path):
+    """The reference folder a chain's curation jobs read (None: its curation step reads none), as the rules pass
+    it (the curation reference holds what the evaluation reference holds)."""
+    cur = chain.curation()
+    return ref if cur is not None and cur.reads_reference else None
+
+
+def run_block_job(chain, spec: dict, a: int, b: int, real: Path, ref: Path, out: Path, state=None, models=()) -> list:
+    """One block as the rules run it: the block job, then its evaluation job; returns the block's metric rows."""
+    from ouroboros import jobs
+
+    jobs.block(spec, a, b, real, curation_reference(chain, ref), state, list(models), out / "state.npz",
+               out / "models.npz", out / "chain.csv")
+    jobs.block_evaluate(spec, a, b, real, ref, out / "models.npz", out / "state.npz", out / "chain.csv",
+                        out / "metrics.csv")
+    return jobs.read_metrics(out / "metrics.csv")
+
+
 def run_per_job(chain, folder: Path, generations: int) -> list:
     """Generations 0..G of a chain as the one-generation-per-job rules run them (train, generate, evaluate
     and, with curation, curate; one folder per generation), then the same as one block job.
@@ -96,27 +114,26 @@ def run_per_job(chain, folder: Path, generations: int) -> list:
     rows = []
     for g in range(generations + 1):
         gdir = folder / f"gen{g}"
+        gspec = chain.gen0_spec() if g == 0 else spec
         srcs = [folder / f"gen{j}" / ("curated" if curated else "samples") for j in chain.reads(g)]
         previous = folder / f"gen{g - 1}" / "model" if g and target.starts_from_previous() else None  # as the rule
-        jobs.train(spec, g, real, srcs, gdir / "model", gdir / "trainset.json",
-                   ref if target.fits_from_reference() else None, previous)
-        jobs.generate(spec, g, gdir / "model", gdir / "samples")
-        jobs.evaluate(spec, g, gdir / "model", gdir / "samples", gdir / "trainset.json", real, ref,
+        assert not target.backbone(), "a pretrained target fits from a backbone cache entry (see test_pretrained_lm)"
+        jobs.train(gspec, g, real, srcs, gdir / "model", gdir / "trainset.json", None, previous)
+        jobs.generate(gspec, g, gdir / "model", gdir / "samples")
+        jobs.evaluate(gspec, g, gdir / "model", gdir / "samples", gdir / "trainset.json", real, ref,
                       folder / "gen0" / "model", gdir / "metrics.csv")
         rows += jobs.read_metrics(gdir / "metrics.csv")
         if curated:
-            jobs.curate(spec, g, gdir / "samples", gdir / "model", folder / "gen0" / "model", ref, gdir / "curated",
-                        gdir / "curation.csv")
+            jobs.curate(spec, g, gdir / "samples", gdir / "model", folder / "gen0" / "model",
+                        curation_reference(chain, ref), gdir / "curated", gdir / "curation.csv")
             rows += jobs.read_metrics(gdir / "curation.csv")
-    out = folder / "block"
-    jobs.block(spec, 0, generations, real, ref, None, [], out / "state.npz", out / "models.npz", out / "metrics.csv")
-    return rows, jobs.read_metrics(out / "metrics.csv")
+    return rows, run_block_job(chain, spec, 0, generations, real, ref, folder / "block")
 
 
 def run_blocks(chain, folder: Path, generations: int, size: int) -> list:
-    """Generations 0..G of a chain as block jobs of ``size`` generations, each resumed from the previous block's
-    state and the models.npz of the blocks holding the models the resume re-draws from (as the block rule
-    passes them).  Returns the metric rows of every block, in order."""
+    """Generations 0..G of a chain as block jobs of ``size`` generations (each with its evaluation job), each
+    resumed from the previous block's state and the models.npz of the blocks holding the models the resume
+    re-draws from (as the block rule passes them).  Returns the metric rows of every block, in order."""
     from ouroboros import jobs
     from ouroboros.blocks import plan_blocks
 
@@ -130,7 +147,6 @@ def run_blocks(chain, folder: Path, generations: int, size: int) -> list:
         state = str(folder / f"gens{done[-1][0]}-{done[-1][1]}" / "state.npz") if done else None
         wanted = chain.resume_models(a - 1) if a else []
         models = [str(folder / f"gens{x}-{y}" / "models.npz") for x, y in done if any(x <= j <= y for j in wanted)]
-        jobs.block(spec, a, b, real, ref, state, models, out / "state.npz", out / "models.npz", out / "metrics.csv")
-        rows += jobs.read_metrics(out / "metrics.csv")
+        rows += run_block_job(chain, spec, a, b, real, ref, out, state, models)
         done.append((a, b))
     return rows

@@ -12,8 +12,8 @@ def test_plan_reuses_existing_blocks():
     assert plan_blocks(4, 3, {(0, 2), (3, 5)}) == [(0, 2), (3, 4)]  # a block past G is not used
 
 
-def test_completed_blocks_needs_all_three_files(tmp_path):
-    for name, files in {"gens0-2": ["state.npz", "models.npz", "metrics.csv"], "gens3-5": ["state.npz"], "gen6": []}.items():
+def test_completed_blocks_needs_the_block_jobs_three_files(tmp_path):
+    for name, files in {"gens0-2": ["state.npz", "models.npz", "chain.csv"], "gens3-5": ["state.npz"], "gen6": []}.items():
         (tmp_path / name).mkdir()
         for f in files:
             (tmp_path / name / f).write_text("x")

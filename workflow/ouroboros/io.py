@@ -132,6 +132,15 @@ def digest(arrays: Mapping[str, np.ndarray]) -> str:
     return h.hexdigest()[:16]
 
 
+def file_sha256(path: str | os.PathLike) -> str:
+    """sha256 of a file's bytes, read in 4 MB chunks."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 22), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
 def _json_default(obj: Any):
     if isinstance(obj, np.generic):
         return obj.item()

@@ -17,7 +17,7 @@ import numpy as np
 
 from ouroboros import data as D
 from ouroboros import io, paths, seeding
-from ouroboros.chain import ChainRun, run_block, split_metrics, train_items, unstack_models
+from ouroboros.chain import ChainRun, evaluate_block, run_block, split_metrics, train_items, unstack_models
 from ouroboros.config import ChainSpec, real_rng
 from ouroboros.curation import INFINITE as CURATION_INFINITE
 from ouroboros.targets import make_target
@@ -155,26 +155,35 @@ def real_data(spec: dict, out) -> None:
              ", ".join(f"{k} {v.shape}" for k, v in real.items()))
 
 
-def reference(spec: dict, out_dir) -> None:
-    target = make_target(spec["target"], spec["params"])
+def reference(spec: dict, out_dir, backbone_dir=None) -> None:
+    """An experiment's reference material (``backbone_dir``: its converted pretrained model, where it has one)."""
+    target = make_target(spec["target"], spec["params"]).attach(backbone=backbone_dir)
     Path(out_dir).mkdir(parents=True, exist_ok=True)
-    target.prepare_reference(Path(out_dir))
     ref = target.reference(seeding.generator(spec["study"], spec.get("stream", spec["experiment"]), "reference"))
     io.save_npz(Path(out_dir) / "reference.npz", **ref)
     log.info("reference for %s: %s", spec["experiment"], sorted(ref) or "nothing needed")
 
 
-def train(spec: dict, gen: int, real_path, sample_dirs: Sequence, model_dir, manifest_path, reference_dir=None,
+def backbone(model: str, out_dir) -> None:
+    """Convert a pretrained model into its backbone cache entry (:func:`ouroboros.backbones.build`)."""
+    from ouroboros import backbones
+
+    info = backbones.build(model, out_dir)
+    log.info("backbone %s: %s, %.1fM parameters, sha256 %s", model, info["class"], info["parameters"] / 1e6,
+             info["sha256"][:12])
+
+
+def train(spec: dict, gen: int, real_path, sample_dirs: Sequence, model_dir, manifest_path, backbone_dir=None,
           previous_dir=None) -> None:
     """Fit generation ``gen`` on its regime's training set; ``sample_dirs`` hold S_j for each generation j the
     regime reads (:meth:`ChainSpec.reads`; the chain's own curated folders when it curates, which may hold fewer
     items after deduplication; otherwise the drawn samples, of which the chain takes the first ones:
-    generation 0's are shared).  The engine receives them as a block job does in memory.  ``reference_dir``
-    and ``previous_dir``: what a target that fits from them reads (:meth:`Target.fits_from_reference`,
+    generation 0's are shared).  The engine receives them as a block job does in memory.  ``backbone_dir``
+    and ``previous_dir``: what a target that fits from them reads (:meth:`Target.backbone`,
     :meth:`Target.starts_from_previous`)."""
     chain = ChainSpec.from_params(spec)
     run = ChainRun(chain, load_real(real_path))
-    run.template.attach(reference=reference_dir, previous=previous_dir)
+    run.template.attach(backbone=backbone_dir, previous=previous_dir)
     sources = chain.reads(gen)
     if len(sources) != len(sample_dirs):
         raise ValueError(f"generation {gen} of {chain.path} reads the samples of generations {sources}, got "
@@ -200,7 +209,7 @@ def generate(spec: dict, gen: int, model_dir, samples_dir) -> None:
     """Draw what generation ``gen``'s model supplies: the chain's candidates (generation 0: every regime's)."""
     chain = ChainSpec.from_params(spec)
     run = ChainRun(chain)
-    model = Target.load(model_dir)
+    model = Target.load(model_dir, like=run.template)
     drawn = run.draw(gen, model)
     model.save_samples(drawn, samples_dir)
     model.write_sample_artifacts(D.whole(drawn), Path(samples_dir))
@@ -208,13 +217,19 @@ def generate(spec: dict, gen: int, model_dir, samples_dir) -> None:
              sum(chain.emit_parts(gen)), chain.emit_parts(gen), run.lam)
 
 
+def gen0_like(chain: ChainSpec) -> Target:
+    """The target generation 0's model is loaded as: what its own (shared) spec makes."""
+    return chain.gen0().target()
+
+
 def curate(spec: dict, gen: int, samples_dir, model_dir, gen0_dir, reference_dir, out_dir, out_csv) -> None:
     """The chain's curation step on generation ``gen``'s samples: the synthetic data the regime uses, and the
-    curation metrics (kept fraction, mean score of kept and all candidates) as rows of generation ``gen``."""
+    curation metrics (kept fraction, mean score of kept and all candidates) as rows of generation ``gen``.
+    ``reference_dir``: the experiment's curation reference, where the step reads one (a judge), else None."""
     chain = ChainSpec.from_params(spec)
-    run = ChainRun(chain, reference=load_reference(reference_dir))
-    model = Target.load(model_dir)
-    run.gen0 = model if gen == 0 else Target.load(gen0_dir)
+    run = ChainRun(chain, reference=load_reference(reference_dir) if reference_dir else {})
+    model = Target.load(model_dir, like=gen0_like(chain) if gen == 0 else run.template)
+    run.gen0 = model if gen == 0 else Target.load(gen0_dir, like=gen0_like(chain))
     synthetic, metrics = run.synthetic(gen, model, model.load_samples(samples_dir))
     model.save_samples(synthetic, out_dir)
     write_metrics(out_csv, [(gen, k, v) for k, v in metrics.items()], chain.path, infinite_ok(model))
@@ -228,8 +243,8 @@ def evaluate(spec: dict, gen: int, model_dir, samples_dir, trainset_path, real_p
     as a block job reports it), and the target's per-item distributions (an .npz, maybe empty)."""
     chain = ChainSpec.from_params(spec)
     run = ChainRun(chain, load_real(real_path), load_reference(reference_dir))
-    model = Target.load(model_dir)
-    gen0 = model if gen == 0 else Target.load(gen0_dir)
+    model = Target.load(model_dir, like=run.template)
+    gen0 = model if gen == 0 else Target.load(gen0_dir, like=gen0_like(chain))
     metrics, distributions = split_metrics(run.evaluate(model, model.load_samples(samples_dir), gen0, t=gen))
     metrics["train_items"] = float(io.load_json(trainset_path)["items_mean"])
     if out_distributions is not None:
@@ -239,11 +254,14 @@ def evaluate(spec: dict, gen: int, model_dir, samples_dir, trainset_path, real_p
 
 
 def block(spec: dict, first: int, last: int, real_path, reference_dir, state_path: Optional[str],
-          model_paths: Sequence, out_state, out_models, out_metrics) -> None:
-    """Generations first..last in one job; resumes from the previous block's state (``model_paths``: the earlier
-    blocks' ``models.npz`` holding the models of :meth:`ChainSpec.resume_models`)."""
+          model_paths: Sequence, out_state, out_models, out_chain_metrics) -> None:
+    """Generations first..last in one job, without their target metrics (:func:`block_evaluate` scores them);
+    resumes from the previous block's state (``model_paths``: the earlier blocks' ``models.npz`` holding the models
+    of :meth:`ChainSpec.resume_models`).  ``reference_dir``: the curation reference, where the chain's curation
+    step reads one, else None.  Writes every generation's model (stacked), the state the next block resumes
+    from and the block's own metrics (``train_items``, the curation step's)."""
     chain = ChainSpec.from_params(spec)
-    run = ChainRun(chain, load_real(real_path), load_reference(reference_dir))
+    run = ChainRun(chain, load_real(real_path), load_reference(reference_dir) if reference_dir else {})
     if first > 0:
         if state_path is None:
             raise ValueError(f"block {first}-{last} of {chain.path} needs the state of generation {first - 1}")
@@ -251,13 +269,64 @@ def block(spec: dict, first: int, last: int, real_path, reference_dir, state_pat
         models = [(g, m) for p in model_paths for g, m in unstack_models(io.load_npz(p, ("generation",)), run.template)
                   if g in wanted]
         run.resume(first - 1, io.load_npz(state_path), models)
-    result = run_block(run, first, last)
+    result = run_block(run, first, last, evaluate=False)
     io.save_npz(out_models, run.template.compress_models, **result.stacked_models())
     # what the stacked models are, so that ouroboros.load_generation can rebuild any of them without the config
     io.save_json(paths.BlockFiles(str(Path(out_models).parent)).target, {"target": run.template.name,
                                                                          "params": run.template.params})
-    write_metrics(out_metrics, result.metrics, chain.path, infinite_ok(run.template))
+    write_metrics(out_chain_metrics, result.metrics, chain.path, infinite_ok(run.template))
     io.save_npz(out_state, **result.state)
+
+
+def block_evaluate(spec: dict, first: int, last: int, real_path, reference_dir, models_path, state_path,
+                   chain_metrics_path, out_metrics) -> None:
+    """Score a block's generations (:func:`ouroboros.chain.evaluate_block`): each stacked model re-draws its samples
+    with its own stream and is scored as the block would have scored it in memory; generation 0's model is the
+    block's state's.  ``metrics.csv``: every generation's target metrics, then the block job's rows."""
+    chain = ChainSpec.from_params(spec)
+    run = ChainRun(chain, load_real(real_path), load_reference(reference_dir))
+    check_block_target(Path(models_path).parent, run.template)
+    models = unstack_models(io.load_npz(models_path, ("generation",)), run.template)
+    got = [g for g, _ in models]
+    if got != list(range(first, last + 1)):
+        raise io.IntermediateFileError(f"{models_path} holds generations {_ranges(got)}, not {first}-{last}",
+                                       models_path)
+    state = io.load_npz(state_path)
+    gen0 = run.template.clone().set_state({k[len("gen0."):]: v for k, v in state.items() if k.startswith("gen0.")})
+    rows = evaluate_block(run, models, gen0, read_metrics(chain_metrics_path))
+    write_metrics(out_metrics, rows, chain.path, infinite_ok(run.template))
+    log.info("%s gens %d-%d: %d metrics scored", chain.path, first, last, len(rows))
+
+
+def check_block_target(block_dir, template: Target) -> None:
+    """A block's ``target.json`` must describe the model the chain's settings make (those its training read)."""
+    path = paths.BlockFiles(str(block_dir)).target
+    meta = io.load_json(path)
+    problem = template.stale_settings(meta.get("params", {})) if meta.get("target") == template.name else (
+        f"it describes a {meta.get('target')} model, not {template.name}")
+    if problem:
+        raise io.IntermediateFileError(f"{path}: {problem}", path)
+
+
+def prune(model_dir, keep: str, out_receipt) -> None:
+    """Remove the weights of a generation its chain does not keep (``keep``), once every job reading them is done;
+    the receipt records each removed file's bytes and sha256, and the folder keeps the model's description."""
+    import time
+
+    from ouroboros.targets.torch_base import WEIGHT_FILES
+
+    model_dir = Path(model_dir)
+    removed = {}
+    for name in WEIGHT_FILES:
+        f = model_dir / name
+        if f.is_file():
+            removed[name] = {"bytes": f.stat().st_size, "sha256": io.file_sha256(f)}
+    io.save_json(out_receipt, {"keep": keep, "model": str(model_dir), "removed": removed,
+                               "time": time.strftime("%Y-%m-%dT%H:%M:%S")})
+    for name in removed:
+        (model_dir / name).unlink()
+    log.info("%s: removed %s (%.1f MB; keep: %s)", model_dir, ", ".join(removed) or "nothing",
+             sum(r["bytes"] for r in removed.values()) / 1e6, keep)
 
 
 def collect(chains: Sequence[dict], files: Sequence[Sequence[str]], out_csv,

@@ -7,9 +7,11 @@ relative to the working directory Snakemake runs in.
 
 Layout of a study::
 
+    results/backbones/{key}/              a pretrained model converted once, shared by every study here
     results/{study}/
       metrics.csv  plots/  logs/  tracking/
       {exp}/reference/                    fixed evaluation material of an experiment
+      {exp}/curation-reference/           the same, for a curation step that reads it (a judge)
       {exp}/seed{s}/real.npz              real data (shared by every regime)
       {exp}/seed{s}/gen0/                 generation 0, shared by every regime (one generation per job)
       {exp}/{regime}/seed{s}/gen{g}/      generation g >= 1 of a chain (one generation per job)
@@ -29,8 +31,8 @@ from typing import Optional
 #: the ``{node}`` wildcard: a chain's folder under its experiment, or the shared generation 0's
 NODE_PATTERN = r"([a-z][a-z0-9.-]*/)?seed\d+"
 #: the folders the rules declare as ``directory()`` outputs (a generation's model, samples and curated data,
-#: an experiment's reference): Snakemake sees such a folder, not the files in it
-DIRECTORY_OUTPUTS = ("model", "samples", "curated", "reference")
+#: an experiment's reference and curation reference): Snakemake sees such a folder, not the files in it
+DIRECTORY_OUTPUTS = ("model", "samples", "curated", "reference", "curation-reference")
 
 
 @dataclass(frozen=True)
@@ -62,6 +64,12 @@ class GenerationFiles:
         return f"{self.dir}/trainset.json"
 
     @property
+    def pruned(self) -> str:
+        """The record of the weights removed from ``model/`` once every job that reads them was done (the ``keep``
+        setting of the torch targets); the folder keeps the model's description and training curve."""
+        return f"{self.dir}/model.pruned.json"
+
+    @property
     def curated(self) -> str:
         """The chain's curated synthetic data (in the chain's own gen{g} folder, generation 0's too)."""
         return f"{self.dir}/{DIRECTORY_OUTPUTS[2]}"
@@ -76,8 +84,9 @@ class BlockFiles:
     """What a block job writes in its folder ``gens{a}-{b}/``."""
 
     dir: str
-    #: the three outputs; a block is complete when all are on disk
-    OUTPUTS = ("state.npz", "models.npz", "metrics.csv")
+    #: the block job's outputs; a block is complete when all are on disk (its evaluation job then writes
+    #: ``metrics.csv``, which a changed evaluate setting re-writes without re-running the block)
+    OUTPUTS = ("state.npz", "models.npz", "chain.csv")
 
     @property
     def state(self) -> str:
@@ -90,7 +99,13 @@ class BlockFiles:
         return f"{self.dir}/models.npz"
 
     @property
+    def chain_metrics(self) -> str:
+        """The block job's own metrics of each generation: the training set's size, the curation step's."""
+        return f"{self.dir}/chain.csv"
+
+    @property
     def metrics(self) -> str:
+        """Every metric of the block's generations (its evaluation job's: the target's, then ``chain.csv``'s)."""
         return f"{self.dir}/metrics.csv"
 
     @property
@@ -101,6 +116,15 @@ class BlockFiles:
 
 def results(study: str) -> str:
     return f"results/{study}"
+
+
+#: pretrained backbones converted once per source, shared by every study of the working directory
+BACKBONES = "results/backbones"
+
+
+def backbone_dir(key: str) -> str:
+    """A converted pretrained model (:mod:`ouroboros.backbones`): ``results/backbones/{key}/``."""
+    return f"{BACKBONES}/{key}"
 
 
 def logs(study: str) -> str:
@@ -152,7 +176,14 @@ def experiment_dir(study: str, exp: str) -> str:
 
 
 def reference_dir(study: str, exp: str) -> str:
+    """An experiment's fixed evaluation material (what its evaluate jobs read)."""
     return f"{experiment_dir(study, exp)}/{DIRECTORY_OUTPUTS[3]}"
+
+
+def curation_reference_dir(study: str, exp: str) -> str:
+    """The same material made by its own job for a curation step that reads it (a judge), so that a changed
+    evaluate setting re-makes the evaluation reference without re-running curation."""
+    return f"{experiment_dir(study, exp)}/{DIRECTORY_OUTPUTS[4]}"
 
 
 def seed_dir(study: str, exp: str, seed) -> str:

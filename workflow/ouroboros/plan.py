@@ -76,7 +76,8 @@ class BlockUnit:
         stride = -(-(chain.experiment.generations + 1) // parent_points)  # ceil
         return cls(spec=chain.spec(), first=first, last=last, every=every, parent_stride=stride,
                    dir=block_files(chain, first, last).dir, real=real_path(chain),
-                   bench={"block": f"{logs}/gens{first}-{last}.benchmark.tsv"})
+                   bench={"block": f"{logs}/gens{first}-{last}.benchmark.tsv",
+                          "block_evaluate": f"{logs}/gens{first}-{last}.evaluate.benchmark.tsv"})
 
     @property
     def generations(self) -> list[int]:
@@ -106,6 +107,8 @@ class GenerationUnit:
     bench: dict = field(default_factory=dict)
     #: more metrics files logged with this generation (curation metrics; at generation 1 also generation 0's)
     extra: tuple = ()
+    #: whether the generation keeps its weights (the ``keep`` setting): else its run logs no model
+    weights: bool = True
 
     @classmethod
     def of(cls, chain: Chain, g: int) -> "GenerationUnit":
@@ -116,7 +119,7 @@ class GenerationUnit:
             extra += [curation_files(chain, j).curation_metrics for j in ([0, 1] if g == 1 else [g])]
         return cls(spec=chain.gen0_spec() if g == 0 else chain.spec(), gen=g, shared=g == 0,
                    dir=generation_files(chain, g).dir, real=real_path(chain), bench=job_benchmarks(chain, g),
-                   extra=tuple(extra))
+                   extra=tuple(extra), weights=g not in Plan.pruned_generations(chain))
 
     @property
     def generations(self) -> list[int]:
@@ -215,6 +218,16 @@ class Plan:
         """A tracking job's units, as params."""
         return [u.to_params() for u in self.tracking_groups[group]]
 
+    def group_digest(self, group: str) -> str:
+        """What a tracking job's rerun depends on: its units with each spec as the settings results depend on (a
+        changed thread count re-logs nothing)."""
+        from ouroboros.config import ChainSpec
+
+        units = []
+        for u in self.group_units(group):
+            units.append(dict(u, spec=ChainSpec.from_params(u["spec"]).by_stage()))
+        return self.digest(units)
+
     # -- chains and generations -------------------------------------------------------------------------
     def chain(self, exp: str, regime: str, seed) -> Chain:
         return self.study.chain(exp, regime, int(seed))
@@ -242,8 +255,59 @@ class Plan:
         """A generation's jobs' ``spec`` param (generation 0's: the shared one)."""
         return chain.gen0_spec() if gen == 0 else chain.spec()
 
+    # -- what a job's rerun depends on: the settings of its stage and the stages before it -------------------
+    # A job gets its whole spec as a param derived from its input (Snakemake does not rerun a job when such a
+    # param changes), and, as plain params, the parts of the spec its stage depends on, one param per stage
+    # (ChainSpec.by_stage): a changed setting re-runs the jobs of its stage and what reads their outputs.
+    @staticmethod
+    def settings(chain: Chain, gen: int, stage: str) -> dict:
+        """One stage's part of generation ``gen``'s spec (generation 0's: the shared one)."""
+        return (chain.job.gen0() if gen == 0 else chain.job).by_stage()[stage]
+
+    def real_settings(self, exp: str, seed=None) -> dict:
+        """What an experiment's real data of a seed depend on: the ``data`` part of its chains' specs."""
+        return self.settings(self.first_chain(exp, seed), 0, "data")
+
+    def reference_settings(self, exp: str) -> dict:
+        """What an experiment's reference material may depend on: its streams and the target settings of every
+        stage (not the seed, n or replicates: ``Target.reference`` reads none of them)."""
+        parts = self.first_chain(exp).job.gen0().by_stage()
+        out = {k: parts["data"][k] for k in ("experiment", "stream", "study", "target")}
+        out["params"] = {s: parts[s]["params"] for s in parts}
+        return out
+
     def reference_path(self, chain: Chain) -> str:
         return paths.reference_dir(self.name, chain.experiment.label)
+
+    def reference_inputs(self, exp: str) -> dict:
+        """What an experiment's reference jobs read: its converted pretrained model, where it has one."""
+        chain = self.first_chain(exp)
+        return {"backbone": self.backbone_path(chain)} if chain.target().backbone() else {}
+
+    @staticmethod
+    def backbone_path(chain: Chain) -> str:
+        """The backbone cache entry of the chain's pretrained model (:mod:`ouroboros.backbones`)."""
+        from ouroboros import backbones
+
+        return backbones.entry(chain.target().backbone())
+
+    @functools.cached_property
+    def backbones(self) -> dict[str, str]:
+        """cache key -> ``model:`` setting, of every pretrained model the study fits from."""
+        from ouroboros import backbones
+
+        models = {e.make_target().backbone() for e in self.study.experiments} - {None}
+        return {backbones.key(m): m for m in sorted(models)}
+
+    def chain_settings(self, chain: Chain, stage: str) -> dict:
+        """One stage's part of the chain's own spec (its curate and block jobs')."""
+        return chain.job.by_stage()[stage]
+
+    def curation_reference_settings(self, exp: str) -> dict:
+        """What the curation reference may depend on: :meth:`reference_settings` up to the sample stage."""
+        out = self.reference_settings(exp)
+        out["params"] = {s: v for s, v in out["params"].items() if s != "evaluate"}
+        return out
 
     def real_spec(self, exp: str, seed=None) -> dict:
         return self.first_chain(exp, seed).real_spec()
@@ -263,8 +327,8 @@ class Plan:
     def train_inputs(self, chain: Chain, gen: int) -> dict:
         inputs = {"real": real_path(chain), "samples": [self.synthetic_dir(chain, j) for j in chain.reads(gen)]}
         target = chain.target()
-        if target.fits_from_reference():
-            inputs["reference"] = self.reference_path(chain)
+        if target.backbone():
+            inputs["backbone"] = self.backbone_path(chain)
         if gen > 0 and target.starts_from_previous():
             inputs["previous"] = generation_files(chain, gen - 1).model
         return inputs
@@ -274,15 +338,24 @@ class Plan:
         return {"model": here.model, "samples": here.samples, "trainset": here.trainset, "real": real_path(chain),
                 "reference": self.reference_path(chain), "gen0": generation_files(chain, 0).model}
 
+    def curation_reference_path(self, chain: Chain) -> Optional[str]:
+        """The experiment's curation reference, where the chain's curation step reads one, else None."""
+        cur = chain.curation()
+        return paths.curation_reference_dir(self.name, chain.experiment.label) if cur and cur.reads_reference else None
+
     def curate_inputs(self, chain: Chain, gen: int) -> dict:
         here = generation_files(chain, gen)
-        return {"samples": here.samples, "model": here.model, "gen0": generation_files(chain, 0).model,
-                "reference": self.reference_path(chain)}
+        inputs = {"samples": here.samples, "model": here.model, "gen0": generation_files(chain, 0).model}
+        ref = self.curation_reference_path(chain)
+        return dict(inputs, reference=ref) if ref else inputs
 
     def block_inputs(self, chain: Chain, first: int) -> dict:
-        """The real data and reference; after the first block, the previous block's state and the models.npz
-        of the blocks holding the models the resume re-draws from."""
-        inputs = {"real": real_path(chain), "reference": self.reference_path(chain)}
+        """The real data (and the curation reference, where the curation step reads one); after the first block,
+        the previous block's state and the models.npz of the blocks holding the models the resume re-draws from."""
+        inputs = {"real": real_path(chain)}
+        ref = self.curation_reference_path(chain)
+        if ref:
+            inputs["reference"] = ref
         if first == 0:
             return inputs
         before = [b for b in blocks(chain) if b[1] < first]
@@ -293,6 +366,13 @@ class Plan:
         if wanted:
             inputs["models"] = [block_files(chain, a, b).models for a, b in before if any(a <= j <= b for j in wanted)]
         return inputs
+
+    def block_evaluate_inputs(self, chain: Chain, first: int, last: int) -> dict:
+        """What scoring a block reads: its models, state (generation 0's model) and own metrics, the real data and
+        the evaluation reference."""
+        block = block_files(chain, first, last)
+        return {"models": block.models, "state": block.state, "chain": block.chain_metrics, "real": real_path(chain),
+                "reference": self.reference_path(chain)}
 
     @staticmethod
     def metric_files(chain: Chain) -> list[str]:
@@ -346,7 +426,11 @@ class Plan:
         return {m: {"description": self.describe(m), "unit": self.metric_unit(m)} for m in self.metrics(target)}
 
     def plot_experiments(self, target: Optional[str] = None) -> list[dict]:
-        return [{"label": e.label, "name": e.name, "target": e.target, "params": e.params, "n": e.n, "lam": e.lam,
+        from ouroboros.settings import results_settings
+        from ouroboros.targets import target_class
+
+        return [{"label": e.label, "name": e.name, "target": e.target,
+                 "params": results_settings(target_class(e.target).params_schema, e.params), "n": e.n, "lam": e.lam,
                  "generations": e.generations, "curation": e.curation, "regimes": [r.to_spec() for r in e.regimes]}
                 for e in self.study.experiments if target is None or e.target == target]
 
@@ -405,9 +489,40 @@ class Plan:
             return {}
         return tracking_groups(self.study, t["chains_per_job"], t["every"], t["parent_points"])
 
+    # -- weights a chain does not keep (the torch targets' ``keep``) -------------------------------------
+    @staticmethod
+    def pruned_generations(chain: Chain) -> list[int]:
+        """The generations whose weights the chain's ``keep`` setting removes once every job reading them is done
+        (one generation per job only; generation 0 and the last are always kept)."""
+        from ouroboros.targets.torch_base import kept
+
+        e = chain.experiment
+        keep = e.params.get("keep", "all")
+        if e.block != 1 or keep == "all":
+            return []
+        return [g for g in range(1, e.generations + 1) if not kept(keep, g, e.generations)]
+
+    def prune_files(self) -> list[str]:
+        return [generation_files(c, g).pruned for c in self.study.chains for g in self.pruned_generations(c)]
+
+    @staticmethod
+    def weight_readers(chain: Chain, gen: int) -> dict:
+        """Every output made from generation ``gen``'s weights (g >= 1): its samples and metrics, the chain's
+        curated data, and generation g + 1's model where it starts from generation g's."""
+        here = generation_files(chain, gen)
+        out = {"samples": here.samples, "metrics": here.metrics}
+        if chain.experiment.curation is not None:
+            out["curated"] = curation_files(chain, gen).curated
+        if gen < chain.experiment.generations and chain.target().starts_from_previous():
+            out["next"] = generation_files(chain, gen + 1).model
+        return out
+
+    def prune_inputs(self, chain: Chain, gen: int) -> dict:
+        return {"model": generation_files(chain, gen).model, **self.weight_readers(chain, gen)}
+
     def final_outputs(self) -> list[str]:
         outputs = ([paths.metrics_table(self.name)] + self.plot_dirs() + self.sweep_plot_files()
-                   + self.sample_grid_files() + self.distribution_files())
+                   + self.sample_grid_files() + self.distribution_files() + self.prune_files())
         if self.tracking["enabled"]:
             outputs.append(paths.tracking_study(self.name))
         return outputs

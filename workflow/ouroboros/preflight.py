@@ -201,7 +201,7 @@ def job_count(study, tracking: bool) -> int:
         e = chain.experiment
         gens = e.generations + 1
         if e.block > 1:
-            total += math.ceil(gens / e.block)
+            total += 2 * math.ceil(gens / e.block)  # a block job and its evaluation job
         else:
             total += gens * (3 + (e.curation is not None))
         total += bool(tracking)  # at most one tracking job per chain (they log groups of chains)
@@ -234,6 +234,35 @@ def check_sizes(study, limits: dict, tracking: bool) -> None:
             f"invalid config at generations: the study would run about {jobs:,} jobs, over limits.jobs = "
             f"{limits['jobs']:,} (Snakemake builds every job before the first runs); use fewer generations, "
             f"seeds or sweep values, a larger block, or raise limits.jobs")
+
+
+# -- weights a chain does not keep ------------------------------------------------------------------
+def check_kept_weights(study) -> None:
+    """Refuse a study that would need weights its chains' ``keep`` already removed: a generation whose weights
+    were removed (its ``model.pruned.json``) while a job that reads them has yet to run (its samples, metrics or
+    curated data are missing, or the next generation's model where that starts from it: ``init: previous``);
+    and ``keep`` in block mode, where a block's models are one file."""
+    from ouroboros.plan import Plan, generation_files
+
+    for chain in study.chains:
+        e = chain.experiment
+        keep = e.params.get("keep", "all")
+        if keep == "all":
+            continue
+        if e.block != 1:
+            raise ConfigError(f"invalid config at experiments ({e.label}).params.keep: keep {keep!r} removes the "
+                              f"weights of single generations; a block of {e.block} keeps its models in one file "
+                              "(use block: 1, or keep: all)")
+        for g in range(1, e.generations + 1):
+            if not Path(generation_files(chain, g).pruned).is_file():
+                continue
+            missing = [k for k, f in Plan.weight_readers(chain, g).items() if not Path(f).exists()]
+            if missing:
+                raise ConfigError(
+                    f"invalid config at experiments ({e.label}).params.keep: generation {g} of {chain.path} no longer "
+                    f"has its weights (keep: {keep}), but its {', '.join(missing)} must still be made from them; "
+                    f"delete {generation_files(chain, g).dir} (it and every later generation of the chain are then "
+                    "recomputed) or run with the keep setting the chain's later generations need")
 
 
 # -- tracking ----------------------------------------------------------------------------------------
@@ -290,6 +319,7 @@ def prepare(config: dict, basedir, cwd=None, configfiles: Sequence = (), reread:
             if tr["enabled"]:
                 check_tracking_folder(uri)
             check_sizes(study, config["limits"], tr["enabled"])
+            check_kept_weights(study)
     except ConfigError as exc:
         raise ConfigError(locate(str(exc), configfiles)) from None
     tracking = {"enabled": tr["enabled"], "uri": uri, "artifacts": resolve_artifacts(tr["artifacts"], uri, cwd),

@@ -17,12 +17,57 @@ class ConfigError(ValueError):
     """The study configuration is invalid; the message names the key."""
 
 
-def settings_schema(properties: dict, required: tuple[str, ...] = ()) -> dict:
-    """An object of exactly these settings (each with its default and description)."""
+#: the stages of a chain's computation, in the order its jobs run them: the real data and reference material
+#: (``data``), training (``fit``), drawing and curating synthetic data (``sample``), metrics (``evaluate``).
+#: Every setting declares (``"stage"`` in its schema) the first stage whose results it changes; a job carries as
+#: its rule's params the settings of its own stage and of the stages before it, so a changed setting re-runs the
+#: jobs of its stage and what reads their outputs, nothing upstream.
+STAGES = ("data", "fit", "sample", "evaluate")
+#: the stage of a setting no result depends on (threads, device, logging): a change re-runs nothing
+NO_STAGE = "none"
+#: the stage of a key whose entries declare their own (an experiment's ``params``, the ``experiments`` list)
+EACH = "each"
+
+
+def settings_schema(properties: dict, required: tuple[str, ...] = (), stage: str | None = None) -> dict:
+    """An object of exactly these settings (each with its default, description and stage); ``stage``: the stage of
+    every property that does not name its own (a regime's settings all shape the training set: ``fit``)."""
+    if stage is not None:
+        properties = {k: ({"stage": stage, **v} if isinstance(v, dict) else v) for k, v in properties.items()}
     schema = {"type": "object", "additionalProperties": False, "properties": properties}
     if required:
         schema["required"] = list(required)
     return schema
+
+
+def stage_of(schema: dict, key: str) -> str:
+    """The stage a setting of ``schema`` declares (a KeyError for an unknown setting; ``data``, the most cautious,
+    for one that declares none: a new kind's forgotten declaration re-runs too much, never too little)."""
+    return schema["properties"][key].get("stage", STAGES[0])
+
+
+def undeclared_stages(schema: dict, where: str = "") -> list[str]:
+    """The properties of ``schema`` that declare no valid stage (what the tests refuse)."""
+    allowed = (*STAGES, NO_STAGE, EACH)
+    return [f"{where}{k}" for k, v in schema.get("properties", {}).items()
+            if not isinstance(v, dict) or v.get("stage") not in allowed]
+
+
+def by_stage(schema: dict, settings: dict) -> dict[str, dict]:
+    """``settings`` split by the stage each declares: {stage: {key: value}} for every stage of :data:`STAGES`
+    (settings of :data:`NO_STAGE` are left out: no result depends on them)."""
+    out: dict[str, dict] = {s: {} for s in STAGES}
+    for k, v in settings.items():
+        stage = stage_of(schema, k) if k in schema.get("properties", {}) else STAGES[0]
+        if stage != NO_STAGE:
+            out[stage][k] = v
+    return out
+
+
+def results_settings(schema: dict, settings: dict) -> dict:
+    """The settings some result depends on (all but those of :data:`NO_STAGE`), in their order."""
+    props = schema.get("properties", {})
+    return {k: v for k, v in settings.items() if k not in props or stage_of(schema, k) != NO_STAGE}
 
 
 def _is_integer(checker, instance) -> bool:

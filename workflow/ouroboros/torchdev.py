@@ -48,12 +48,17 @@ def device_label(device: str) -> str:
 
 def save_state_dict(module, path) -> None:
     """``torch.save`` of the module's state dict (tensors only), written atomically."""
+    save_tensors(module.state_dict(), path)
+
+
+def save_tensors(state: dict, path) -> None:
+    """``torch.save`` of a mapping of tensors, written atomically."""
     import torch
 
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp")
-    torch.save(module.state_dict(), tmp)
+    torch.save(state, tmp)
     tmp.replace(path)
 
 

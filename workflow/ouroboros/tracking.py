@@ -316,7 +316,7 @@ class ChainTracker:
         old = [r for r in self._search("generation") if r.data.tags.get("generation") in wanted]
         for run in old:
             for model_id in _models_of(self.client, self.experiment_id, run.info.run_id):
-                self.client.delete_logged_model(model_id)
+                drop_logged_model(self.client, model_id)
             self.client.delete_run(run.info.run_id)
         return len(old)
 
@@ -381,6 +381,13 @@ class ChainTracker:
                 model, name, Path(model_dir), run_id, self.experiment_id, params,
                 {**{k: v for k, v in tags.items() if not k.startswith("mlflow.") or k.startswith("mlflow.source.")},
                  "training_dataset": train["name"], "training_dataset_digest": str(train["digest"])})
+            shared, apart = mlflow_models.share_files(model_id, Path(model_dir))
+            if shared or apart:  # the weights are stored once: MLflow's copy is the generation's files
+                self.client.set_logged_model_tags(model_id, {"ouroboros.shared_bytes": str(shared),
+                                                             "ouroboros.copied_bytes": str(apart)})
+                log.info("%s: %.1f MB of weights shared with %s%s", name, shared / 1e6, model_dir,
+                         f"; {apart / 1e6:.1f} MB copied (the artifact store is remote or on another file system)"
+                         if apart else "")
             logged_params = not mlflow_models.logs_without_run(model)
         else:
             logged_params = False
@@ -495,6 +502,22 @@ def logged_models(study: str, uri: Optional[str] = None) -> dict[str, str]:
             return out
 
 
+def drop_logged_model(client, model_id: str) -> None:
+    """Delete a logged model and, where the artifact store is a local folder, its files (what ``mlflow gc``
+    would remove later): a re-logged generation's old copy does not keep its weights on disk."""
+    import shutil
+
+    from ouroboros.mlflow_models import local_artifacts
+
+    try:
+        folder = local_artifacts(client.get_logged_model(model_id).artifact_location)
+    except Exception:  # noqa: BLE001 - an older server: leave the files to mlflow gc
+        folder = None
+    client.delete_logged_model(model_id)
+    if folder is not None and folder.is_dir():
+        shutil.rmtree(folder, ignore_errors=True)
+
+
 def _models_of(client, experiment_id: str, run_id: str) -> list[str]:
     try:
         models = client.search_logged_models(experiment_ids=[experiment_id], filter_string=f"source_run_id = '{run_id}'")
@@ -554,18 +577,21 @@ def _log_generation(tracker: ChainTracker, parent: str, unit, previous_model: Op
     for path in unit.extra:
         rows += jobs.read_metrics(path)
     manifest = io.load_json(here.trainset)
-    model = Target.load(here.model)
+    # a generation whose weights the chain does not keep (keep: last, every k) is logged without a model
+    model = Target.load(here.model) if unit.weights else None
     train = {"source": Path(here.trainset), "digest": manifest["digest"],
              "name": f"{tracker.path}/gen{generation}/train"}
     samples = {"source": Path(here.samples), "digest": config_hash([tracker.hash, generation, "samples"]),
                "name": f"{tracker.path}/gen{generation}/samples"}
-    artifacts = model.sample_artifacts(Path(here.samples))
+    artifacts = (model or tracker.chain.target()).sample_artifacts(Path(here.samples))
     run_metrics = [(k, v, generation) for k, v in job_metrics(unit.bench).items()]
     run_metrics += [("train_loss", loss, step) for step, loss in training_curve(Path(here.model))]
     with backend_lock(tracker.uri), _wrap(tracker.uri):
         rec = tracker.log_generation(parent, generation, {m: v for g, m, v in rows if g == generation}, model,
                                      Path(here.model), train, evaluation, previous_model, artifacts, run_metrics,
-                                     samples=samples)
+                                     samples=samples, note="" if unit.weights else
+                                     f"Generation {generation}'s weights are not kept (keep: "
+                                     f"{tracker.chain.params.get('keep')}): its metrics and data, no model.")
         tracker.mirror(parent, rows)
     return rec
 

@@ -111,6 +111,11 @@ class Curation:
                 return problem
         return None
 
+    @property
+    def reads_reference(self) -> bool:
+        """Whether the step reads the experiment's reference material (a judge; its curation reference)."""
+        return any(part is not None and part.reads_reference for part in (self.selector, self.scorer))
+
     def metric_names(self) -> list[str]:
         """The curation metrics this step reports (scores only where there is a scorer)."""
         return [m for m in METRICS if self.scorer is not None or m == "curation_kept_fraction"]

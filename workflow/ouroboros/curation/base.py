@@ -35,6 +35,10 @@ class Scorer:
     settings_schema: ClassVar[dict] = settings_schema({})
     #: the target hook this scorer calls (a target lists what it provides in ``curation_hooks``)
     hook: ClassVar[str] = ""
+    #: whether it reads the experiment's reference material (a judge): the curation jobs then read the
+    #: experiment's curation reference, made by its own job (so that a changed evaluate setting, which re-makes
+    #: the evaluation reference, re-runs no curation)
+    reads_reference: ClassVar[bool] = False
 
     def __init__(self, **settings: Any):
         self.settings = fill(self.settings_schema, settings, f"curation scorer {self.kind}")
@@ -63,6 +67,8 @@ class Selector:
     settings_schema: ClassVar[dict] = settings_schema({})
     #: whether a scorer is required (else optional: used for the score metrics only)
     needs_scores: ClassVar[bool] = True
+    #: whether it reads the experiment's reference material (see :attr:`Scorer.reads_reference`)
+    reads_reference: ClassVar[bool] = False
 
     def __init__(self, **settings: Any):
         self.settings = fill(self.settings_schema, settings, f"curation selector {self.kind}")

@@ -15,7 +15,7 @@ class Choice(Selector):
         "K": {"type": "integer", "minimum": 2, "default": 4, "description": "candidates per choice"},
         "gamma": {"type": "number", "minimum": 0, "default": 1.0,
                   "description": "inverse temperature of the choice (0: uniform, large: the best of K)"},
-    })
+    }, stage="sample")
 
     def n_candidates(self, m):
         return m * self.settings["K"]

@@ -13,7 +13,7 @@ class RandomSelector(Selector):
     needs_scores = False
     settings_schema = settings_schema({
         "oversample": OVERSAMPLE,
-    })
+    }, stage="sample")
 
     def select(self, candidates, scores, m, rng, ctx):
         r, n = np.shape(candidates)[:2]

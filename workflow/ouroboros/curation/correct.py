@@ -19,13 +19,14 @@ from ouroboros.targets.capabilities import curation_hooks
 class Correct(Selector):
     kind = "correct"
     description = "move each synthetic item towards the nearest real cluster centre by a share gamma, keep them all"
+    reads_reference = True
     needs_scores = False
     settings_schema = settings_schema({
         "gamma": {"type": "number", "minimum": 0, "maximum": 1, "default": 0.5,
                   "description": "correction strength: the share of the way to the nearest real cluster centre"},
         "k": {"type": "integer", "minimum": 1, "default": 10,
               "description": "real cluster centres (per class, for images)"},
-    })
+    }, stage="sample")
 
     def n_candidates(self, m: int) -> int:
         return m

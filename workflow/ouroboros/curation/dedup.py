@@ -26,6 +26,7 @@ from ouroboros.targets.capabilities import curation_hooks
 class Dedup(Selector):
     kind = "dedup"
     description = "drop exact and near duplicates (keep the first of each group), then the first m"
+    reads_reference = True
     needs_scores = False
     settings_schema = settings_schema({
         "tolerance": {"type": "number", "minimum": 0, "default": 0.0,
@@ -34,7 +35,7 @@ class Dedup(Selector):
                        "description": "text: estimated Jaccard similarity of 5-character shingles at or above "
                                       "which two samples are near duplicates (MinHash LSH)"},
         "oversample": OVERSAMPLE,
-    })
+    }, stage="sample")
 
     def check(self, target):
         if "duplicates" not in curation_hooks(target):

@@ -38,7 +38,7 @@ class Noisy(Scorer):
     settings_schema = settings_schema({
         "noise": {"type": "number", "minimum": 0, "default": 1.0,
                   "description": "standard deviation of the noise added to the truth score"},
-    })
+    }, stage="sample")
 
     def score(self, items, ctx: Context):
         s = ctx.target.truth_logpdf(items)
@@ -94,7 +94,7 @@ class Reward(Scorer):
                                 "point": {"type": "array", "items": {"type": "number"}, "minItems": 1}}},
             ],
         },
-    })
+    }, stage="sample")
 
     def vector(self) -> np.ndarray:
         r = self.settings["reward"]
@@ -123,6 +123,7 @@ class Reward(Scorer):
 class Judge(Scorer):
     kind = "judge"
     description = "the judge classifier's confidence (largest class probability)"
+    reads_reference = True
     hook = "judge_score"
 
     def score(self, items, ctx: Context):

@@ -17,7 +17,7 @@ class Threshold(Selector):
                  "description": "top_up: fill to m with the best candidates below the threshold; "
                                 "report: keep only those above (smaller training sets)"},
         "oversample": OVERSAMPLE,
-    })
+    }, stage="sample")
 
     def select(self, candidates, scores, m, rng, ctx):
         order = best_first(scores)[:, :m]

@@ -15,7 +15,7 @@ class Top(Selector):
     settings_schema = settings_schema({
         "q": {"type": "number", "exclusiveMinimum": 0, "maximum": 1, "default": 0.5,
               "description": "fraction of the candidates kept (the model draws ceil(m / q) candidates)"},
-    })
+    }, stage="sample")
 
     def n_candidates(self, m):
         return int(math.ceil(m / self.settings["q"] - 1e-9))

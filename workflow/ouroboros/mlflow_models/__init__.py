@@ -194,6 +194,59 @@ def log_target_model(target, name: str, model_dir: Path):
     return _log_saved(target, name, Path(model_dir), run.info.run_id, run.info.experiment_id, dict(params), None)
 
 
+def local_artifacts(uri: Optional[str]) -> Optional[Path]:
+    """The local folder an artifact location names (``file:`` or a plain path), or None (a remote store)."""
+    from urllib.parse import unquote, urlparse
+
+    if not uri:
+        return None
+    parsed = urlparse(str(uri))
+    if parsed.scheme in ("", "file"):
+        return Path(unquote(parsed.path))
+    return None
+
+
+def share_files(model_id: str, model_dir: Path, min_bytes: int = 16 << 10) -> tuple[int, int]:
+    """Store the logged model's copies of ``model_dir``'s files once: each file of at least ``min_bytes`` that the
+    model's artifacts hold byte for byte becomes a hard link to the generation's file (one inode, one copy on
+    disk; deleting either name keeps the other), where the artifact store is a local folder on the same file
+    system.  Returns (bytes now shared, bytes left as a second copy: another file system or a remote store)."""
+    import filecmp
+    import os
+
+    import mlflow
+
+    root = local_artifacts(mlflow.MlflowClient().get_logged_model(model_id).artifact_location)
+    sources: dict[tuple[str, int], list[Path]] = {}
+    for f in Path(model_dir).rglob("*"):
+        if f.is_file() and not f.is_symlink() and f.stat().st_size >= min_bytes:
+            sources.setdefault((f.name, f.stat().st_size), []).append(f)
+    if not sources:
+        return 0, 0
+    if root is None or not root.is_dir():
+        return 0, sum(size for (_, size), fs in sources.items() for _ in fs)
+    shared = apart = 0
+    for g in root.rglob("*"):
+        if not g.is_file() or g.is_symlink():
+            continue
+        st = g.stat()
+        for f in sources.get((g.name, st.st_size), []):
+            fs = f.stat()
+            if fs.st_ino == st.st_ino and fs.st_dev == st.st_dev:
+                shared += st.st_size
+                break
+            if fs.st_dev != st.st_dev:
+                apart += st.st_size
+                break
+            if filecmp.cmp(f, g, shallow=False):
+                tmp = g.with_name(f".{g.name}.link")
+                os.link(f, tmp)
+                os.replace(tmp, g)
+                shared += st.st_size
+                break
+    return shared, apart
+
+
 def log_target_model_to(target, name: str, model_dir: Path, run_id: str, experiment_id: str, params: dict,
                         tags: dict) -> str:
     """Log the model into run ``run_id`` (no active run needed for the array model or a target that saves with

@@ -35,7 +35,7 @@ class Mix(Regime):
                                   "then unused)"},
         "n_synthetic": {"type": ["integer", "null"], "minimum": 0, "default": None,
                         "description": "synthetic items per training set (set with n_real)"},
-    })
+    }, stage="fit")
 
     def __init__(self, **settings):
         super().__init__(**settings)

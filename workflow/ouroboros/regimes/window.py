@@ -17,7 +17,7 @@ class Window(Regime):
     settings_schema = settings_schema({
         "k": {"type": "integer", "minimum": 1, "default": 3,
               "description": "how many of the latest generations' synthetic data each training set keeps"},
-    })
+    }, stage="fit")
 
     @property
     def label(self) -> str:

@@ -142,13 +142,11 @@ class Defaults:
         return {}
 
     # -- folders a fit starts from (a pretrained model; the previous generation) ------------------
-    def prepare_reference(self, out_dir: Path) -> None:
-        """Write files into the experiment's reference folder before :meth:`reference` (a pretrained model
-        converted once for every generation); called by the reference job."""
-
-    def fits_from_reference(self) -> bool:
-        """Whether ``fit`` reads the experiment's reference folder (its train jobs then take it as an input)."""
-        return False
+    def backbone(self) -> Optional[str]:
+        """The pretrained model the fit starts from (the ``model:`` setting), or None: the workflow converts it once
+        into the backbone cache (:mod:`ouroboros.backbones`) and attaches that folder as ``backbone`` to the train
+        and reference jobs."""
+        return None
 
     def starts_from_previous(self) -> bool:
         """Whether generation g's ``fit`` starts from generation g - 1's saved model (a warm start: its train
@@ -167,11 +165,11 @@ class Defaults:
         if getattr(self, "_previous", None) is not None:
             return self._previous
         folder = self.attached.get("previous")
-        return Target.load(folder) if folder else None
+        return Target.load(folder, like=self) if folder else None
 
     @property
     def attached(self) -> dict[str, str]:
-        """Folders given to the fit: ``reference`` (the experiment's reference folder), ``previous``
+        """Folders given to the fit: ``backbone`` (the converted pretrained model, :meth:`backbone`), ``previous``
         (generation g - 1's model folder); kept by :meth:`Target.clone`."""
         return getattr(self, "_attached", {})
 
@@ -276,21 +274,38 @@ class Target(Defaults, abc.ABC):
         io.save_json(directory / "target.json", {"target": self.name, "params": self.params})
 
     @classmethod
-    def load(cls, directory: str | Path) -> "Target":
-        """Load a saved model; dispatches on the target name recorded beside it."""
+    def load(cls, directory: str | Path, like: Optional["Target"] = None) -> "Target":
+        """Load a saved model; dispatches on the target name recorded beside it.  ``like``: the target as the loading
+        job's spec makes it: its settings, not those recorded at training, then serve sampling and evaluation (a
+        changed sample or evaluate setting re-runs only those jobs), and the settings the training read (stages
+        data and fit) must equal the recorded ones, else the file is refused as stale or swapped."""
         from ouroboros.targets import target_class
 
         from ouroboros.settings import ConfigError
 
         directory = Path(directory)
+        pruned = directory.with_name(directory.name + ".pruned.json")
+        if pruned.is_file():  # paths.GenerationFiles.pruned
+            rec = io.load_json(pruned)
+            raise io.IntermediateFileError(
+                f"{directory} holds no weights: its chain keeps those of few generations (keep: {rec.get('keep')}) "
+                f"and removed these ({', '.join(rec.get('removed', {})) or 'none'}) once every job reading them was "
+                f"done; to compute them again, delete {directory.parent} and run the workflow (this generation and "
+                "every later one of its chain are then recomputed), or set keep: all", directory)
         meta_path = directory / "target.json"
         meta = io.load_json(meta_path)
         try:
-            klass = target_class(meta["target"]) if cls is Target else cls
+            klass = type(like) if like is not None else (target_class(meta["target"]) if cls is Target else cls)
             if klass.name != meta["target"]:
                 raise io.IntermediateFileError(f"{meta_path} describes a {meta['target']} model, not {klass.name}",
                                                directory)
-            obj = klass(**meta["params"])
+            if like is not None:
+                problem = like.stale_settings(meta["params"])
+                if problem:
+                    raise io.IntermediateFileError(f"{meta_path}: {problem}", directory)
+                obj = like.clone()
+            else:
+                obj = klass(**meta["params"])
         except (KeyError, TypeError, ValueError, ConfigError) as exc:
             raise io.IntermediateFileError(f"{meta_path} is not a model description ({type(exc).__name__}: {exc})",
                                            directory) from exc
@@ -299,6 +314,23 @@ class Target(Defaults, abc.ABC):
         except (KeyError, TypeError, ValueError) as exc:
             raise io.IntermediateFileError(f"{directory} does not hold a valid {klass.name} model "
                                            f"({type(exc).__name__}: {exc})", directory) from exc
+
+    def stale_settings(self, recorded: dict) -> Optional[str]:
+        """Why a model trained with the ``recorded`` settings is not this target's (a setting its training read,
+        of stage data or fit, differs), or None."""
+        import json
+
+        from ouroboros.settings import STAGES, by_stage
+
+        props = self.params_schema.get("properties", {})
+        mine = by_stage(self.params_schema, self.params)
+        theirs = by_stage(self.params_schema, {k: v for k, v in dict(recorded).items() if k in props})
+        for stage in STAGES[:2]:
+            for k, v in mine[stage].items():
+                if k in theirs[stage] and json.dumps(theirs[stage][k], sort_keys=True) != json.dumps(v, sort_keys=True):
+                    return (f"the model was trained with {k}={theirs[stage][k]!r}, the study's settings say {k}={v!r} "
+                            "(a stale or swapped file: rerun its train job)")
+        return None
 
     def _load_state(self, directory: Path) -> "Target":
         return self.set_state(io.load_npz(directory / "state.npz"))

@@ -51,15 +51,15 @@ class CategoricalTarget(ExactMethod, SufficientStatistics, Curatable, ClosedForm
     compress_models = True  # every generation's frequencies, mostly zeros once categories are lost
     curation_hooks = ("candidates", "truth_logpdf", "loglik", "features", "duplicates")
     params_schema = settings_schema({
-        "K": {"type": "integer", "minimum": 2, "default": 10, "description": "number of categories"},
-        "truth": {"enum": ["uniform", "zipf"], "default": "uniform",
+        "K": {"stage": "data", "type": "integer", "minimum": 2, "default": 10, "description": "number of categories"},
+        "truth": {"stage": "data", "enum": ["uniform", "zipf"], "default": "uniform",
                   "description": "uniform over the K categories, or Zipf: p_k proportional to k^-beta"},
-        "beta": {"type": "number", "minimum": 0, "default": 1.0, "description": "Zipf exponent"},
-        "smoothing": {"type": "number", "minimum": 0, "default": 0.0,
+        "beta": {"stage": "data", "type": "number", "minimum": 0, "default": 1.0, "description": "Zipf exponent"},
+        "smoothing": {"stage": "fit", "type": "number", "minimum": 0, "default": 0.0,
                       "description": "additive smoothing alpha of the refit (0: empirical frequencies, the MLE)"},
-        "tail_mass": {"type": "number", "exclusiveMinimum": 0, "maximum": 0.5, "default": 0.1,
+        "tail_mass": {"stage": "evaluate", "type": "number", "exclusiveMinimum": 0, "maximum": 0.5, "default": 0.1,
                       "description": "the truth's tail: its rarest categories holding this much mass"},
-        "method": {"enum": ["auto", "sample", "counts"], "default": "auto",
+        "method": {"stage": "sample", "enum": ["auto", "sample", "counts"], "default": "auto",
                    "description": "draw the items, or draw their counts per category (a multinomial; exact)"},
     })
     units = {"entropy": "nats", "kl_model_truth": "nats", "tail_covered": "share", "lost_any": "share",

@@ -65,10 +65,10 @@ class GaussianTarget(ExactMethod, SufficientStatistics, Curatable, ClosedForm, T
         "type": "object",
         "additionalProperties": False,
         "properties": {
-            "d": {"type": "integer", "minimum": 1, "default": 1, "description": "dimension"},
-            "ddof": {"type": "integer", "minimum": 0, "default": 0,
+            "d": {"stage": "data", "type": "integer", "minimum": 1, "default": 1, "description": "dimension"},
+            "ddof": {"stage": "fit", "type": "integer", "minimum": 0, "default": 0,
                      "description": "delta degrees of freedom of the variance estimate (0: MLE, as np.std)"},
-            "method": {"enum": ["auto", "sample", "sufficient"], "default": "auto",
+            "method": {"stage": "sample", "enum": ["auto", "sample", "sufficient"], "default": "auto",
                        "description": "draw the points, or draw their sufficient statistics exactly"},
         },
     }

