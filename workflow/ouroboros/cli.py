@@ -1,13 +1,17 @@
 """``ouroboros`` on the command line.
 
 ``ouroboros check FILE [FILE ...]``: check study config files as ``snakemake --configfile FILE ...`` would
-read them (over config/config.yaml), without Snakemake and without running anything: YAML syntax (with the
-line), the schemas, sweep plots, job sizes and count, the tracking folder.  Snakemake reads ``--configfile``
-itself before the workflow starts, and its YAML error names no line; this command does.
+read them (over config/config.yaml), without running the study: YAML syntax (with the line), the schemas, sweep
+plots, job sizes and count, the tracking folder; then what the study will cost (:mod:`ouroboros.costs`): the
+largest job's memory, the disk it writes, and its time from a short probe of each experiment (``--no-time``
+skips it).  Snakemake reads ``--configfile`` itself before the workflow starts, and its YAML error names no line;
+this command does.
 """
 from __future__ import annotations
 
 import argparse
+import os
+import subprocess
 import sys
 from pathlib import Path
 from typing import Optional, Sequence
@@ -16,7 +20,7 @@ REPO = Path(__file__).resolve().parents[2]
 
 
 def _check(args) -> int:
-    from ouroboros import preflight
+    from ouroboros import costs, preflight
     from ouroboros.settings import ConfigError
 
     try:
@@ -25,7 +29,6 @@ def _check(args) -> int:
         print(f"Error: {exc}", file=sys.stderr)
         return 1
     study = prepared.study
-    worst = max((preflight.job_bytes(c)[0] for c in study.chains), default=0)
     try:
         jobs = scheduled_jobs(args.files, args.repo)
     except RuntimeError as exc:
@@ -33,8 +36,16 @@ def _check(args) -> int:
         return 1
     print(f"{study.name}: {len(study.experiments)} experiment(s), {len(study.chains)} chain(s), "
           + (f"{jobs:,} jobs to run here" if jobs else "nothing to run here (every result is present)")
-          + f" (as snakemake -n counts them), the largest holding about {preflight._gb(worst)}; tracking "
+          + " (as snakemake -n counts them); tracking "
           + (prepared.tracking["uri"] if prepared.tracking["enabled"] else "off"))
+    est = prepared.costs
+    if args.time and jobs:
+        try:
+            costs.timed(est, study, args.cores)
+        except (RuntimeError, subprocess.TimeoutExpired) as exc:
+            print(f"  time: not estimated ({exc})")
+    for line in costs.describe(est, study.name, args.cores):
+        print(line)
     return 0
 
 
@@ -67,6 +78,11 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     check = sub.add_parser("check", help="check study config files before running them")
     check.add_argument("files", nargs="*", help="config files, later ones overriding earlier (as --configfile)")
     check.add_argument("--repo", default=str(REPO), help="the checkout holding config/ (default: this one)")
+    check.add_argument("--cores", type=int, default=os.cpu_count() or 1,
+                       help="cores the time estimate spreads the jobs over (default: this machine's)")
+    check.add_argument("--no-time", dest="time", action="store_false",
+                       help="skip the time estimate (its probe runs each experiment's fit, sample and evaluate at a "
+                            "small size: seconds, a minute for a pretrained model)")
     check.set_defaults(func=_check)
     args = parser.parse_args(argv)
     return args.func(args)

@@ -26,6 +26,8 @@ class Prepared:
     study: "object"
     sweep_plots: dict
     tracking: dict
+    #: what the study will cost (ouroboros.costs.Estimate: jobs, memory, disk; no time), where it was checked
+    costs: Optional["object"] = None
 
 
 # -- where a key was written -----------------------------------------------------------------------
@@ -212,8 +214,9 @@ def _gb(x: float) -> str:
     return f"{x / GB:.3g} GB" if x >= 0.1 * GB else f"{x / 1024 ** 2:.3g} MB"
 
 
-def check_sizes(study, limits: dict, tracking: bool) -> None:
-    """Refuse a study whose jobs would not fit in memory, or whose DAG is too large to build."""
+def check_sizes(study, limits: dict, tracking: dict):
+    """Refuse a study whose jobs would not fit in memory, whose DAG is too large to build, or whose files would not
+    fit on the disk; returns its :class:`ouroboros.costs.Estimate`."""
     limit = limits.get("job_memory_gb")
     limit_bytes = limit * GB if limit else machine_memory()
     source = "limits.job_memory_gb" if limit else "this machine's memory; raise it with limits.job_memory_gb"
@@ -228,12 +231,36 @@ def check_sizes(study, limits: dict, tracking: bool) -> None:
             f"invalid config at experiments ({chain.experiment.label}, regime {chain.regime.label}): a job would "
             f"hold about {_gb(b)} ({how}), over the limit of {_gb(limit_bytes)} ({source}); lower replicates, n "
             f"or generations (accumulated pools grow with them)")
-    jobs = job_count(study, tracking)
+    jobs = job_count(study, tracking["enabled"])
     if jobs > limits["jobs"]:
         raise ConfigError(
             f"invalid config at generations: the study would run about {jobs:,} jobs, over limits.jobs = "
             f"{limits['jobs']:,} (Snakemake builds every job before the first runs); use fewer generations, "
             f"seeds or sweep values, a larger block, or raise limits.jobs")
+    from ouroboros import costs
+
+    est = costs.estimate(study, tracking)
+    peak = est.peak_job
+    if peak is not None and peak.memory > limit_bytes:
+        raise ConfigError(
+            f"invalid config at experiments ({peak.experiment}): its {peak.rule} job would hold about "
+            f"{_gb(peak.memory)} ({peak.how}), over the limit of {_gb(limit_bytes)} ({source}); lower the batch, "
+            "the model or n, or train an adapter")
+    need = est.disk_bytes - costs.written(study.name)
+    free = costs.free_disk(paths_results(study.name))
+    if need > free:
+        raise ConfigError(
+            f"invalid config at experiments: the study would write about {_gb(need)} more (results "
+            f"{_gb(est.results_bytes)}, MLflow {_gb(est.mlflow_bytes)}), but the disk holding "
+            f"{paths_results(study.name)} has {_gb(free)} free; free space, or store fewer weights "
+            "(weights_dtype: bf16, keep: last)")
+    return est
+
+
+def paths_results(name: str) -> str:
+    from ouroboros import paths
+
+    return paths.results(name)
 
 
 # -- weights a chain does not keep ------------------------------------------------------------------
@@ -315,17 +342,18 @@ def prepare(config: dict, basedir, cwd=None, configfiles: Sequence = (), reread:
             uri = resolve_uri(tr["uri"], cwd)
         except TrackingError as exc:
             raise ConfigError(f"invalid config at tracking.uri: {exc}") from None
+        est = None
         if not checked:
             if tr["enabled"]:
                 check_tracking_folder(uri)
-            check_sizes(study, config["limits"], tr["enabled"])
+            est = check_sizes(study, config["limits"], tr)
             check_kept_weights(study)
     except ConfigError as exc:
         raise ConfigError(locate(str(exc), configfiles)) from None
     tracking = {"enabled": tr["enabled"], "uri": uri, "artifacts": resolve_artifacts(tr["artifacts"], uri, cwd),
                 "every": tr["every"], "chains_per_job": tr["chains_per_job"],
                 "parent_points": tr["parent_points"]}
-    return Prepared(study, sweeps, tracking)
+    return Prepared(study, sweeps, tracking, est)
 
 
 def check_files(files: Sequence, basedir, cwd=None) -> Prepared:

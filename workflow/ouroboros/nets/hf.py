@@ -195,6 +195,20 @@ def module_names(config) -> list[str]:
     return [n for n, _ in model.named_modules()]
 
 
+def parameter_counts(config, target_modules: Sequence[str] = (), r: int = 0) -> tuple[int, int]:
+    """(parameters of the model ``config`` describes, parameters of a rank-``r`` LoRA adapter on
+    ``target_modules``), counted on an empty (meta-device) model: nothing is allocated."""
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    with torch.device("meta"):
+        model = AutoModelForCausalLM.from_config(config)
+    total = int(sum(p.numel() for p in model.parameters()))  # tied embeddings once
+    lora = sum(r * (m.in_features + m.out_features) for name, m in model.named_modules()
+               if name.rsplit(".", 1)[-1] in set(target_modules) and hasattr(m, "in_features"))
+    return total, int(lora)
+
+
 def lora_mismatch(config, target_modules: Sequence[str]) -> Optional[str]:
     """A message when none of ``target_modules`` names a module of the model (what peft would fail on later)."""
     names = module_names(config)

@@ -11,5 +11,8 @@ class AccumulateSubsample(Regime):
     pools = True
     needs_points = True
 
+    def train_size(self, n, t):
+        return n
+
     def build(self, src):
         return D.subsample(src.pool, src.n, src.rng)

@@ -119,6 +119,15 @@ class Regime:
         """Synthetic items each generation's model must supply (after curation)."""
         return n - self.n_real(n)
 
+    def train_size(self, n: int, t: int) -> int:
+        """Items in generation t's training set (a cost estimate's; curation that keeps fewer is not counted):
+        the real items and n_synthetic from each generation it reads (for a pool, every earlier one)."""
+        if t == 0:
+            return n
+        if self.pools:
+            return n + t * self.n_synthetic(n)
+        return self.n_real(n) + len(self.sources(t)) * self.n_synthetic(n)
+
     def sources(self, t: int) -> list[int]:
         """Generations whose synthetic data generation t's training set reads (ascending).
 

@@ -78,6 +78,37 @@ class Defaults:
         """Bytes of one replicate's fitted model (0: small or not known in advance)."""
         return 0
 
+    # -- costs (the estimate before a run: ouroboros.costs) -----------------------------------------
+    def runtime_bytes(self) -> int:
+        """Memory a job of this target holds before any data: Python, numpy and the libraries it imports."""
+        return 150 * 2 ** 20
+
+    def fit_bytes(self, n: int) -> int:
+        """Memory a fit needs beyond its data and the model itself (gradient descent: gradients, the optimiser's
+        state, one batch's activations); 0 for a closed-form refit."""
+        return 0
+
+    def saved_model_bytes(self) -> int:
+        """Bytes of one replicate's model as saved on disk (default: as in memory)."""
+        return self.model_bytes()
+
+    def work(self, stage: str, n: int) -> float:
+        """Units of work of one job of ``stage`` (``fit``, ``sample``, ``evaluate``) on ``n`` items per replicate
+        (fit: the training set; sample: the items drawn; evaluate: the items scored), in a unit of the target's
+        choosing that a job's time grows with: the time estimate measures seconds per unit with a probe
+        (:meth:`probe_params`) and scales them to every job of a study (default: items)."""
+        return float(n)
+
+    def probe_params(self) -> dict:
+        """Settings of a probe that runs this target's fit, sample and evaluate at a small size, as fast per unit
+        of :meth:`work` as the real settings (default: the real settings; a torch target cuts its steps)."""
+        return dict(self.params)
+
+    def probe_items(self, stage: str) -> int:
+        """Items per replicate the probe fits on (``fit``) or draws and scores (``sample``); at most the study's n
+        (default: all of them: a cheap target's generation is its own probe)."""
+        return 10 ** 9
+
     def threads(self, n: int, replicates: int) -> int:
         """Threads worth giving a block job that draws ``n`` items for each of ``replicates`` per generation
         (Snakemake's ``threads:``, scaled down to ``--cores``); 1 unless the target cuts its draws into

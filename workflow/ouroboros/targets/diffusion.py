@@ -244,6 +244,23 @@ class DiffusionTarget(Curatable, MlflowFlavor, TorchTarget):
     def item_bytes(self):
         return 4 * self.d if self.is_image else 8 * self.d
 
+    # -- costs (ouroboros.costs) ---------------------------------------------------------------
+    def work(self, stage: str, n: int) -> float:
+        """Items through the network: fit, train_steps times the batch (whatever n is); sample, n times the
+        sampling steps; evaluate, the real test items' denoising scores and the (at most eval_max) samples."""
+        p = self.p
+        if stage == "fit":
+            return float(p["train_steps"] * p["batch_size"])
+        if stage == "sample":
+            return float(n * p["steps"])
+        return float(p["score_draws"] * 2000 + min(n, p["eval_max"]) * (1 if self.is_image else 4))
+
+    def probe_params(self) -> dict:
+        return dict(self.params, train_steps=min(self.p["train_steps"], 5), judge_epochs=1)
+
+    def probe_items(self, stage: str) -> int:
+        return self.p["batch_size"] if stage == "fit" else min(self.p["sample_batch"], 200)
+
     # -- the network and the schedulers --------------------------------------------------------
     def _new_net(self):
         from ouroboros.nets import diffusion as N

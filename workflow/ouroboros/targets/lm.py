@@ -349,6 +349,90 @@ class LMTarget(Curatable, MlflowFlavor, TorchTarget):
     def item_bytes(self):
         return 8 * (self.p["seq_len"] + self.p["prompt_len"])
 
+    # -- costs (ouroboros.costs) -------------------------------------------------------------
+    def _config(self):
+        """The pretrained model's transformers config (read from the source: no weights are loaded)."""
+        return _hf().load_config(_hf().resolve(self.p["model"]))
+
+    def _shape(self) -> dict:
+        """Layers, width, MLP width, heads and vocabulary of the network."""
+        p = self.p
+        if not self.pretrained:
+            return {"layers": p["n_layer"], "hidden": p["n_embd"], "mlp": 4 * p["n_embd"], "heads": p["n_head"],
+                    "vocab": self.tokenizer.vocab_size}
+        c = self._config()
+        return {"layers": c.num_hidden_layers, "hidden": c.hidden_size,
+                "mlp": getattr(c, "intermediate_size", 4 * c.hidden_size), "heads": c.num_attention_heads,
+                "vocab": c.vocab_size}
+
+    def parameters(self) -> int:
+        if not self.pretrained:
+            return super().parameters()
+        return _hf().parameter_counts(self._config())[0]
+
+    def trained_parameters(self) -> int:
+        a = self.p["adapter"]
+        if not (self.pretrained and a):
+            return self.parameters()
+        return _hf().parameter_counts(self._config(), a["target_modules"], a["r"])[1]
+
+    def model_bytes(self) -> int:
+        """In memory: float32 weights (with an adapter, the base's and the adapter's)."""
+        return 4 * (self.parameters() + (self.trained_parameters() if self.pretrained and self.p["adapter"] else 0))
+
+    def saved_model_bytes(self) -> int:
+        width = {"fp32": 4, "bf16": 2, "fp16": 2}[self.p["weights_dtype"]]
+        return width * (self.trained_parameters() if self.pretrained and self.p["adapter"] else self.parameters())
+
+    def _row_tokens(self) -> int:
+        """Tokens of one training row: a window of the context (from scratch) or an item after end-of-text."""
+        return self.p["block_size"] if not self.pretrained else min(self.p["block_size"], self.p["seq_len"] + 1)
+
+    def activation_bytes(self) -> int:
+        """float32 activations of one batch (per token and layer: the attention's inputs and outputs, the MLP's,
+        the attention weights; then the logits with their softmax and gradient)."""
+        s, tokens = self._shape(), self.p["batch_size"] * self._row_tokens()
+        per_layer = 10 * s["hidden"] + 3 * s["mlp"] + s["heads"] * self._row_tokens()
+        return 4 * tokens * (s["layers"] * per_layer + 3 * s["vocab"])
+
+    def runtime_bytes(self) -> int:
+        """torch, and transformers with its tokenizers for a pretrained model."""
+        return super().runtime_bytes() + (250 * 2 ** 20 if self.pretrained else 0)
+
+    def _test_tokens(self) -> int:
+        cached = getattr(self, "_n_test", None)
+        if cached is None:
+            cached = self._n_test = len(self._items_stream(self.corpus()["test"]))
+        cap = self.p["eval_max_tokens"]
+        return min(cached, cap + 1) if cap else cached
+
+    def work(self, stage: str, n: int) -> float:
+        """Tokens through the network: fit, the optimiser's steps times the tokens of a batch; sample, the new
+        tokens times the beams (and the prompts once); evaluate, the test stream twice (both perplexities; the
+        sliding window reads each token block_size / stride times) and the samples under generation 0."""
+        p, row = self.p, self._row_tokens()
+        if stage == "fit":
+            if not self.pretrained:
+                return float(self.steps_for(n * (p["seq_len"] + 1)) * p["batch_size"] * p["block_size"])
+            steps = max(1, math.ceil(p["epochs"] * math.ceil(n / p["batch_size"])))  # as nets.hf.train_rows
+            steps = min(steps, p["max_steps"]) if p["max_steps"] else steps
+            return float(steps * p["batch_size"] * row)
+        if stage == "sample":
+            beams = p["beams"] if p["decoding"] == "beam" else 1
+            prompt = p["prompt_len"] if p["prompt"] == "real" else 1
+            return float(n * (prompt + p["seq_len"] * beams))
+        windows = 1 + (p["block_size"] / (p["ppl_stride"] or max(1, p["block_size"] // 2)) if self.pretrained else 1)
+        return float(self._test_tokens() * windows + n * (p["seq_len"] + 1))
+
+    def probe_params(self) -> dict:
+        """Two optimiser steps; a few test blocks."""
+        return dict(self.params, max_steps=2, epochs=min(self.p["epochs"], 1),
+                    eval_max_tokens=4 * (self.p["seq_len"] + 1))
+
+    def probe_items(self, stage: str) -> int:
+        """Two batches to fit on (the real batch: the real memory); one generation batch to draw and score."""
+        return 2 * self.p["batch_size"] if stage == "fit" else self.p["gen_batch"]
+
     def steps_for(self, tokens: int) -> int:
         p = self.p
         steps = max(1, math.ceil(p["epochs"] * tokens / (p["batch_size"] * p["block_size"])))

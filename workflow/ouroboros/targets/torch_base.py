@@ -81,6 +81,38 @@ class TorchTarget(Target):
 
         self.device_used_ = device_label(device)
 
+    # -- costs (ouroboros.costs) -----------------------------------------------------------
+    def runtime_bytes(self) -> int:
+        """Python, numpy and torch (about 400 MB resident once torch is imported, measured on CPU)."""
+        return 520 * 2 ** 20
+
+    def parameters(self) -> int:
+        """Parameters of the network, counted on an empty (meta-device) copy: nothing is allocated."""
+        import torch
+
+        with torch.device("meta"):
+            net = self._new_net()
+        return int(sum(p.numel() for p in net.parameters()))
+
+    def model_bytes(self) -> int:
+        return 4 * self.parameters()
+
+    def saved_model_bytes(self) -> int:
+        """The weights in their ``weights_dtype`` on disk."""
+        return {"fp32": 4, "bf16": 2, "fp16": 2}[self.p.get("weights_dtype", "fp32")] * self.parameters()
+
+    def trained_parameters(self) -> int:
+        return self.parameters()
+
+    def activation_bytes(self) -> int:
+        """One training batch's activations kept for the backward pass (0: small beside the weights)."""
+        return 0
+
+    def fit_bytes(self, n: int) -> int:
+        """Gradients and Adam's two moments of every trained float32 parameter (12 bytes each: with the weights,
+        4x the weights for a full fine-tune) and a batch's activations."""
+        return 12 * self.trained_parameters() + self.activation_bytes()
+
     # -- chains ------------------------------------------------------------------------
     def check(self, regime: Regime, n: int, replicates: int) -> Optional[str]:
         if replicates != 1:

@@ -90,8 +90,11 @@ class VAETarget(Curatable, MlflowFlavor, TorchTarget):
 
     # -- data --------------------------------------------------------------------
     def _pool(self):
-        x, y = images.load(self.p["data"], self.p["root"], self.p["split"], self.p["download"])
-        return images.split(x, y, self.p["test_fraction"], self.p["split_seed"])
+        cached = getattr(self, "_pool_", None)
+        if cached is None:
+            x, y = images.load(self.p["data"], self.p["root"], self.p["split"], self.p["download"])
+            cached = self._pool_ = images.split(x, y, self.p["test_fraction"], self.p["split_seed"])
+        return cached
 
     @property
     def side(self) -> int:
@@ -122,6 +125,24 @@ class VAETarget(Curatable, MlflowFlavor, TorchTarget):
     # -- torch plumbing --------------------------------------------------------------
     def item_bytes(self):
         return 4 * self.side * self.side
+
+    # -- costs (ouroboros.costs) ---------------------------------------------------------------
+    def work(self, stage: str, n: int) -> float:
+        """Images through the network: fit, epochs times n; sample, n; evaluate, the real test images times the
+        IWAE samples and the (at most eval_max) samples through the judge."""
+        p = self.p
+        if stage == "fit":
+            return float(p["epochs"] * n)
+        if stage == "sample":
+            return float(n)
+        test = len(self._pool()[2])
+        return float(test * (p["iwae_k"] + 1) + min(n, p["eval_max"]))
+
+    def probe_params(self) -> dict:
+        return dict(self.params, epochs=1)
+
+    def probe_items(self, stage: str) -> int:
+        return 4 * self.p["batch_size"]
 
     def _hidden(self, x_dim):
         return self.p["hidden"] or max(64, round(400 * x_dim / 784))
