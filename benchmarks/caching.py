@@ -141,7 +141,11 @@ def main() -> None:
     ap.add_argument("--name", default="after")
     a = ap.parse_args()
     code = Path(a.code).resolve()
-    out = {"code": str(code)}
+    commit = subprocess.run(["git", "-C", str(code), "rev-parse", "--short", "HEAD"], capture_output=True,
+                            text=True).stdout.strip()
+    dirty = subprocess.run(["git", "-C", str(code), "status", "--porcelain", "--untracked-files=no"],
+                           capture_output=True, text=True).stdout.strip()
+    out = {"code": str(code), "code_commit": commit + (" (with uncommitted changes)" if dirty else "")}
     for what in a.what:
         out[what] = {"reruns": reruns, "storage": storage}[what](code)
     save(f"caching-{a.name}", out)

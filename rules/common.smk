@@ -6,7 +6,8 @@ import sys
 
 from ouroboros import paths
 from ouroboros.backbones import check_entries as check_backbone_entries
-from ouroboros.config import ConfigError, canonical, put_package_on_pythonpath
+from ouroboros.costs import summary_line as costs_line
+from ouroboros.config import ConfigError, put_package_on_pythonpath, results_config
 from ouroboros.logs import when_nothing_to_do
 from ouroboros.plan import Plan
 from ouroboros.preflight import prepare
@@ -31,6 +32,8 @@ PLAN = Plan(STUDY, TRACKING, SWEEP_PLOTS)
 if workflow.is_main_process:
     for _line in check_backbone_entries(PLAN.backbones.values()):
         print(f"Rebuilding the backbone cache entry {_line}", file=sys.stderr)
+    if _PREPARED.costs is not None:  # what the study costs (ouroboros check FILE adds the time)
+        print(costs_line(_PREPARED.costs, STUDY.name), file=sys.stderr)
 # what a tracking job needs to find (or create) the study's experiment
 TRACKING_STUDY = {"study": STUDY.name, "uri": TRACKING["uri"], "artifacts": TRACKING["artifacts"],
                   "description": config["description"], "claims": config.get("claims", "")}

@@ -31,7 +31,8 @@ rule track_study:
         paths.tracking_study(S),
     params:
         study=TRACKING_STUDY,
-        config=canonical(STUDY.config),
+        config=lambda w, input: STUDY.config,  # derived from the input: logged, never a rerun trigger
+        settings=PLAN.digest(results_config(STUDY)),
         repo=workflow.basedir,
     log:
         f"{LOGS}/tracking/study.log",

@@ -277,12 +277,12 @@ def test_diffusion_studies_through_snakemake_per_job_and_in_blocks_tracked_to_ml
     import pandas as pd
 
     os.environ["MLFLOW_DISABLE_TELEMETRY"] = "true"
-    cfg = {"study": "diff-tiny", "seeds": [0], "generations": 2,
+    cfg = {"study": "diff-tiny", "seeds": [0], "generations": 1,
            "experiments": [
                {"name": "img", "target": "diffusion", "n": 100, "params": DIGITS,
                 "regimes": [{"kind": "mix", "n_real": 100, "n_synthetic": 50}],
                 "curation": {"selector": "correct", "gamma": 0.5, "k": 2}},
-               {"name": "pts", "target": "diffusion", "n": 80, "block": 3, "params": dict(POINTS, init="previous"),
+               {"name": "pts", "target": "diffusion", "n": 80, "block": 2, "params": dict(POINTS, init="previous"),
                 "regimes": [{"kind": "mix", "rho": 0.5, "fresh": True}]}]}
     snakemake_run(tmp_path, cfg, "--cores", "2")
     results = tmp_path / "results/diff-tiny"
@@ -291,10 +291,10 @@ def test_diffusion_studies_through_snakemake_per_job_and_in_blocks_tracked_to_ml
     pts = make_target("diffusion", POINTS).metrics
     assert set(table[table.experiment == "pts"]["metric"]) == set(pts) | {"train_items"}
     assert set(table[table.experiment == "img"]["metric"]) == set(img) | {"train_items", "curation_kept_fraction"}
-    assert table["value"].notna().all() and len(table[table.experiment == "pts"]) == 3 * (len(pts) + 1)
+    assert table["value"].notna().all() and len(table[table.experiment == "pts"]) == 2 * (len(pts) + 1)
     assert (table[table.metric == "curation_kept_fraction"]["value"] == 1).all()
     assert (results / "plots/samples/img/mix-nr100-ns50/seed0.png").stat().st_size > 2000
-    assert (results / "img/mix-nr100-ns50/seed0/gen2/model/state.npz").is_file()
+    assert (results / "img/mix-nr100-ns50/seed0/gen1/model/state.npz").is_file()
     uri = f"sqlite:///{tmp_path / 'results' / 'mlflow.db'}"
     mlflow.set_tracking_uri(uri)
     client = mlflow.MlflowClient(uri)
@@ -302,10 +302,10 @@ def test_diffusion_studies_through_snakemake_per_job_and_in_blocks_tracked_to_ml
 
     exp = client.get_experiment_by_name(experiment_name("diff-tiny"))
     models = {m.name: m.model_id for m in client.search_logged_models(experiment_ids=[exp.experiment_id])}
-    assert {"gen2-s0-mix-nr100-ns50-img", "gen2-s0-mix-rho0_5-fresh-pts"} <= set(models)
-    drawn = mlflow.pyfunc.load_model(f"models:/{models['gen2-s0-mix-nr100-ns50-img']}").predict(
+    assert {"gen1-s0-mix-nr100-ns50-img", "gen1-s0-mix-rho0_5-fresh-pts"} <= set(models)
+    drawn = mlflow.pyfunc.load_model(f"models:/{models['gen1-s0-mix-nr100-ns50-img']}").predict(
         pd.DataFrame({"n": [3], "lam": [1.0], "seed": [0]}))
     assert drawn.shape == (3, 65) and drawn.iloc[:, 1:].to_numpy().max() <= 1
-    points = mlflow.pyfunc.load_model(f"models:/{models['gen2-s0-mix-rho0_5-fresh-pts']}").predict(
+    points = mlflow.pyfunc.load_model(f"models:/{models['gen1-s0-mix-rho0_5-fresh-pts']}").predict(
         pd.DataFrame({"n": [4], "lam": [0.5], "seed": [1]}))
     assert list(points.columns) == ["replicate", "x0", "x1"] and len(points) == 4

@@ -120,6 +120,16 @@ def canonical(value):
     return json.loads(json.dumps(value, sort_keys=True))
 
 
+def results_config(study: "Study") -> dict:
+    """The study's config without the settings no result depends on (stage ``none``: threads, devices, logging,
+    limits): what the study's tracking job's rerun depends on, in a canonical order."""
+    out = {k: v for k, v in study.config.items() if k not in ("limits",)}
+    out["experiments"] = [dict(e, params=results_settings(target_class(e["target"]).params_schema,
+                                                          e.get("params") or {}))
+                          for e in study.config["experiments"]]
+    return canonical(out)
+
+
 def real_rng(study: str, experiment: str, seed: int) -> np.random.Generator:
     """Real data depend on (study, experiment stream, seed) only: every regime sees the same real data."""
     return seeding.generator(study, experiment, seed, "real")
@@ -160,6 +170,10 @@ class ChainSpec:
                 "gen0_items": self.gen0_items}
 
     def by_stage(self) -> dict[str, dict]:
+        return copy.deepcopy(self._by_stage)
+
+    @functools.cached_property
+    def _by_stage(self) -> dict[str, dict]:
         """What the chain's results depend on, by the stage each part changes first (:data:`~ouroboros.settings.STAGES`):
         {stage: {field: value}}, the target's settings under ``params`` split by the stages its schema declares
         (those of stage ``none``, such as threads, left out).  A job's rule carries the parts of its own stage and
@@ -193,6 +207,10 @@ class ChainSpec:
 
     def gen0(self) -> "ChainSpec":
         """The spec of generation 0's jobs, shared by the experiment's regimes (no regime, no curation)."""
+        return self._gen0
+
+    @functools.cached_property
+    def _gen0(self) -> "ChainSpec":
         return dataclasses.replace(self, regime=R.from_spec(GEN0_REGIME), curation_spec=None)
 
     # -- identity and streams ------------------------------------------------------------------------

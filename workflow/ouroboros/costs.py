@@ -86,6 +86,8 @@ class Estimate:
     job_seconds: float = 0.0
     wall_seconds: float = 0.0
     longest_chain_seconds: float = 0.0
+    #: bytes the study's folder held when the estimate was made (filled by the preflight)
+    written: int = 0
 
     @property
     def count(self) -> int:
@@ -192,7 +194,7 @@ def estimate(study, tracking: dict) -> Estimate:
                     loads=1, model=model_mem, samples=2 * samples)
                 scored = max(n_draw, target.min_eval_items())
                 add("evaluate", {"evaluate": target.work("evaluate", scored) * R}, writes=64 * 1024, loads=2,
-                    data=data, models=2 * model_mem, samples=2 * samples)
+                    data=data, models=2 * model_mem, samples=2 * samples, scoring=target.score_bytes())
                 if not keeps:
                     add("prune")
                 mlflow += MLFLOW_RUN_BYTES + (saved if keeps and saved < 16 * 1024 else 0)
@@ -200,7 +202,8 @@ def estimate(study, tracking: dict) -> Estimate:
                 n_cand = job.n_candidates
                 samples = n_cand * R * item
                 add("curate", {"evaluate": target.work("evaluate", n_cand) * R}, count=e.generations + 1,
-                    chained=True, writes=samples, loads=2, models=2 * model_mem, samples=2 * samples)
+                    chained=True, writes=samples, loads=2, models=2 * model_mem, samples=2 * samples,
+                    scoring=target.score_bytes())
     jobs = _merged(jobs)
     groups = len(plan.tracking_groups) if tracking.get("enabled") else 0
     return Estimate(jobs, todo, mlflow if groups else 0, groups + (1 if groups else 0))
@@ -306,7 +309,7 @@ def probe(target_name: str, params: dict, n: int, replicates: int, lam: float, w
     rng = np.random.default_rng(0)
     n_fit = max(2, min(n, target.probe_items("fit")))
     real = target.real_data(rng, n_fit, replicates)
-    target.clone().fit(real["train"][:, :2], rng).sample(2, lam, rng)  # warm-up
+    target.clone().fit(real["train"], rng).sample(2, lam, rng)  # warm-up: first calls import and allocate
     t = time.perf_counter()
     model = target.clone().fit(real["train"], rng)
     fit = time.perf_counter() - t
@@ -459,6 +462,16 @@ def describe(est: Estimate, study_name: str, cores: int) -> list[str]:
                      f"jobs; the longest chain {_duration(est.longest_chain_seconds)}), from a probe of each "
                      "experiment's fit, sample and evaluate here")
     return lines
+
+
+def summary_line(est: Estimate, study_name: str) -> str:
+    """One line for the start of a run: the largest job's memory and the disk the study writes, beside what this
+    machine has (the time needs the probe of ``ouroboros check``)."""
+    peak = est.peak_job
+    memory = f"the largest job ({peak.rule} of {peak.experiment}) about {_gb(peak.memory)}" if peak else "no jobs"
+    return (f"Study {study_name}: {memory} of {_gb(available_memory())} available; about "
+            f"{_gb(max(est.disk_bytes - est.written, 0))} more to write ({_gb(free_disk(paths.results(study_name)))} "
+            "free); its time: ouroboros check FILE")
 
 
 def _by_rule(est: Estimate) -> dict[str, int]:

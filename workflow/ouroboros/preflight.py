@@ -246,7 +246,8 @@ def check_sizes(study, limits: dict, tracking: dict):
             f"invalid config at experiments ({peak.experiment}): its {peak.rule} job would hold about "
             f"{_gb(peak.memory)} ({peak.how}), over the limit of {_gb(limit_bytes)} ({source}); lower the batch, "
             "the model or n, or train an adapter")
-    need = est.disk_bytes - costs.written(study.name)
+    est.written = costs.written(study.name)
+    need = est.disk_bytes - est.written
     free = costs.free_disk(paths_results(study.name))
     if need > free:
         raise ConfigError(

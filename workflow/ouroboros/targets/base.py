@@ -92,6 +92,11 @@ class Defaults:
         """Bytes of one replicate's model as saved on disk (default: as in memory)."""
         return self.model_bytes()
 
+    def score_bytes(self) -> int:
+        """Memory scoring items under a model takes beyond the model (an evaluate or curate job's batches of
+        logits; 0: small)."""
+        return 0
+
     def work(self, stage: str, n: int) -> float:
         """Units of work of one job of ``stage`` (``fit``, ``sample``, ``evaluate``) on ``n`` items per replicate
         (fit: the training set; sample: the items drawn; evaluate: the items scored), in a unit of the target's

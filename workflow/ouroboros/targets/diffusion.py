@@ -533,8 +533,11 @@ class DiffusionTarget(Curatable, MlflowFlavor, TorchTarget):
         self.shift_, self.scale_ = np.asarray(state["shift"], float), np.asarray(state["scale"], float)
         return self
 
-    def model_bytes(self):
-        return 4 * sum(p.numel() for p in self._new_net().parameters())
+    def parameters(self) -> int:
+        cached = getattr(self, "_parameters_", None)
+        if cached is None:
+            cached = self._parameters_ = super().parameters()
+        return cached
 
     def save(self, directory):
         directory = Path(directory)

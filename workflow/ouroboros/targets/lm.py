@@ -366,15 +366,24 @@ class LMTarget(Curatable, MlflowFlavor, TorchTarget):
                 "vocab": c.vocab_size}
 
     def parameters(self) -> int:
+        """From the settings (from scratch: tied embeddings, positions, 12 e^2 + 13 e a layer, the final norm;
+        nothing built) or the pretrained model's config (an empty meta-device model)."""
         if not self.pretrained:
-            return super().parameters()
-        return _hf().parameter_counts(self._config())[0]
+            p, e = self.p, self.p["n_embd"]
+            return self.tokenizer.vocab_size * e + p["block_size"] * e + p["n_layer"] * (12 * e * e + 13 * e) + 2 * e
+        return self._counts()[0]
 
     def trained_parameters(self) -> int:
-        a = self.p["adapter"]
-        if not (self.pretrained and a):
+        if not (self.pretrained and self.p["adapter"]):
             return self.parameters()
-        return _hf().parameter_counts(self._config(), a["target_modules"], a["r"])[1]
+        return self._counts()[1]
+
+    def _counts(self) -> tuple[int, int]:
+        cached = getattr(self, "_counts_", None)
+        if cached is None:
+            a = self.p["adapter"] or {}
+            cached = self._counts_ = _hf().parameter_counts(self._config(), a.get("target_modules", ()), a.get("r", 0))
+        return cached
 
     def model_bytes(self) -> int:
         """In memory: float32 weights (with an adapter, the base's and the adapter's)."""
@@ -394,6 +403,13 @@ class LMTarget(Curatable, MlflowFlavor, TorchTarget):
         s, tokens = self._shape(), self.p["batch_size"] * self._row_tokens()
         per_layer = 10 * s["hidden"] + 3 * s["mlp"] + s["heads"] * self._row_tokens()
         return 4 * tokens * (s["layers"] * per_layer + 3 * s["vocab"])
+
+    def score_bytes(self) -> int:
+        """A scoring batch's float32 logits, their log-softmax and what is gathered from it: 64 blocks of seq_len
+        tokens (the paper's perplexity, per-sequence perplexities) or 16 windows of block_size (the sliding
+        window)."""
+        tokens = max(64 * (self.p["seq_len"] + 1), 16 * self.p["block_size"] if self.pretrained else 0)
+        return 3 * 4 * tokens * self._shape()["vocab"]
 
     def runtime_bytes(self) -> int:
         """torch, and transformers with its tokenizers for a pretrained model."""

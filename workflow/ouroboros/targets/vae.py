@@ -147,6 +147,19 @@ class VAETarget(Curatable, MlflowFlavor, TorchTarget):
     def _hidden(self, x_dim):
         return self.p["hidden"] or max(64, round(400 * x_dim / 784))
 
+    def parameters(self) -> int:
+        """Counted from the settings (the layers of ``nets.vae.VAENet``; nothing built)."""
+        x, side, l = self.side * self.side, self.side, self.p["latent"]
+        h = self._hidden(x)
+        heads = 2 * (h * l + l)  # mu, logvar
+        if self.p["arch"] == "conv":
+            c, s4 = 32, math.ceil(side / 4)
+            flat = 2 * c * s4 * s4
+            enc = (9 * c + c) + (9 * c * 2 * c + 2 * c) + (flat * h + h)
+            dec = (l * h + h) + (h * flat + flat) + (9 * 2 * c * c + c) + (9 * c + 1)
+            return enc + dec + heads
+        return (x * h + h) + heads + (l * h + h) + (h * x + x)
+
     def _new_net(self):
         from ouroboros.nets.vae import VAEConfig, VAENet
 
