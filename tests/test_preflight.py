@@ -162,7 +162,8 @@ def test_absurd_sizes_are_refused_with_the_estimate(tmp_path):
     msg = str(err.value)
     assert "1,000,000 replicates" in msg and "over the limit" in msg and "this machine's memory" in msg
     raised = _with(["limits", "job_memory_gb"], 1e9, huge)
-    preflight.prepare(raised, REPO, tmp_path)  # a setting raises the limit
+    with pytest.raises(ConfigError, match="would write about .* GB more .* free"):  # a setting raises the limit;
+        preflight.prepare(raised, REPO, tmp_path)  # the disk it would fill then speaks
     # an accumulated pool of points grows with the generations
     acc = _with(E, {"target": "gaussian", "n": 1000, "replicates": 1000, "generations": 100_000,
                     "regimes": ["accumulate-subsample"], "params": {"d": 10}})
