@@ -82,6 +82,51 @@ def test_a_job_carries_its_stage_and_the_stages_before_it():
     assert repr(other.job.by_stage()) == repr(parts)
 
 
+class _Recording(dict):
+    """A settings mapping that records every key read."""
+
+    def __init__(self, settings):
+        super().__init__(settings)
+        self.read = set()
+
+    def __getitem__(self, key):
+        self.read.add(key)
+        return super().__getitem__(key)
+
+    def get(self, key, default=None):
+        self.read.add(key)
+        return super().get(key, default)
+
+
+#: small settings of every target whose ``reference`` makes something (the others' is empty)
+REFERENCE = {"gmm": [{"components": 2, "truth": "blob", "eval_size": 200}],
+             "vae": [{"judge_epochs": 1, "device": "cpu"}],
+             "lm": [{"seq_len": 8, "prompt_len": 8, "block_size": 32}],
+             "diffusion": [{"data": "digits", "judge_epochs": 1, "device": "cpu"},
+                           {"data": "gmm", "truth": "blob", "eval_size": 200, "device": "cpu"}]}
+
+
+@pytest.mark.parametrize("name", sorted(REGISTRY))
+def test_the_reference_reads_data_settings_and_those_it_declares(name):
+    """The reference job's rerun depends on the target's data settings and its ``reference_settings``: what
+    ``reference`` reads of the others must be among those (read through the settings mapping)."""
+    import numpy as np
+
+    from ouroboros.settings import stage_of
+    from ouroboros.targets import make_target
+
+    cls = target_class(name)
+    for params in REFERENCE.get(name, [{}]):
+        t = make_target(name, params)
+        t.params = recording = _Recording(t.params)
+        if hasattr(t, "p"):
+            t.p = recording
+        out = t.reference(np.random.default_rng(0))
+        later = {k for k in recording.read if stage_of(cls.params_schema, k) != "data"}
+        assert later <= set(cls.reference_settings), (name, params, later - set(cls.reference_settings))
+        assert out or name not in REFERENCE
+
+
 # -- end to end ---------------------------------------------------------------------------------------------
 #: target -> (experiments of the tiny study, {stage: (experiment, setting, new value)}); an experiment's setting
 #: key is a target setting, or ``lam``

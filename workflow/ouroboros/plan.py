@@ -268,12 +268,20 @@ class Plan:
         """What an experiment's real data of a seed depend on: the ``data`` part of its chains' specs."""
         return self.settings(self.first_chain(exp, seed), 0, "data")
 
-    def reference_settings(self, exp: str) -> dict:
-        """What an experiment's reference material may depend on: its streams and the target settings of every
-        stage (not the seed, n or replicates: ``Target.reference`` reads none of them)."""
+    def reference_settings(self, exp: str, upto: str = "evaluate") -> dict:
+        """What an experiment's reference material depends on: its streams, the target's data settings and the
+        later ones its ``reference`` reads (:attr:`Target.reference_settings`, of the stages up to ``upto``); not
+        the seed, n or replicates."""
+        from ouroboros.settings import STAGES, stage_of
+        from ouroboros.targets import target_class
+
+        e = self.study.experiment(exp)
         parts = self.first_chain(exp).job.gen0().by_stage()
         out = {k: parts["data"][k] for k in ("experiment", "stream", "study", "target")}
-        out["params"] = {s: parts[s]["params"] for s in parts}
+        cls = target_class(e.target)
+        later = {k: e.params[k] for k in cls.reference_settings
+                 if k in e.params and STAGES.index(stage_of(cls.params_schema, k)) <= STAGES.index(upto)}
+        out["params"] = {"data": parts["data"]["params"], "read": later}
         return out
 
     def reference_path(self, chain: Chain) -> str:
@@ -304,10 +312,9 @@ class Plan:
         return chain.job.by_stage()[stage]
 
     def curation_reference_settings(self, exp: str) -> dict:
-        """What the curation reference may depend on: :meth:`reference_settings` up to the sample stage."""
-        out = self.reference_settings(exp)
-        out["params"] = {s: v for s, v in out["params"].items() if s != "evaluate"}
-        return out
+        """What the curation reference depends on as curation reads it: :meth:`reference_settings` up to the sample
+        stage (an evaluate setting it holds material for, such as a GMM's eval_size, is no curation's)."""
+        return self.reference_settings(exp, "sample")
 
     def real_spec(self, exp: str, seed=None) -> dict:
         return self.first_chain(exp, seed).real_spec()

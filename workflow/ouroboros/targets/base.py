@@ -68,6 +68,9 @@ class Defaults:
     distributions: ClassVar[dict[str, str]] = {}
     #: whether a block's stacked models are saved compressed (sparse states: the categorical's frequencies)
     compress_models: ClassVar[bool] = False
+    #: the settings of stages after ``data`` that :meth:`reference` reads (its job re-runs when they change;
+    #: it reads the data settings too): held by ``tests/test_stages.py``, which records what it reads
+    reference_settings: ClassVar[tuple[str, ...]] = ()
 
     # -- size hints (the up-front memory estimate of a job; see ouroboros.preflight) ------------------
     def item_bytes(self) -> int:

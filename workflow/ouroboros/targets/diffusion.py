@@ -132,6 +132,7 @@ class DiffusionTarget(Curatable, MlflowFlavor, TorchTarget):
         "eval_max": {"stage": "evaluate", "type": "integer", "minimum": 50, "default": 2000,
                      "description": "at most this many items enter the k-NN and pairwise metrics"},
     })
+    reference_settings = ("judge_epochs", "eval_size")
     mlflow_requirements = ["torch", "diffusers", "numpy", "pandas", "scikit-learn", "mlflow"]
     default_metric_data = "samples"
     metric_data = {"denoise_real": "real", "kl_truth_model": "samples", "kl_model_truth": "samples",

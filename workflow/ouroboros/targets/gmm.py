@@ -113,6 +113,7 @@ class GMMTarget(Curatable, MlflowFlavor, Target):
             "test_size": {"stage": "data", "type": "integer", "minimum": 10, "default": 2000, "description": "real held-out points"},
         },
     }
+    reference_settings = ("eval_size",)
     units = {"nll_real": "nats per point", "kl_truth_model": "nats", "kl_model_truth": "nats"}
     default_metric_data = "model"
     metric_data = {"nll_real": "real"}

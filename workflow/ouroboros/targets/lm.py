@@ -187,6 +187,7 @@ class LMTarget(Curatable, MlflowFlavor, TorchTarget):
         "tail_mass": {"stage": "evaluate", "type": "number", "exclusiveMinimum": 0, "maximum": 0.5, "default": 0.1},
         "repetition_n": {"stage": "evaluate", "type": "integer", "minimum": 1, "default": 4},
     })
+    reference_settings = ("tail_mass", "backbone", "model")
     units = {"ppl_real": "per token", "ppl_real_blocks": "per token", "ppl_gen0_mean": "per token", "ppl_gen0_p05": "per token", "ppl_gen0_p95": "per token", "unigram_entropy": "nats per token",
              "tail_coverage": "share", "repetition_rate": "share"}
     default_metric_data = "samples"

@@ -76,6 +76,7 @@ class VAETarget(Curatable, MlflowFlavor, TorchTarget):
         "eval_max": {"stage": "evaluate", "type": "integer", "minimum": 50, "default": 2000,
                      "description": "at most this many images enter the k-NN and pairwise metrics"},
     })
+    reference_settings = ("judge_epochs",)
     units = {"nll_real": "nats per image", "elbo_real": "nats per image", "class_entropy": "nats", "class_kl": "nats"}
     default_metric_data = "samples"
     metric_data = {"nll_real": "real", "elbo_real": "real"}
