@@ -74,7 +74,7 @@ def main() -> None:
         backbones.build(model, base)
         target.attach(backbone=str(base))
         items = target.real_data(np.random.default_rng(0), a.steps * a.batch, 1)["train"][0]
-        rows = target._item_rows(items)
+        rows = target.backbone_.rows(target._encode(items), target.eot_id)
         tokens = sum(len(r) for r in rows)
         tok = target.tokenizer.tok
         tok.pad_token = tok.pad_token or tok.eos_token

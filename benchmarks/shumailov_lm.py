@@ -65,7 +65,7 @@ def training_tokens(shipped: dict) -> tuple[int, int]:
     seeds, gens, regimes = len(shipped["seeds"]), shipped["generations"], len(exp["regimes"])
     trainings = seeds * (1 + regimes * gens)
     items_tokens = exp["n"] * (p["seq_len"] + 1)  # continuations of seq_len tokens, each after an end-of-text token
-    return trainings, target.steps_for(items_tokens) * p["batch_size"] * p["block_size"]
+    return trainings, target.backbone_.steps(exp["n"], items_tokens) * p["batch_size"] * p["block_size"]
 
 
 def main():

@@ -65,7 +65,7 @@ def test_loss_lines_in_the_log(caplog):
     caplog.set_level("INFO", logger="ouroboros")
     t = make_target("lm", TINY)
     t.fit(t.real_data(generator("lm-log"), 60, 1)["train"], generator("fit"))
-    steps = t.steps_for(60 * 17)
+    steps = t.backbone_.steps(60, 60 * 17)
     assert f"step {steps}/{steps} loss" in caplog.text and "validation:" in caplog.text
 
 

@@ -76,3 +76,21 @@ def load_state_dict(path) -> dict:
         return torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:
         raise IntermediateFileError(f"intermediate file is truncated or corrupt: {path} ({exc})", path) from exc
+
+
+def load_weights(net, path, name: str):
+    """``net`` with the state dict saved at ``path`` (weights saved in bf16/fp16 cast back to the network's dtypes),
+    in eval mode; a state dict that does not fit the network is an
+    :class:`~ouroboros.io.IntermediateFileError` naming the file and the ``target.json`` describing it."""
+    from ouroboros.io import IntermediateFileError
+
+    path = Path(path)
+    state = load_state_dict(path)
+    own = net.state_dict()
+    state = {k: (v.to(own[k].dtype) if k in own and v.is_floating_point() else v) for k, v in state.items()}
+    try:
+        net.load_state_dict(state)
+    except RuntimeError as exc:
+        raise IntermediateFileError(f"{path} does not fit the {name} model described by {path.parent / 'target.json'} "
+                                    f"({str(exc).splitlines()[0]})", path.parent) from exc
+    return net.eval()

@@ -198,13 +198,13 @@ def stream_nll(net, stream: np.ndarray, device: str = "cpu", batch: int = 64, ma
     starts = list(range(0, max(len(stream) - 1, 0), T_))
     total, count = 0.0, 0
     for i in range(0, len(starts), batch):
-        nll, mask = _token_nll(net, [stream[s: s + T_ + 1] for s in starts[i:i + batch]], device)
+        nll, mask = token_nll(net, [stream[s: s + T_ + 1] for s in starts[i:i + batch]], device)
         total += float(nll.sum())
         count += int(mask.sum())
     return (total / count if count else math.nan), count
 
 
-def _token_nll(net, rows, device: str = "cpu"):
+def token_nll(net, rows, device: str = "cpu"):
     """(NLL of every predicted token (B, W - 1), zero past each row's end; mask of real positions) for
     token rows of different lengths, each token predicted from the ones before it in its row."""
     width = max(len(r) for r in rows)
@@ -231,7 +231,7 @@ def sequence_ppl(net, seqs, device: str = "cpu", batch: int = 128) -> np.ndarray
         rows = [[0] + list(s)[:T_] for s in seqs[i:i + batch]]
         if max(len(r) for r in rows) < 2:
             continue
-        nll, mask = _token_nll(net, rows, device)
+        nll, mask = token_nll(net, rows, device)
         counts = mask.sum(1)
         ppl = torch.exp(nll.sum(1) / counts.clamp(min=1)).cpu().numpy()
         ppl[counts.cpu().numpy() == 0] = np.nan

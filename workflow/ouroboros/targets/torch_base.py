@@ -176,19 +176,9 @@ class TorchTarget(Target):
                                                  "device": self.device_name(), **self.saved_info()})
 
     def _load_state(self, directory: Path) -> "TorchTarget":
-        from ouroboros.torchdev import load_state_dict
+        from ouroboros.torchdev import load_weights
 
         self.load_extra(directory)
-        state = load_state_dict(directory / "model.pt")
-        net = self._new_net()
-        state = {k: (v.to(net.state_dict()[k].dtype) if k in net.state_dict() and v.is_floating_point() else v)
-                 for k, v in state.items()}  # weights saved in bf16/fp16 back to the network's float32
-        try:
-            net.load_state_dict(state)
-        except RuntimeError as exc:
-            raise io.IntermediateFileError(
-                f"{directory / 'model.pt'} does not fit the {self.name} model described by {directory / 'target.json'} "
-                f"({str(exc).splitlines()[0]})", directory) from exc
-        self.net_ = net.eval()
+        self.net_ = load_weights(self._new_net(), directory / "model.pt", self.name)
         self.device_used_ = io.load_json(directory / "target.json").get("device", "cpu")
         return self
