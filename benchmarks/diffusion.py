@@ -33,7 +33,7 @@ def plain_train(target, x, *, steps, batch, lr, device):
     net = target._new_net().to(device).train()
     sched = target.train_scheduler()
     opt = torch.optim.AdamW(net.parameters(), lr=lr)
-    xt = torch.as_tensor(2 * x - 1).reshape(-1, 1, target.side, target.side).to(device)
+    xt = torch.as_tensor(2 * x - 1).reshape(-1, 1, *target.data_.item_shape).to(device)
     gen = torch.Generator().manual_seed(0)
     for _ in range(steps):
         idx = torch.randint(0, len(xt), (batch,), generator=gen).to(device)
@@ -55,7 +55,7 @@ def plain_sample(model, n, sampler, device):
     gen = torch.Generator().manual_seed(0)
     unet = model.net_.unet.to(device)
     with torch.no_grad():
-        x = torch.randn((n, 1, model.side, model.side), generator=gen).to(device)
+        x = torch.randn((n, *model.data_.item_shape), generator=gen).to(device)
         for t in sched.timesteps:
             x = sched.step(unet(x, t).sample, t, x, generator=gen if sampler == "ddpm" else None).prev_sample
     return x.cpu()

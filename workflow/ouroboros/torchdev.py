@@ -94,3 +94,10 @@ def load_weights(net, path, name: str):
         raise IntermediateFileError(f"{path} does not fit the {name} model described by {path.parent / 'target.json'} "
                                     f"({str(exc).splitlines()[0]})", path.parent) from exc
     return net.eval()
+
+
+def autocast(device: str, amp: bool):
+    """bf16 autocast on a GPU when ``amp`` (disabled on a CPU)."""
+    import torch
+
+    return torch.autocast(device_type="cuda", dtype=torch.bfloat16, enabled=bool(amp) and str(device).startswith("cuda"))

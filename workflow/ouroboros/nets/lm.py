@@ -131,8 +131,8 @@ class Backbone(abc.ABC):
     # -- fit, sample, score ------------------------------------------------------------------------
     @abc.abstractmethod
     def fit(self, items: list[list[int]], *, tokenizer, seed: int, device: str, attached: dict,
-            valid: Optional[Callable[[], list[list[int]]]] = None) -> tuple[object, list[float]]:
-        """(the trained network, every step's loss) on the items' token ids; torch is seeded already.
+            valid: Optional[Callable[[], list[list[int]]]] = None) -> tuple[object, list[tuple[int, float]]]:
+        """(the trained network, (step, loss) of every step) on the items' token ids; torch is seeded already.
         ``valid()``: the validation split's documents as token ids, for a backbone that reports on them."""
 
     @abc.abstractmethod
@@ -256,7 +256,7 @@ class Scratch(Backbone):
                                  weight_decay=p["weight_decay"], grad_clip=p["grad_clip"], device=device,
                                  amp=p["amp"] and device == "cuda", seed=seed + 1, log_every=p["log_every"],
                                  valid=None if held is None else held[: 64 * p["block_size"]])
-        return net, losses
+        return net, list(enumerate(losses, start=1))
 
     def generate(self, net, prompts, max_new, *, temperature, seed, device, eot):
         import torch
@@ -436,7 +436,7 @@ class Pretrained(Backbone):
                                min_lr=p["lr"] * p["min_lr_ratio"], warmup=p["warmup"], weight_decay=p["weight_decay"],
                                grad_clip=p["grad_clip"], device=device, amp=p["amp"], seed=seed + 1,
                                log_every=p["log_every"], max_steps=p["max_steps"], pad_id=eot)
-        return net, losses
+        return net, list(enumerate(losses, start=1))
 
     def generate(self, net, prompts, max_new, *, temperature, seed, device, eot):
         p = self.p

@@ -1,5 +1,6 @@
 """The VAE's networks: :class:`VAENet` (MLP as Shumailov et al.'s 784-400-20, or a small conv net) built
-from a :class:`VAEConfig`, and the :class:`Judge` classifier the metrics use.
+from a :class:`VAEConfig`, its training loop (:func:`train_vae`), and the :class:`Judge` classifier the
+metrics use.
 
 Imported only by jobs that train or run the VAE (``ouroboros.targets.vae`` imports it lazily).
 """
@@ -72,3 +73,39 @@ class Judge(nn.Sequential):
                 feats = layer(feats)
             probs = torch.softmax(self[4](feats), dim=1)
         return feats.numpy().astype("float64"), probs.numpy().astype("float64")
+
+
+def train_vae(net, x, recon_nll, *, epochs: int, batch_size: int, lr: float, amp: bool = False, device: str = "cpu",
+              generator=None, log=None) -> tuple[nn.Module, list[tuple[int, float]]]:
+    """Adam on the negative ELBO (``recon_nll(out, x)`` per image plus the KL to N(0, I)), ``epochs`` shuffled
+    passes (``generator``) in batches of ``batch_size``.  The whole set sits on the device once; the batch losses
+    stay there and are read once per epoch (no host sync per step).  Returns (the network, (epoch, the mean loss
+    per image))."""
+    from ouroboros.torchdev import autocast
+
+    opt = torch.optim.Adam(net.parameters(), lr=lr)
+    xt = torch.as_tensor(x, dtype=torch.float32).to(device)
+    n, bs = len(xt), batch_size
+    amp = amp and device == "cuda"
+    sizes = torch.tensor([min(bs, n - i) for i in range(0, n, bs)], dtype=torch.float64, device=device)
+    curve = []
+    for epoch in range(epochs):
+        perm = torch.randperm(n, generator=generator).to(device)
+        losses = []
+        net.train()
+        for i in range(0, n, bs):
+            xb = xt[perm[i:i + bs]]
+            with autocast(device, amp):
+                out, mu, logvar = net(xb)
+            if amp:
+                out, mu, logvar = out.float(), mu.float(), logvar.float()
+            loss = (recon_nll(out, xb) + 0.5 * (mu ** 2 + logvar.exp() - 1 - logvar).sum(1)).mean()
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            losses.append(loss.detach())
+        total = float((torch.stack(losses).double() * sizes).sum())  # the summed loss of every image
+        if log is not None:
+            log.info("epoch %d/%d loss %.4f (nats per image, %d images, %s)", epoch + 1, epochs, total / n, n, device)
+        curve.append((epoch + 1, total / n))
+    return net, curve

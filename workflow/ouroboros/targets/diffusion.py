@@ -39,34 +39,27 @@ one generation per job (the default) or in blocks, with the same numbers.
 """
 from __future__ import annotations
 
-import contextlib
 import copy
 import logging
-import math
 from pathlib import Path
 from typing import Optional
 
 import numpy as np
 
 from ouroboros import data as D
-from ouroboros import images, io
+from ouroboros import io
 from ouroboros import judge as J
 from ouroboros.settings import settings_schema
 from ouroboros.targets.capabilities import Curatable, MlflowFlavor
-from ouroboros.targets.gmm import PRESETS, GMMTarget, mixture_from_spec
+from ouroboros.targets.diffusion_data import KINDS, DataKind, Images, Points, make_data_kind
+from ouroboros.targets.gmm import PRESETS
 from ouroboros.targets.torch_base import KEEP_SETTING, THREADS_SETTING, TorchTarget
 
 log = logging.getLogger("ouroboros")
 EVAL_SEED = 20240307  # fixed timesteps and noise of the denoising-loss scores: every generation is scored alike
-IMAGE_DATA = ("digits", "mnist", "fashion-mnist")
+IMAGE_DATA = Images.names
 _IMAGES = {"data": list(IMAGE_DATA)}
-_POINTS = {"data": ["gmm"]}
-
-
-def _torch():
-    import torch
-
-    return torch
+_POINTS = {"data": list(Points.names)}
 
 
 class DiffusionTarget(Curatable, MlflowFlavor, TorchTarget):
@@ -137,65 +130,32 @@ class DiffusionTarget(Curatable, MlflowFlavor, TorchTarget):
     default_metric_data = "samples"
     metric_data = {"denoise_real": "real", "kl_truth_model": "samples", "kl_model_truth": "samples",
                    "nll_real": "real"}
-    #: every metric the target can report; :attr:`metrics` (per instance) holds the data kind's
-    ALL_METRICS = {
-        "denoise_real": "DDPM's simple loss (noise-prediction MSE per coordinate) on real test items, fixed noise",
-        **J.METRICS,
-        "kl_truth_model": "KL(truth || mixture fitted to the samples), Monte Carlo (gmm)",
-        "kl_model_truth": "KL(mixture fitted to the samples || truth), Monte Carlo (gmm)",
-        "nll_real": "NLL per point of real test points under the mixture fitted to the samples (gmm)",
-        "truth_nll_samples": "minus the truth's log-density of the samples, mean (gmm; lower: higher quality)",
-        "tail_mass_ratio": "share of samples beyond the truth's 99th-percentile Mahalanobis radius, over 1% (gmm)",
-        "sample_std": "std of the samples (sqrt(trace(cov) / d)) over the truth's (gmm)",
-        "point_precision": "k-NN (k = 5) precision of the samples against real test points (gmm)",
-        "point_recall": "k-NN (k = 5) recall of the samples against real test points (gmm)",
-    }
-    IMAGE_METRICS = ("denoise_real", *J.METRICS)
-    POINT_METRICS = ("denoise_real", "kl_truth_model", "kl_model_truth", "nll_real", "truth_nll_samples",
-                     "tail_mass_ratio", "sample_std", "point_precision", "point_recall")
-    metrics = dict(zip(IMAGE_METRICS, map(ALL_METRICS.get, IMAGE_METRICS)))
+    DENOISE = {"denoise_real": "DDPM's simple loss (noise-prediction MSE per coordinate) on real test items, fixed noise"}
+    #: every metric the target can report; :attr:`metrics` (per instance) holds its data kind's
+    ALL_METRICS = {**DENOISE, **J.METRICS, **Points.metrics}
+    metrics = {**DENOISE, **Images.metrics}
     units = {"class_entropy": "nats", "class_kl": "nats", "kl_truth_model": "nats", "kl_model_truth": "nats",
              "nll_real": "nats per point", "truth_nll_samples": "nats per point"}
 
     @classmethod
     def metrics_for(cls, params):
-        names = cls.POINT_METRICS if params.get("data") == "gmm" else cls.IMAGE_METRICS
-        return {k: cls.ALL_METRICS[k] for k in names}
+        return {**cls.DENOISE, **KINDS[params.get("data", "digits")].metrics}
 
     def __init__(self, **params):
         super().__init__(**params)
+        #: what the items are (:mod:`ouroboros.targets.diffusion_data`): images or points, chosen once, here
+        self.data_: DataKind = make_data_kind(self.p)
         self.metrics = self.metrics_for(self.p)
-        self.curation_hooks = (("candidates", "loglik", "features", "judge_score", "duplicates", "correct")
-                               if self.is_image else
-                               ("candidates", "truth_logpdf", "loglik", "features", "duplicates", "correct"))
-        if not self.is_image:
-            self.truth_w, self.truth_mu, self.truth_cov = mixture_from_spec(self.p["truth"])
+        self.curation_hooks = self.data_.curation_hooks
 
     # -- data --------------------------------------------------------------------
     @property
-    def is_image(self) -> bool:
-        return self.p["data"] in IMAGE_DATA
-
-    @property
-    def side(self) -> int:
-        return 8 if self.p["data"] == "digits" else 28
-
-    @property
     def image_shape(self):
-        return (self.side, self.side) if self.is_image else None
+        return self.data_.image_shape
 
     @property
     def d(self) -> int:
-        return self.side * self.side if self.is_image else int(self.truth_mu.shape[1])
-
-    def _pool(self):
-        x, y = images.load(self.p["data"], self.p["root"], self.p["split"], self.p["download"])
-        return images.split(x, y, self.p["test_fraction"], self.p["split_seed"])
-
-    def _mixture(self) -> GMMTarget:
-        """The GMM target of this truth: its real data, reference and metrics (fitted to samples)."""
-        return GMMTarget(components=len(self.truth_w), truth=self.p["truth"], eval_size=self.p["eval_size"],
-                         test_size=self.p["test_size"])
+        return self.data_.d
 
     def check_data(self, n: int) -> Optional[str]:
         p = self.p
@@ -203,47 +163,21 @@ class DiffusionTarget(Curatable, MlflowFlavor, TorchTarget):
             return f"params.steps={p['steps']} exceeds params.train_timesteps={p['train_timesteps']}"
         if p["beta_start"] >= p["beta_end"]:
             return f"params.beta_start={p['beta_start']} must be below params.beta_end={p['beta_end']}"
-        if not self.is_image:
-            return None
-        levels = len(p["channels"])
-        if self.side % 2 ** (levels - 1):
-            return (f"params.channels: a UNet of {levels} resolutions halves the image {levels - 1} times; "
-                    f"{p['data']}'s side {self.side} is not divisible by {2 ** (levels - 1)}")
-        bad = [c for c in p["channels"] if c % p["norm_groups"]]
-        if bad:
-            return f"params.channels {bad} are not multiples of params.norm_groups={p['norm_groups']}"
-        try:
-            x_train, *_ = self._pool()
-        except images.DataError as e:
-            return str(e)
-        if n > len(x_train):
-            return f"n={n} exceeds the {len(x_train)} real training images of {p['data']}"
-        return None
+        return self.data_.check(n)
 
     def real_data(self, rng, n, replicates):
-        if not self.is_image:
-            return self._mixture().real_data(rng, n, replicates)
-        x_train, y_train, x_test, y_test = self._pool()
-        idx = np.sort(rng.choice(len(x_train), size=n, replace=False))
-        return {"train": x_train[idx][None], "train_labels": y_train[idx][None], "test": x_test[None],
-                "test_labels": y_test[None]}
+        return self.data_.real_data(rng, n, replicates)
 
     def draw_real(self, rng, m, replicates):
-        if not self.is_image:
-            return self._mixture().draw_real(rng, m, replicates)
-        x_train, *_ = self._pool()
-        return x_train[rng.choice(len(x_train), size=m, replace=False)][None]
+        return self.data_.draw_real(rng, m, replicates)
 
     def reference(self, rng):
         """Images: the judge (trained on the real training split); points: the GMM target's fixed truth sample
         and tail radius."""
-        if not self.is_image:
-            return self._mixture().reference(rng)
-        x_train, y_train, x_test, y_test = self._pool()
-        return J.judge_reference(x_train, y_train, x_test, y_test, rng, self.p["judge_epochs"])
+        return self.data_.reference(rng)
 
     def item_bytes(self):
-        return 4 * self.d if self.is_image else 8 * self.d
+        return self.data_.item_bytes()
 
     # -- costs (ouroboros.costs) ---------------------------------------------------------------
     def work(self, stage: str, n: int) -> float:
@@ -254,7 +188,7 @@ class DiffusionTarget(Curatable, MlflowFlavor, TorchTarget):
             return float(p["train_steps"] * p["batch_size"])
         if stage == "sample":
             return float(n * p["steps"])
-        return float(p["score_draws"] * 2000 + min(n, p["eval_max"]) * (1 if self.is_image else 4))
+        return float(p["score_draws"] * 2000 + self.data_.eval_work(n))
 
     def probe_params(self) -> dict:
         return dict(self.params, train_steps=min(self.p["train_steps"], 5), judge_epochs=1)
@@ -264,12 +198,7 @@ class DiffusionTarget(Curatable, MlflowFlavor, TorchTarget):
 
     # -- the network and the schedulers --------------------------------------------------------
     def _new_net(self):
-        from ouroboros.nets import diffusion as N
-
-        if self.is_image:
-            return N.ImageDenoiser(N.UNetConfig(self.side, tuple(self.p["channels"]), self.p["layers_per_block"],
-                                                self.p["norm_groups"]))
-        return N.PointDenoiser(N.MLPConfig(self.d, self.p["hidden"], self.p["depth"]))
+        return self.data_.new_net()
 
     def train_scheduler(self):
         """diffusers' DDPMScheduler of the forward process (its betas and ``add_noise``)."""
@@ -277,7 +206,7 @@ class DiffusionTarget(Curatable, MlflowFlavor, TorchTarget):
 
         return DDPMScheduler(num_train_timesteps=self.p["train_timesteps"], beta_schedule=self.p["beta_schedule"],
                              beta_start=self.p["beta_start"], beta_end=self.p["beta_end"],
-                             clip_sample=self.is_image, clip_sample_range=1.0)
+                             clip_sample=self.data_.clip_sample, clip_sample_range=1.0)
 
     def sample_scheduler(self):
         """diffusers' DDIMScheduler over the same betas, set to ``steps`` steps."""
@@ -288,165 +217,80 @@ class DiffusionTarget(Curatable, MlflowFlavor, TorchTarget):
         return sched
 
     def _to_model(self, x: np.ndarray):
-        """Items -> the network's space: images 2x - 1 shaped (N, 1, s, s); points standardised."""
-        torch = _torch()
-        x = np.asarray(x)
-        if self.is_image:
-            return torch.as_tensor(2 * x.astype(np.float32) - 1).reshape(-1, 1, self.side, self.side)
-        return torch.as_tensor(((x - self.shift_) / self.scale_).astype(np.float32))
+        """Items -> the network's space (images 2x - 1 shaped (N, 1, s, s); points standardised)."""
+        return self.data_.to_model(x, self.shift_, self.scale_)
 
     def _from_model(self, z) -> np.ndarray:
-        z = z.double().numpy()
-        if self.is_image:
-            return np.clip((z.reshape(len(z), -1) + 1) / 2, 0, 1).astype(np.float32)
-        return z * self.scale_ + self.shift_
+        return self.data_.from_model(z, self.shift_, self.scale_)
 
     # -- model -------------------------------------------------------------------
     def starts_from_previous(self) -> bool:
         return self.p["init"] == "previous"
 
     def _start(self):
-        """The network the fit starts from: new, or generation t - 1's (``init: previous``)."""
+        """The network the fit starts from: new, or generation t - 1's (``init: previous``), with its
+        normalisation."""
         prev = self.previous_model()
         if prev is None:
             return self._new_net(), None
         return copy.deepcopy(prev.net_), (prev.shift_, prev.scale_)
 
-    def fit(self, data, rng):
-        torch = _torch()
+    def _fit_items(self, data):
         x = D.items(data, 0)
         if len(x) == 0:
             raise ValueError("the training set is empty (after curation)")
-        device = self._device()
-        seed = int(rng.integers(2**62))
-        torch.manual_seed(seed)
+        return x
+
+    def _train(self, x, seed: int, device: str):
+        """The DDPM loop (:func:`ouroboros.nets.diffusion.train_ddpm`) from :meth:`_start`'s network."""
+        import torch
+
+        from ouroboros.nets.diffusion import train_ddpm
+
         gen = torch.Generator().manual_seed(seed + 1)
         net, norm = self._start()
-        if self.is_image:
-            self.shift_, self.scale_ = np.zeros(1), np.ones(1)
-        elif norm is not None:
-            self.shift_, self.scale_ = norm
-        else:
-            self.shift_ = np.asarray(x, float).mean(axis=0)
-            self.scale_ = np.maximum(np.asarray(x, float).std(axis=0), 1e-6)
-        sched = self.train_scheduler()
-        xt = self._to_model(x).to(device)
-        net = net.to(device).train()
-        ema = copy.deepcopy(net).eval() if self.p["ema"] else None
-        opt = torch.optim.AdamW(net.parameters(), lr=self.p["lr"])
-        n, bs, steps = len(xt), self.p["batch_size"], self.p["train_steps"]
-        decay = (lambda i: 0.5 * (1 + math.cos(math.pi * i / steps))) if self.p["lr_schedule"] == "cosine" else None
-        lr_sched = torch.optim.lr_scheduler.LambdaLR(opt, decay) if decay else None
-        amp = self.p["amp"] and device.startswith("cuda")
-        autocast = (lambda: torch.autocast(device_type="cuda", dtype=torch.bfloat16)) if amp else contextlib.nullcontext
-        every = max(1, steps // 20)
-        losses, self.curve_ = [], []
-        for step in range(1, steps + 1):
-            idx = torch.randint(0, n, (bs,), generator=gen)
-            noise = torch.randn((bs,) + tuple(xt.shape[1:]), generator=gen).to(device)
-            t = torch.randint(0, sched.config.num_train_timesteps, (bs,), generator=gen).to(device)
-            x0 = xt[idx.to(device)]
-            noisy = sched.add_noise(x0, noise, t)
-            with autocast():
-                pred = net(noisy, t)
-            loss = torch.nn.functional.mse_loss(pred.float(), noise)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            if lr_sched is not None:
-                lr_sched.step()
-            if ema is not None:
-                with torch.no_grad():
-                    for pe, pn in zip(ema.parameters(), net.parameters()):
-                        pe.lerp_(pn, 1 - self.p["ema"])
-            losses.append(loss.detach())
-            if step % every == 0 or step == steps:
-                mean = float(torch.stack(losses).mean())
-                losses = []
-                self.curve_.append((step, mean))
-                log.info("step %d/%d loss %.4f (%d items, %s)", step, steps, mean, n, device)
-        self.net_ = (ema if ema is not None else net).to("cpu").eval()
-        self._record_device(device)
-        self.final_loss_ = self.curve_[-1][1]
-        return self
+        self.shift_, self.scale_ = self.data_.normalisation(x, norm)
+        p = self.p
+        return train_ddpm(net, self._to_model(x).to(device), self.train_scheduler(), steps=p["train_steps"],
+                          batch_size=p["batch_size"], lr=p["lr"], lr_schedule=p["lr_schedule"], ema=p["ema"],
+                          amp=p["amp"], device=device, generator=gen, log=log)
 
     def sample(self, n, lam, rng):
-        torch = _torch()
+        import torch
+
+        from ouroboros.nets.diffusion import sample_ddim
+
         gen = torch.Generator().manual_seed(int(rng.integers(2**62)))
-        sched = self.sample_scheduler()
-        eta = 1.0 if self.p["sampler"] == "ddpm" else 0.0
-        shape = (1, self.side, self.side) if self.is_image else (self.d,)
-        root = math.sqrt(lam)
         device = self._device()
         net = self.net_.to(device)
-        out = []
-        with torch.no_grad():
-            for start in range(0, n, self.p["sample_batch"]):
-                m = min(self.p["sample_batch"], n - start)
-                z = root * torch.randn((m,) + shape, generator=gen)
-                x = z.to(device)
-                for t in sched.timesteps:
-                    eps = net(x, t.to(device)).float()
-                    noise = (root * torch.randn((m,) + shape, generator=gen)).to(device) if eta else None
-                    x = sched.step(eps, t, x, eta=eta, use_clipped_model_output=True, variance_noise=noise).prev_sample
-                out.append(self._from_model(x.cpu()))
-        self.net_ = net.to("cpu")
+        try:
+            out = sample_ddim(net, self.sample_scheduler(), n, self.data_.item_shape, lam=lam,
+                              eta=1.0 if self.p["sampler"] == "ddpm" else 0.0, batch=self.p["sample_batch"],
+                              generator=gen, device=device)
+        finally:
+            self.net_ = net.to("cpu")
         if not out:
-            return np.zeros((1, 0, self.d), np.float32 if self.is_image else float)
-        return np.concatenate(out)[None]
+            return self.data_.empty()
+        return np.concatenate([self._from_model(z) for z in out])[None]
 
     def denoise_loss(self, x: np.ndarray, draws: Optional[int] = None) -> np.ndarray:
         """DDPM's simple loss of each item (N, ...) -> (N,): the noise-prediction MSE per coordinate, averaged over
         ``draws`` fixed (timestep, noise) pairs per item (the same for every model: a deterministic score)."""
-        torch = _torch()
-        draws = draws or self.p["score_draws"]
-        sched = self.train_scheduler()
-        gen = torch.Generator().manual_seed(EVAL_SEED)
-        x0 = self._to_model(x)
-        out = torch.zeros(len(x0), dtype=torch.float64)
-        with torch.no_grad():
-            for _ in range(draws):
-                noise = torch.randn(x0.shape, generator=gen)
-                t = torch.randint(0, sched.config.num_train_timesteps, (len(x0),), generator=gen)
-                for i in range(0, len(x0), 1000):
-                    sl = slice(i, i + 1000)
-                    pred = self.net_(sched.add_noise(x0[sl], noise[sl], t[sl]), t[sl])
-                    out[sl] += ((pred - noise[sl]) ** 2).flatten(1).mean(1).double()
-        return (out / draws).numpy()
+        from ouroboros.nets.diffusion import denoise_loss
+
+        return denoise_loss(self.net_, self._to_model(x), self.train_scheduler(), draws or self.p["score_draws"],
+                            EVAL_SEED).numpy()
 
     # -- metrics -----------------------------------------------------------------
     def min_eval_items(self) -> int:
-        """Points: the mixture metrics are fitted to the samples (5 x (d + d(d+1)/2) numbers for the truth's
-        components), so they need ``eval_samples`` of them whatever the regime draws; images: what was drawn."""
-        return 0 if self.is_image else int(self.p["eval_samples"])
+        """Points: the mixture metrics need ``eval_samples`` samples whatever the regime draws; images: what was
+        drawn."""
+        return self.data_.min_eval_items()
 
     def evaluate(self, samples, real, reference, gen0):
         x_gen = np.asarray(samples)[0]
         out = {"denoise_real": float(self.denoise_loss(real["test"][0]).mean())}
-        if self.is_image:
-            out.update(J.judge_metrics(x_gen, reference, self.p["eval_max"]))
-            return out
-        return dict(out, **self._point_metrics(x_gen, real, reference))
-
-    def _point_metrics(self, x_gen: np.ndarray, real, reference) -> dict[str, float]:
-        from ouroboros import metrics as M
-
-        mixture = self._mixture()
-        if len(x_gen) < max(6, mixture.components):
-            return {k: float("nan") for k in self.POINT_METRICS if k != "denoise_real"}
-        fitted = mixture.fit(x_gen[None].astype(float), np.random.default_rng(EVAL_SEED))
-        scores = fitted.evaluate(x_gen[None], real, reference, fitted)
-        cov = np.atleast_2d(np.cov(x_gen.T))
-        diff = x_gen - reference["truth_mean"]
-        maha = np.sqrt(np.einsum("mi,ij,mj->m", diff, np.linalg.inv(reference["truth_cov"]), diff))
-        cap = self.p["eval_max"]
-        precision, recall = M.precision_recall(real["test"][0][:cap], x_gen[:cap], k=5)
-        return {"kl_truth_model": scores["kl_truth_model"], "kl_model_truth": scores["kl_model_truth"],
-                "nll_real": scores["nll_real"],
-                "truth_nll_samples": float(-self.truth_logpdf(x_gen[None]).mean()),
-                "tail_mass_ratio": float(np.mean(maha > reference["tail_radius"]) / 0.01),
-                "sample_std": float(np.sqrt(np.trace(cov) / np.trace(reference["truth_cov"]))),
-                "point_precision": precision, "point_recall": recall}
+        return dict(out, **self.data_.score(x_gen, real, reference))
 
     # -- curation hooks ---------------------------------------------------------------------------
     def loglik(self, items):
@@ -454,49 +298,29 @@ class DiffusionTarget(Curatable, MlflowFlavor, TorchTarget):
         return -self.denoise_loss(D.items(items, 0))[None]
 
     def truth_logpdf(self, items):
-        return self._mixture().truth_logpdf(items)
+        """Points: the truth's log-density."""
+        return self.data_.truth_logpdf(items)
 
     def feature_dim(self):
         return self.d
 
     def judge_score(self, items, reference):
+        """Images: the judge's confidence."""
         return J.judge_confidence(D.items(items, 0), reference)[None]
 
     def duplicates(self, items, settings, reference):
         """Images: near duplicates in the judge's feature space (``tolerance``; 0: identical images); points: the
         default Euclidean test."""
-        x = np.asarray(D.items(items, 0))
-        if self.is_image and settings["tolerance"] > 0:
-            x = J.judge_features(x, reference)
-        return D.near_duplicates(x[None], settings["tolerance"])
+        return self.data_.duplicates(np.asarray(D.items(items, 0)), settings, reference)
 
     def correction_centres(self, k: int, reference) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """(centres in item space (C, d), their features (C, f), their classes (C,)) the correction moves towards:
-        images: k k-means centres per class of the real training images in the judge's feature space (each
-        centre the mean image of its cluster); points: k k-means centres of the truth sample of the reference."""
-        from sklearn.cluster import KMeans
-
+        """(centres in item space (C, d), their features (C, f), their classes (C,)) the correction moves towards
+        (the data kind's :meth:`~ouroboros.targets.diffusion_data.DataKind.centres`; kept per reference)."""
         key = (k, id(reference))
         cached = getattr(self, "_centres", None)
         if cached is not None and cached[0] == key:
             return cached[1]
-        if self.is_image:
-            x_train, y_train, *_ = self._pool()
-            feats = J.judge_features(x_train, reference)
-            centres, cfeats, classes = [], [], []
-            for c in np.unique(y_train):
-                xc, fc = x_train[y_train == c], feats[y_train == c]
-                km = KMeans(min(k, len(xc)), n_init=1, random_state=0).fit(fc)
-                for j in range(km.n_clusters):
-                    members = km.labels_ == j
-                    centres.append(xc[members].mean(axis=0))
-                    cfeats.append(km.cluster_centers_[j])
-                    classes.append(c)
-            out = (np.asarray(centres, np.float32), np.asarray(cfeats), np.asarray(classes))
-        else:
-            pts = np.asarray(reference["eval_truth"], float)
-            km = KMeans(k, n_init=1, random_state=0).fit(pts)
-            out = (km.cluster_centers_, km.cluster_centers_, np.zeros(k, int))
+        out = self.data_.centres(k, reference)
         self._centres = (key, out)
         return out
 
@@ -508,11 +332,7 @@ class DiffusionTarget(Curatable, MlflowFlavor, TorchTarget):
         if len(x) == 0:
             return np.asarray(items)
         centres, cfeats, classes = self.correction_centres(settings["k"], reference)
-        if self.is_image:
-            feats, probs = J.judge_from(reference).apply_to(x)
-            pred = probs.argmax(axis=1)
-        else:
-            feats, pred = np.asarray(x, float), np.zeros(len(x), int)
+        feats, pred = self.data_.features_and_classes(x, reference)
         dist = ((feats[:, None, :] - cfeats[None, :, :]) ** 2).sum(-1)
         dist[pred[:, None] != classes[None, :]] = np.inf
         nearest = centres[dist.argmin(axis=1)]
@@ -526,7 +346,8 @@ class DiffusionTarget(Curatable, MlflowFlavor, TorchTarget):
         return state
 
     def set_state(self, state):
-        torch = _torch()
+        import torch
+
         net = self._new_net()
         net.load_state_dict({k[len("net."):]: torch.as_tensor(np.asarray(v)) for k, v in state.items()
                              if k.startswith("net.")})
@@ -540,16 +361,9 @@ class DiffusionTarget(Curatable, MlflowFlavor, TorchTarget):
             cached = self._parameters_ = super().parameters()
         return cached
 
-    def save(self, directory):
-        directory = Path(directory)
-        directory.mkdir(parents=True, exist_ok=True)
+    def save_weights(self, directory: Path) -> None:
+        """The state as plain arrays (``state.npz``: the network's state dict, the normalisation)."""
         io.save_npz(directory / "state.npz", **self.get_state())
-        curve = getattr(self, "curve_", None)
-        if curve:
-            io.save_text(directory / "training_curve.csv",
-                         "step,loss\n" + "".join(f"{int(a)},{float(b)!r}\n" for a, b in curve))
-        io.save_json(directory / "target.json", {"target": self.name, "params": self.params,
-                                                 "device": self.device_name()})
 
     def _load_state(self, directory: Path):
         try:
@@ -563,8 +377,7 @@ class DiffusionTarget(Curatable, MlflowFlavor, TorchTarget):
 
     def write_sample_artifacts(self, samples, directory: Path) -> None:
         """Images: a grid of the first 64 samples."""
-        if self.is_image:
-            images.write_grid(samples, self.side, directory)
+        self.data_.write_sample_artifacts(samples, directory)
 
     def sample_artifacts(self, samples_dir: Path) -> list[Path]:
-        return images.grid_files(samples_dir)
+        return self.data_.sample_artifacts(samples_dir)

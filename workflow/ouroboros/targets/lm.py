@@ -326,20 +326,17 @@ class LMTarget(Curatable, MlflowFlavor, TorchTarget):
     def starts_from_previous(self) -> bool:
         return self.backbone_.starts_from_previous()
 
-    def fit(self, data, rng) -> "LMTarget":
-        import torch
+    def _fit_items(self, data) -> list[list[int]]:
+        return self._encode(D.items(data, 0))
 
-        items = self._encode(D.items(data, 0))
-        device = self._device()
-        seed = int(rng.integers(2**62))
-        torch.manual_seed(seed)
-        net, losses = self.backbone_.fit(items, tokenizer=self.tokenizer, seed=seed, device=device,
-                                         attached=self.attached, valid=lambda: self._encode(self.corpus()["valid"]))
-        self.net_ = net.to("cpu").eval()
-        self._record_device(device)
-        self.final_loss_ = float(np.mean(losses[-max(1, len(losses) // 20):]))
-        self.curve_ = list(enumerate((float(x) for x in losses), start=1))
-        return self
+    def _train(self, items, seed, device):
+        """The backbone's loop (the validation split read only by a backbone that reports on it)."""
+        return self.backbone_.fit(items, tokenizer=self.tokenizer, seed=seed, device=device, attached=self.attached,
+                                  valid=lambda: self._encode(self.corpus()["valid"]))
+
+    def _final_loss(self, curve) -> float:
+        """The mean loss of the last 5% of the steps."""
+        return float(np.mean([b for _, b in curve[-max(1, len(curve) // 20):]]))
 
     def _prompts(self, n: int, rng) -> np.ndarray:
         """n prompts: windows of ``prompt_len`` tokens at random places of the real training stream."""

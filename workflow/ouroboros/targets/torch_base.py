@@ -123,6 +123,46 @@ class TorchTarget(Target):
         """A message if n real training items cannot be had, else None."""
         return None
 
+    # -- the fit: a template method ------------------------------------------------------------
+    def fit(self, data, rng) -> "TorchTarget":
+        """Every torch target's fit, in the style of scikit-learn's ``BaseMixture.fit``: the items
+        (:meth:`_fit_items`), the device, one seed from the fit's stream that seeds torch, then the family's loop
+        (:meth:`_train`, in :mod:`ouroboros.nets`); the trained network is kept on the CPU with its device, its
+        loss curve and final loss.  (Threads are set per job by :func:`ouroboros.logs.run_job`.)"""
+        import torch
+
+        items = self._fit_items(data)
+        device = self._device()
+        seed = int(rng.integers(2**62))
+        torch.manual_seed(seed)
+        net, curve = self._train(items, seed, device)
+        self.net_ = net.to("cpu").eval()
+        self._record_device(device)
+        self.curve_ = [(int(a), float(b)) for a, b in curve]
+        self.final_loss_ = self._final_loss(curve)
+        return self
+
+    def _fit_items(self, data):
+        """The training items as the loop takes them (default: replicate 0's items)."""
+        from ouroboros import data as D
+
+        return D.items(data, 0)
+
+    def _train(self, items, seed: int, device: str):
+        """The family's loop: (the trained network, its loss curve [(step, loss), ...]); torch is seeded with
+        ``seed`` already (a loop seeds its own generator with ``seed + 1``)."""
+        raise NotImplementedError
+
+    def _final_loss(self, curve) -> float:
+        """The loss the fit reports (default: the curve's last point)."""
+        return float(curve[-1][1])
+
+    def _autocast(self, device: str):
+        """bf16 autocast on a GPU when the ``amp`` setting asks (a no-op elsewhere)."""
+        from ouroboros.torchdev import autocast
+
+        return autocast(device, self.p.get("amp", False))
+
     # -- the network ----------------------------------------------------------------------
     def _new_net(self):
         raise NotImplementedError

@@ -17,7 +17,6 @@ training split (in the ``reference`` job, never the generation's own model).
 """
 from __future__ import annotations
 
-import contextlib
 import logging
 import math
 from pathlib import Path
@@ -28,7 +27,6 @@ import numpy as np
 from ouroboros import data as D
 from ouroboros import images
 from ouroboros import judge as J
-from ouroboros.data import Data
 from ouroboros.settings import settings_schema
 from ouroboros.targets.capabilities import Curatable, MlflowFlavor
 from ouroboros.targets.torch_base import KEEP_SETTING, THREADS_SETTING, WEIGHTS_DTYPE_SETTING, TorchTarget
@@ -175,45 +173,16 @@ class VAETarget(Curatable, MlflowFlavor, TorchTarget):
         return (0.5 * ((x - out) / s) ** 2 + math.log(s) + 0.5 * math.log(2 * math.pi)).sum(1)
 
     # -- model -------------------------------------------------------------------
-    def fit(self, data: Data, rng: np.random.Generator) -> "VAETarget":
-        torch = _torch()
-        x = D.items(data, 0)
-        device = self._device()
-        seed = int(rng.integers(2**62))
-        torch.manual_seed(seed)
+    def _train(self, x, seed: int, device: str):
+        """The VAE's loop (:func:`ouroboros.nets.vae.train_vae`): Adam on the negative ELBO, a new network."""
+        import torch
+
+        from ouroboros.nets.vae import train_vae
+
         gen = torch.Generator().manual_seed(seed + 1)
         net = self._new_net().to(device)
-        opt = torch.optim.Adam(net.parameters(), lr=self.p["lr"])
-        # the whole training set on the device once (no copy per batch); the batch losses stay on the device and
-        # are read once per epoch (no host sync per step)
-        xt = torch.as_tensor(x, dtype=torch.float32).to(device)
-        n, bs = len(xt), self.p["batch_size"]
-        amp = self.p["amp"] and device == "cuda"
-        autocast = (lambda: torch.autocast(device_type="cuda", dtype=torch.bfloat16)) if amp else contextlib.nullcontext
-        sizes = torch.tensor([min(bs, n - i) for i in range(0, n, bs)], dtype=torch.float64, device=device)
-        self.curve_ = []
-        for epoch in range(self.p["epochs"]):
-            perm = torch.randperm(n, generator=gen).to(device)
-            losses = []
-            net.train()
-            for i in range(0, n, bs):
-                xb = xt[perm[i:i + bs]]
-                with autocast():
-                    out, mu, logvar = net(xb)
-                if amp:
-                    out, mu, logvar = out.float(), mu.float(), logvar.float()
-                loss = (self._recon_nll(out, xb) + 0.5 * (mu ** 2 + logvar.exp() - 1 - logvar).sum(1)).mean()
-                opt.zero_grad()
-                loss.backward()
-                opt.step()
-                losses.append(loss.detach())
-            total = float((torch.stack(losses).double() * sizes).sum())  # the summed loss of every image
-            log.info("epoch %d/%d loss %.4f (nats per image, %d images, %s)", epoch + 1, self.p["epochs"], total / n, n, device)
-            self.curve_.append((epoch + 1, total / n))
-        self.net_ = net.to("cpu").eval()
-        self._record_device(device)
-        self.final_loss_ = total / n
-        return self
+        return train_vae(net, x, self._recon_nll, epochs=self.p["epochs"], batch_size=self.p["batch_size"],
+                         lr=self.p["lr"], amp=self.p["amp"], device=device, generator=gen, log=log)
 
     def sample(self, n, lam, rng):
         torch = _torch()
