@@ -33,7 +33,7 @@ def plain_train(target, x, *, steps, batch, lr, device):
     net = target._new_net().to(device).train()
     sched = target.train_scheduler()
     opt = torch.optim.AdamW(net.parameters(), lr=lr)
-    xt = torch.as_tensor(2 * x - 1).reshape(-1, 1, *target.data_.item_shape).to(device)
+    xt = torch.as_tensor(2 * x - 1).reshape(-1, *target.data_.item_shape).to(device)
     gen = torch.Generator().manual_seed(0)
     for _ in range(steps):
         idx = torch.randint(0, len(xt), (batch,), generator=gen).to(device)
