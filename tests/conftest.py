@@ -103,6 +103,13 @@ def run_per_job(chain, folder: Path, generations: int) -> list:
     """Generations 0..G of a chain as the one-generation-per-job rules run them (train, generate, evaluate
     and, with curation, curate; one folder per generation), then the same as one block job.
     Returns (per-job metric rows, block metric rows)."""
+    spec = chain.spec()
+    rows = run_per_job_only(chain, folder, generations)
+    return rows, run_block_job(chain, spec, 0, generations, folder / "real.npz", folder / "reference", folder / "block")
+
+
+def run_per_job_only(chain, folder: Path, generations: int) -> list:
+    """Generations 0..G of a chain as the one-generation-per-job rules run them; their metric rows."""
     from ouroboros import jobs
 
     spec = chain.spec()
@@ -127,7 +134,7 @@ def run_per_job(chain, folder: Path, generations: int) -> list:
             jobs.curate(spec, g, gdir / "samples", gdir / "model", folder / "gen0" / "model",
                         curation_reference(chain, ref), gdir / "curated", gdir / "curation.csv")
             rows += jobs.read_metrics(gdir / "curation.csv")
-    return rows, run_block_job(chain, spec, 0, generations, real, ref, folder / "block")
+    return rows
 
 
 def run_blocks(chain, folder: Path, generations: int, size: int) -> list:

@@ -2,7 +2,7 @@
 
 A target is one module with one :class:`~ouroboros.targets.base.Target`
 subclass, registered here by name.  Adding a target changes no rule: add the
-module, register it below, and add its name to ``config/schema.yaml``'s enum.
+module and register it below (the config schema's target enum is filled from this registry).
 Modules are imported lazily so a Gaussian job never imports torch.
 """
 from __future__ import annotations

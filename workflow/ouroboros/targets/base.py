@@ -71,6 +71,10 @@ class Defaults:
     #: the settings of stages after ``data`` that :meth:`reference` reads (its job re-runs when they change;
     #: it reads the data settings too): held by ``tests/test_stages.py``, which records what it reads
     reference_settings: ClassVar[tuple[str, ...]] = ()
+    #: small settings the test suite runs this target with, each ``{"params": ..., "n": ..., "replicates": ...}``:
+    #: every registered target is held by them to give the same numbers in every execution mode, under every
+    #: regime, with and without curation (``tests/test_regime_modes.py``); a target must declare at least one
+    test_settings: ClassVar[tuple[dict, ...]] = ()
 
     # -- size hints (the up-front memory estimate of a job; see ouroboros.preflight) ------------------
     def item_bytes(self) -> int:

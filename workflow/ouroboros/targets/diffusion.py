@@ -64,6 +64,11 @@ _POINTS = {"data": list(Points.names)}
 
 class DiffusionTarget(Curatable, MlflowFlavor, TorchTarget):
     name = "diffusion"
+    test_settings = (
+        {"params": {"data": "digits", "channels": [8, 16], "norm_groups": 4, "train_steps": 3, "batch_size": 16,
+                    "steps": 2, "judge_epochs": 1, "device": "cpu", "eval_max": 60}, "n": 40, "replicates": 1},
+        {"params": {"data": "gmm", "truth": "blob", "train_steps": 5, "eval_size": 200, "test_size": 50,
+                    "eval_samples": 50, "hidden": 8, "depth": 1, "steps": 2, "device": "cpu"}, "n": 40, "replicates": 1})
     display = "diffusion target"
     max_block = None  # array state: one generation per job (default) or blocks
     params_schema = settings_schema({

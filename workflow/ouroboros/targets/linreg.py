@@ -38,6 +38,7 @@ def _fixed_design(seed: int, replicates: int, n: int, d: int) -> np.ndarray:
 
 class LinRegTarget(SufficientStatistics, ClosedForm, Target):
     name = "linreg"
+    test_settings = ({"params": {"d": 3}, "n": 12, "replicates": 5},)
     default_block = 1000
     params_schema = settings_schema({
         "d": {"stage": "data", "type": "integer", "minimum": 1, "default": 10, "description": "number of features"},

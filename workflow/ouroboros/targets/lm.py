@@ -53,6 +53,8 @@ log = logging.getLogger("ouroboros")
 # -- the target ------------------------------------------------------------------------------
 class LMTarget(Curatable, MlflowFlavor, TorchTarget):
     name = "lm"
+    test_settings = ({"params": {"n_layer": 1, "n_head": 2, "n_embd": 16, "block_size": 32, "seq_len": 8, "prompt_len": 8,
+                              "max_steps": 3, "batch_size": 8, "device": "cpu", "gen_batch": 32}, "n": 16, "replicates": 1},)
     display = "LM"
     curation_hooks = ("candidates", "loglik", "duplicates")
     params_schema = settings_schema({

@@ -43,6 +43,8 @@ def _torch():
 
 class VAETarget(Curatable, MlflowFlavor, TorchTarget):
     name = "vae"
+    test_settings = ({"params": {"epochs": 1, "judge_epochs": 1, "iwae_k": 2, "batch_size": 64, "device": "cpu", "eval_max": 100},
+                      "n": 40, "replicates": 1},)
     display = "VAE"
     curation_hooks = ("candidates", "loglik", "features", "judge_score", "duplicates")
     params_schema = settings_schema({
