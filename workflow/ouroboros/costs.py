@@ -4,7 +4,7 @@
 a study whose largest job cannot fit in memory or whose files cannot fit on the disk, in one line naming the
 figure.  How each figure is reckoned (README, "Costs before the run"):
 
-* **memory** of a job: what :func:`ouroboros.preflight.job_bytes` counts (its data, the models it holds), the
+* **memory** of a job: what :func:`job_bytes` counts (its data, the models it holds), the
   runtime's own (Python, numpy, torch, transformers: :meth:`Target.runtime_bytes`) and, for a fit by gradient
   descent, the gradients, Adam's two moments and a batch's activations (:meth:`Target.fit_bytes`: 12 bytes per
   trained float32 parameter, so 4x the weights with them for a full fine-tune);
@@ -128,15 +128,39 @@ def _memory(**parts: int) -> tuple[int, str]:
     return sum(parts.values()), shown
 
 
+def machine_memory() -> int:
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):  # pragma: no cover - not POSIX
+        return 16 * GB
+
+
+def job_bytes(chain) -> tuple[int, str]:
+    """An estimate of the memory one job of the chain holds, and how it was reckoned: real training data,
+    the training set (with an accumulated pool of points), the drawn candidates, and the models a block keeps."""
+    e = chain.experiment
+    target = e.make_target()
+    items = 2 * e.n + chain.n_candidates
+    if chain.regime.pools and not chain.pool_as_stats:  # a pool of points
+        items += chain.n_synthetic * e.generations
+    elif not chain.regime.pools:  # the synthetic data held besides the last generation's (a window)
+        items += chain.n_synthetic * max(0, chain.regime.most_sources(e.generations) - 1)
+    models = e.block if e.block > 1 else 2
+    per_replicate = items * target.item_bytes() + models * target.model_bytes()
+    total = 2 * e.replicates * per_replicate  # working copies
+    how = (f"{e.replicates:,} replicates x ({items:,} items x {target.item_bytes()} B"
+           + (f" + {models:,} models x {target.model_bytes():,} B" if target.model_bytes() else "") + ") x 2")
+    return total, how
+
+
+
 def estimate(study, tracking: dict) -> Estimate:
     """The study's jobs by rule and experiment, with each job's memory and what it writes (no time yet)."""
-    from ouroboros.plan import Plan, blocks
-    from ouroboros.preflight import job_bytes
+    from ouroboros.units import backbone_models, blocks, pruned_generations, tracking_groups
 
-    plan = Plan(study, tracking)
     jobs: list[Jobs] = []
     todo: dict = {}
-    for key, model in plan.backbones.items():
+    for key, model in backbone_models(study).items():
         if not Path(paths.backbone_dir(key)).is_dir():
             target = next(e.make_target() for e in study.experiments if e.make_target().backbone() == model)
             todo[key] = (model, 4 * target.parameters())
@@ -180,7 +204,7 @@ def estimate(study, tracking: dict) -> Estimate:
                     every = tracking.get("every", 1)
                     mlflow += MLFLOW_RUN_BYTES * len([g for g in gens if g % every == 0 or g == b])
                 continue
-            pruned = set(plan.pruned_generations(c))
+            pruned = set(pruned_generations(c))
             first_of_seed = c is next(x for x in chains if x.seed == c.seed)  # it runs the shared generation 0
             for g in range(0 if first_of_seed else 1, e.generations + 1):
                 n_train = c.regime.train_size(e.n, g)
@@ -205,7 +229,8 @@ def estimate(study, tracking: dict) -> Estimate:
                     chained=True, writes=samples, loads=2, models=2 * model_mem, samples=2 * samples,
                     scoring=target.score_bytes())
     jobs = _merged(jobs)
-    groups = len(plan.tracking_groups) if tracking.get("enabled") else 0
+    groups = (len(tracking_groups(study, tracking["chains_per_job"], tracking["every"], tracking["parent_points"]))
+              if tracking.get("enabled") else 0)
     return Estimate(jobs, todo, mlflow if groups else 0, groups + (1 if groups else 0))
 
 
@@ -426,8 +451,6 @@ def available_memory() -> int:
                 return int(line.split()[1]) * 1024
     except OSError:
         pass
-    from ouroboros.preflight import machine_memory
-
     return machine_memory()
 
 

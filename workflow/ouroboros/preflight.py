@@ -16,9 +16,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional, Sequence
 
+from ouroboros import costs
+from ouroboros.costs import GB, job_bytes, machine_memory  # noqa: F401 (sizes, re-exported)
 from ouroboros.settings import ConfigError
+from ouroboros.trackconf import TrackingError, resolve_artifacts, resolve_uri, sqlite_path
 
-GB = 1024 ** 3
 
 
 @dataclass
@@ -171,31 +173,6 @@ def check_expansion(config: dict, budget: int = MAX_CONFIG_VALUES) -> None:
 
 
 # -- sizes -------------------------------------------------------------------------------------------
-def machine_memory() -> int:
-    try:
-        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
-    except (ValueError, OSError, AttributeError):  # pragma: no cover - not POSIX
-        return 16 * GB
-
-
-def job_bytes(chain) -> tuple[int, str]:
-    """An estimate of the memory one job of the chain holds, and how it was reckoned: real training data,
-    the training set (with an accumulated pool of points), the drawn candidates, and the models a block keeps."""
-    e = chain.experiment
-    target = e.make_target()
-    items = 2 * e.n + chain.n_candidates
-    if chain.regime.pools and not chain.pool_as_stats:  # a pool of points
-        items += chain.n_synthetic * e.generations
-    elif not chain.regime.pools:  # the synthetic data held besides the last generation's (a window)
-        items += chain.n_synthetic * max(0, chain.regime.most_sources(e.generations) - 1)
-    models = e.block if e.block > 1 else 2
-    per_replicate = items * target.item_bytes() + models * target.model_bytes()
-    total = 2 * e.replicates * per_replicate  # working copies
-    how = (f"{e.replicates:,} replicates x ({items:,} items x {target.item_bytes()} B"
-           + (f" + {models:,} models x {target.model_bytes():,} B" if target.model_bytes() else "") + ") x 2")
-    return total, how
-
-
 def job_count(study, tracking: bool) -> int:
     """About how many jobs the study runs (the DAG Snakemake builds before the first job)."""
     total = 0
@@ -237,8 +214,6 @@ def check_sizes(study, limits: dict, tracking: dict):
             f"invalid config at generations: the study would run about {jobs:,} jobs, over limits.jobs = "
             f"{limits['jobs']:,} (Snakemake builds every job before the first runs); use fewer generations, "
             f"seeds or sweep values, a larger block, or raise limits.jobs")
-    from ouroboros import costs
-
     est = costs.estimate(study, tracking)
     peak = est.peak_job
     if peak is not None and peak.memory > limit_bytes:
@@ -270,7 +245,7 @@ def check_kept_weights(study) -> None:
     were removed (its ``model.pruned.json``) while a job that reads them has yet to run (its samples, metrics or
     curated data are missing, or the next generation's model where that starts from it: ``init: previous``);
     and ``keep`` in block mode, where a block's models are one file."""
-    from ouroboros.plan import Plan, generation_files
+    from ouroboros.units import generation_files, weight_readers
 
     for chain in study.chains:
         e = chain.experiment
@@ -284,7 +259,7 @@ def check_kept_weights(study) -> None:
         for g in range(1, e.generations + 1):
             if not Path(generation_files(chain, g).pruned).is_file():
                 continue
-            missing = [k for k, f in Plan.weight_readers(chain, g).items() if not Path(f).exists()]
+            missing = [k for k, f in weight_readers(chain, g).items() if not Path(f).exists()]
             if missing:
                 raise ConfigError(
                     f"invalid config at experiments ({e.label}).params.keep: generation {g} of {chain.path} no longer "
@@ -296,8 +271,6 @@ def check_kept_weights(study) -> None:
 # -- tracking ----------------------------------------------------------------------------------------
 def check_tracking_folder(uri: str) -> None:
     """A SQLite database's folder must exist or be creatable, and be writable (nothing is created here)."""
-    from ouroboros.tracking import sqlite_path
-
     path = sqlite_path(uri)
     if path is None:
         return
@@ -326,7 +299,6 @@ def prepare(config: dict, basedir, cwd=None, configfiles: Sequence = (), reread:
     builds the study runs, not the checks of what it would run (the VAE's loads its data set) or of sizes."""
     from ouroboros.config import Study, load_schema, validate_schema
     from ouroboros.sweeps import check_specs
-    from ouroboros.tracking import TrackingError, resolve_artifacts, resolve_uri
 
     cwd = cwd or os.getcwd()
     if reread:

@@ -34,46 +34,20 @@ from pathlib import Path
 from typing import Iterable, Optional, Sequence
 
 from ouroboros import paths
+from ouroboros.trackconf import (  # noqa: F401 (the tracking settings, re-exported)
+    DEFAULT_ARTIFACTS,
+    DEFAULT_DB,
+    EXPERIMENT_KIND,
+    UI_VIEW,
+    TrackingError,
+    resolve_artifacts,
+    resolve_uri,
+    sqlite_path,
+)
 
 log = logging.getLogger("ouroboros")
 
-DEFAULT_DB = "results/mlflow.db"
-DEFAULT_ARTIFACTS = "results/mlartifacts"
 METRIC_BATCH = 900
-
-
-class TrackingError(RuntimeError):
-    """The tracking backend cannot be used; the message names the URI."""
-
-
-# -- configuration -----------------------------------------------------------------
-def resolve_uri(uri: Optional[str], root: str | os.PathLike) -> str:
-    """An absolute tracking URI: SQLite paths are made absolute against ``root``."""
-    root = Path(root)
-    if not uri:
-        return f"sqlite:///{(root / DEFAULT_DB).resolve()}"
-    if uri.startswith("sqlite:///"):
-        path = Path(uri[len("sqlite:///"):])
-        return f"sqlite:///{(path if path.is_absolute() else root / path).resolve()}"
-    if uri.startswith(("http://", "https://", "databricks")):
-        return uri.rstrip("/")
-    if "://" not in uri:
-        return f"sqlite:///{(root / uri).resolve()}"
-    raise TrackingError(f"unsupported tracking.uri {uri!r}: use sqlite:///path/to/mlflow.db or http(s)://host:port "
-                        "(MLflow 3's file store is deprecated)")
-
-
-def resolve_artifacts(artifacts: Optional[str], uri: str, root: str | os.PathLike) -> Optional[str]:
-    """Where a new experiment keeps artifacts: beside a SQLite database, or the server's choice."""
-    if artifacts:
-        return artifacts if "://" in artifacts else str((Path(root) / artifacts).resolve())
-    if uri.startswith("sqlite:///"):
-        return str(Path(sqlite_path(uri)).parent / "mlartifacts")
-    return None
-
-
-def sqlite_path(uri: str) -> Optional[str]:
-    return uri[len("sqlite:///"):] if uri.startswith("sqlite:///") else None
 
 
 def config_hash(obj) -> str:
@@ -160,10 +134,6 @@ def git_commit(repo: str | os.PathLike) -> str:
 
 
 # -- experiment --------------------------------------------------------------------
-#: MLflow UI: open the experiment as classical model training (not the GenAI "Evaluations" view)
-EXPERIMENT_KIND = "custom_model_development"
-#: the query that opens MLflow 3's UI in its model-training view (what its "Model training" toggle sets)
-UI_VIEW = "workflowType=machine_learning"
 
 
 def source_tags(repo: str | os.PathLike, rule: str = "") -> dict[str, str]:
@@ -625,13 +595,13 @@ def track_group(name: str, units: Sequence[dict], study: dict, out_receipt, rule
                 repo: str = ".") -> dict:
     """Track a group of chains in one job (one MLflow import, one database connection, one model template).
 
-    ``units`` in order: :class:`ouroboros.plan.BlockUnit` (a block job's generations) or
-    :class:`ouroboros.plan.GenerationUnit` (one generation of a one-generation-per-job chain; ``shared``: an
+    ``units`` in order: :class:`ouroboros.units.BlockUnit` (a block job's generations) or
+    :class:`ouroboros.units.GenerationUnit` (one generation of a one-generation-per-job chain; ``shared``: an
     experiment's generation 0, tracked once per seed for all its regimes), or their ``to_params()``.  Lineage: each tracked model has the chain's
     previous tracked model as input; generation 1 of every regime has the shared generation 0's.
     Parent runs end FINISHED when their chain's units are all logged.  ``study``: see :func:`ensure_experiment`."""
     from ouroboros import io
-    from ouroboros.plan import BlockUnit, unit_from_params
+    from ouroboros.units import BlockUnit, unit_from_params
 
     units = [unit_from_params(u) if isinstance(u, dict) else u for u in units]
     experiment = ensure_experiment(study)
