@@ -28,6 +28,8 @@ from pathlib import Path
 from typing import Optional
 
 from ouroboros import paths
+from ouroboros.nets import hf
+from ouroboros.nets.hf import resolve
 
 log = logging.getLogger("ouroboros")
 
@@ -47,8 +49,6 @@ def _source_files(source) -> list[Path]:
 def fingerprint(model: str) -> dict:
     """What identifies a source without reading it whole: its kind and location and, for local files, each
     file's name, size and modification time (a hub model: its name)."""
-    from ouroboros.nets.hf import resolve
-
     source = resolve(model)
     files = {}
     for f in _source_files(source):
@@ -80,8 +80,6 @@ def file_stats(folder: Path) -> dict[str, list[int]]:
 def build(model: str, folder) -> dict:
     """Convert ``model`` into ``folder`` (:func:`ouroboros.nets.hf.convert`) and record what :func:`stale` checks:
     the source's fingerprint and the converted files' sizes and times beside the weights' sha256."""
-    from ouroboros.nets import hf
-
     folder = Path(folder)
     info = hf.convert(model, folder)
     info["fingerprint"] = fingerprint(model)
@@ -110,8 +108,6 @@ def stale(folder) -> Optional[str]:
 def check_weights(folder) -> Optional[str]:
     """Why the entry's weights are not the converted ones (their sha256 differs from the record), or None: what
     the train job checks when it loads them."""
-    from ouroboros.nets import hf
-
     folder = Path(folder)
     try:
         recorded = json.loads((folder / "backbone.json").read_text(encoding="utf-8"))["sha256"]

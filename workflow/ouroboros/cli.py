@@ -11,18 +11,19 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
 from typing import Optional, Sequence
 
+from ouroboros import costs, preflight
+from ouroboros.settings import ConfigError
+
 REPO = Path(__file__).resolve().parents[2]
 
 
 def _check(args) -> int:
-    from ouroboros import costs, preflight
-    from ouroboros.settings import ConfigError
-
     try:
         prepared = preflight.check_files(args.files, args.repo)
     except ConfigError as exc:
@@ -52,9 +53,6 @@ def _check(args) -> int:
 def scheduled_jobs(files: Sequence[str], repo, cwd=None) -> int:
     """How many jobs Snakemake would run in ``cwd`` now (its own dry run: the exact count, less what is
     already computed there)."""
-    import re
-    import subprocess
-
     cmd = [sys.executable, "-m", "snakemake", "-s", str(Path(repo) / "Snakefile"), "-n", "--quiet", "rules",
            "--nolock"]
     for f in files:

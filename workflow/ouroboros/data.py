@@ -20,6 +20,8 @@ from typing import Sequence, Union
 
 import numpy as np
 
+from ouroboros import parallel
+
 
 class Summary:
     """Sufficient statistics of R replicate training sets: they merge, and summarise points of their family."""
@@ -86,8 +88,6 @@ class Stats(Summary):
         r, n, d = x.shape
         if n == 0:
             return cls.empty(r, d)
-        from ouroboros import parallel
-
         mean, m2 = parallel.row_reduce(_mean_m2, x)  # row chunks on the job's threads (a large draw)
         return cls(np.full(r, float(n)), mean, m2)
 

@@ -10,18 +10,21 @@ import csv
 import hashlib
 import logging
 import math
+import time
 from pathlib import Path
 from typing import Iterable, Optional, Sequence
 
 import numpy as np
 
+from ouroboros import backbones
 from ouroboros import data as D
-from ouroboros import io, paths, seeding
+from ouroboros import io, paths, seeding, tables
 from ouroboros.chain import ChainRun, evaluate_block, run_block, split_metrics, train_items, unstack_models
 from ouroboros.config import ChainSpec, real_rng
 from ouroboros.curation import INFINITE as CURATION_INFINITE
 from ouroboros.targets import make_target
 from ouroboros.targets.base import Target
+from ouroboros.targets.torch_base import WEIGHT_FILES
 
 log = logging.getLogger("ouroboros")
 
@@ -166,8 +169,6 @@ def reference(spec: dict, out_dir, backbone_dir=None) -> None:
 
 def backbone(model: str, out_dir) -> None:
     """Convert a pretrained model into its backbone cache entry (:func:`ouroboros.backbones.build`)."""
-    from ouroboros import backbones
-
     info = backbones.build(model, out_dir)
     log.info("backbone %s: %s, %.1fM parameters, sha256 %s", model, info["class"], info["parameters"] / 1e6,
              info["sha256"][:12])
@@ -311,10 +312,6 @@ def check_block_target(block_dir, template: Target) -> None:
 def prune(model_dir, keep: str, out_receipt) -> None:
     """Remove the weights of a generation its chain does not keep (``keep``), once every job reading them is done;
     the receipt records each removed file's bytes and sha256, and the folder keeps the model's description."""
-    import time
-
-    from ouroboros.targets.torch_base import WEIGHT_FILES
-
     model_dir = Path(model_dir)
     removed = {}
     for name in WEIGHT_FILES:
@@ -335,8 +332,6 @@ def collect(chains: Sequence[dict], files: Sequence[Sequence[str]], out_csv,
     metric); the settings of each (experiment, regime); the last generation's mean / min / max over seeds.
     Each chain's files must hold generations 0..G (``generations``) with the same metrics in each."""
     import pandas as pd
-
-    from ouroboros import tables
 
     frames = []
     for i, (columns, chain_files) in enumerate(zip(chains, files)):

@@ -2,12 +2,19 @@
 from __future__ import annotations
 
 import contextlib
+import errno
+import json
 import logging
 import os
+import resource
+import shutil
 import sys
 import time
 from pathlib import Path
 from typing import Optional
+
+from ouroboros import parallel
+from ouroboros.gpus import gpu_slots
 
 
 @contextlib.contextmanager
@@ -44,9 +51,6 @@ def usage_path(log_path) -> Path:
 def write_usage(log_path, seconds: float) -> None:
     """The job's wall time and exact peak resident memory (getrusage: this process and its children), which
     Snakemake's sampled ``benchmark:`` misses for short jobs."""
-    import json
-    import resource
-
     peak_kb = max(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)
     try:
         usage_path(log_path).write_text(json.dumps({"seconds": round(seconds, 3), "max_rss_mb": round(peak_kb / 1024, 1)}))
@@ -69,10 +73,6 @@ def _chain(exc: BaseException):
 def disk_full(exc: BaseException, fallback: str | Path = ".") -> Optional[str]:
     """One line naming the full disk when ``exc`` (or what caused it) is "no space left" or a quota; the
     disk of ``fallback`` (the job's output) when the error names no file."""
-    import errno
-    import os
-    import shutil
-
     for e in _chain(exc):
         if isinstance(e, OSError) and e.errno in (errno.ENOSPC, errno.EDQUOT):
             where = Path(e.filename or fallback).resolve()
@@ -118,8 +118,6 @@ def run_job(snakemake, func, *args, **kwargs):
     cannot fix (a config or file problem: :data:`PERMANENT`) is remembered beside the log, and a retry of
     the same job (Snakemake's ``retries``) then stops at once with the same message instead of recomputing.
     """
-    from ouroboros.gpus import gpu_slots
-
     log_path = snakemake.log[0]
     marker = Path(f"{log_path}.permanent")
     attempt = int(getattr(snakemake, "attempt", 1) or 1)
@@ -129,8 +127,6 @@ def run_job(snakemake, func, *args, **kwargs):
         sys.exit(1)
     marker.unlink(missing_ok=True)
     gpus = int(getattr(snakemake.resources, "gpu", 0) or 0)
-    from ouroboros import parallel
-
     threads = int(getattr(snakemake, "threads", 1) or 1)
     parallel.set_threads(threads)
     limit_native_threads(threads)

@@ -12,6 +12,8 @@
 """
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 
 
@@ -28,8 +30,6 @@ def frechet_distance(x: np.ndarray, y: np.ndarray) -> float:
 
     mx, my = x.mean(0), y.mean(0)
     sx, sy = np.atleast_2d(np.cov(x, rowvar=False)), np.atleast_2d(np.cov(y, rowvar=False))
-    import warnings
-
     with warnings.catch_warnings(), np.errstate(all="ignore"):
         warnings.simplefilter("ignore")  # collapsed samples give singular covariances
         covmean = linalg.sqrtm(sx @ sy)

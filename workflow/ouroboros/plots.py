@@ -7,11 +7,13 @@ from typing import Sequence
 
 import numpy as np
 
-from ouroboros import paths, regimes as R
+from ouroboros import io, paths
+from ouroboros import regimes as R
+from ouroboros.jobs import load_samples
 from ouroboros.sweeps import line_colours
+from ouroboros.tables import read_study
 from ouroboros.targets import make_target
 from ouroboros.targets.capabilities import closed_form
-from ouroboros.tables import read_study
 
 
 def plot_target(metrics_csv, out_dir, metrics: dict[str, dict], experiments: Sequence[dict],
@@ -114,8 +116,6 @@ def sample_grid(sample_dirs: Sequence, generations: Sequence[int], shape: tuple[
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from ouroboros.jobs import load_samples
-
     h, w = shape
     rows = []
     for d in sample_dirs:
@@ -148,8 +148,6 @@ def plot_distribution(name: str, groups: Sequence[dict], out_png, description: s
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-
-    from ouroboros import io
 
     values: dict[tuple[str, int], np.ndarray] = {}
     for g in groups:

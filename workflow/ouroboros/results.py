@@ -13,6 +13,9 @@ import re
 from pathlib import Path
 
 from ouroboros import io, paths
+from ouroboros.chain import unstack_models
+from ouroboros.targets import make_target
+from ouroboros.targets.base import Target
 
 
 def load_generation(study: str, experiment: str, regime: str, seed: int, generation: int, root: str | Path = "."):
@@ -24,10 +27,6 @@ def load_generation(study: str, experiment: str, regime: str, seed: int, generat
 
 
 def _load_generation(study, experiment, regime, seed, generation, root):
-    from ouroboros.chain import unstack_models
-    from ouroboros.targets import make_target
-    from ouroboros.targets.base import Target
-
     root = Path(root)
     generation = int(generation)
     model = root / paths.generation(study, experiment, regime, seed, generation).model

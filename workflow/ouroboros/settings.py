@@ -12,6 +12,8 @@ import importlib
 import math
 from typing import Any
 
+import jsonschema
+
 
 class ConfigError(ValueError):
     """The study configuration is invalid; the message names the key."""
@@ -84,8 +86,6 @@ def _full_pattern(pattern: str) -> str:
 def _validator(schema: dict):
     """A draft 2020-12 validator that also fills in defaults, counts only ints as integers, and anchors
     patterns at the very end of the string."""
-    import jsonschema
-
     base = jsonschema.Draft202012Validator
     props = base.VALIDATORS["properties"]
     pattern = base.VALIDATORS["pattern"]

@@ -31,10 +31,11 @@ from typing import Optional, Sequence
 import numpy as np
 
 from ouroboros import regimes as R
+from ouroboros.chain import METRICS as ENGINE_METRICS
 from ouroboros.settings import ConfigError
+from ouroboros.tables import read_study
 from ouroboros.targets import make_target, target_class
 from ouroboros.targets.capabilities import closed_form, expected_time
-from ouroboros.tables import read_study
 
 STATISTICS = {
     "last": "the value at the last generation",
@@ -73,8 +74,6 @@ def check_specs(study) -> list[dict]:
             raise ConfigError(f"invalid config at {at}.experiments: unknown experiments {unknown}; "
                               f"allowed values: {', '.join(sorted(names))}")
         exps = experiments_of(spec, study.experiments)
-        from ouroboros.chain import METRICS as ENGINE_METRICS
-
         metrics = set(ENGINE_METRICS)
         for e in exps:
             metrics |= set(target_class(e.target).metrics_for(e.params))

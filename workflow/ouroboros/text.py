@@ -24,9 +24,13 @@ import json
 import math
 import re
 from pathlib import Path
+from pydoc_data.topics import topics
 from typing import Iterable, Sequence
 
 import numpy as np
+from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+
+from ouroboros import io
 
 EOT = "<|endoftext|>"
 
@@ -51,8 +55,6 @@ def load_corpus(source: str, train: str = "", valid: str = "", test: str = "", h
 
 
 def _pydoc_corpus(seed: int, valid_fraction: float, test_fraction: float):
-    from pydoc_data.topics import topics
-
     docs = sorted({v.strip() for v in topics.values() if v.strip()})  # a few topics share one text
     order = np.random.default_rng(seed).permutation(len(docs))
     total = sum(map(len, docs))
@@ -153,8 +155,6 @@ class BPETokenizer:
 
     @classmethod
     def train(cls, texts: Iterable[str], vocab_size: int = 1024) -> "BPETokenizer":
-        from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
-
         tok = Tokenizer(models.BPE())
         tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
         tok.decoder = decoders.ByteLevel()
@@ -185,8 +185,6 @@ def tokenizer_from_json(text: str):
     if spec.get("type") == "char":
         return CharTokenizer(spec["chars"])
     if spec.get("type") == "bpe":
-        from tokenizers import Tokenizer
-
         return BPETokenizer(Tokenizer.from_str(spec["tokenizer"]))
     raise ValueError(f"unknown tokenizer type {spec.get('type')!r}")
 
@@ -216,14 +214,10 @@ def unescape_line(line: str) -> str:
 
 
 def write_lines(path, texts: Iterable[str]) -> None:
-    from ouroboros import io
-
     io.save_text(path, "".join(escape_line(str(t)) + "\n" for t in texts))
 
 
 def read_lines(path) -> list[str]:
-    from ouroboros import io
-
     path = Path(path)
     if not path.is_file():
         raise io.IntermediateFileError(f"intermediate file is missing: {path}", path)

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from ouroboros.io import IntermediateFileError
+
 
 def cuda_available() -> bool:
     import torch
@@ -67,8 +69,6 @@ def load_state_dict(path) -> dict:
     a missing, truncated or corrupt file is an :class:`~ouroboros.io.IntermediateFileError` naming it."""
     import torch
 
-    from ouroboros.io import IntermediateFileError
-
     path = Path(path)
     if not path.is_file():
         raise IntermediateFileError(f"intermediate file is missing: {path}", path)
@@ -82,8 +82,6 @@ def load_weights(net, path, name: str):
     """``net`` with the state dict saved at ``path`` (weights saved in bf16/fp16 cast back to the network's dtypes),
     in eval mode; a state dict that does not fit the network is an
     :class:`~ouroboros.io.IntermediateFileError` naming the file and the ``target.json`` describing it."""
-    from ouroboros.io import IntermediateFileError
-
     path = Path(path)
     state = load_state_dict(path)
     own = net.state_dict()

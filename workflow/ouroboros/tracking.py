@@ -18,22 +18,33 @@ generation deletes the runs (and models) it logged before for the same
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import functools
+import getpass
 import hashlib
 import json
 import logging
 import os
 import re
+import shutil
 import socket
 import subprocess
 import tempfile
 import time
 import urllib.error
 import urllib.request
+import warnings
 from pathlib import Path
 from typing import Iterable, Optional, Sequence
 
-from ouroboros import paths
+from ouroboros import io, jobs, mlflow_models, paths
+from ouroboros.chain import METRICS as ENGINE_METRICS
+from ouroboros.chain import unstack_models
+from ouroboros.config import ChainSpec
+from ouroboros.curation import METRICS as CURATION_METRICS
+from ouroboros.mlflow_models import local_artifacts
+from ouroboros.targets import target_class
+from ouroboros.targets.base import Target
 from ouroboros.trackconf import (  # noqa: F401 (the tracking settings, re-exported)
     DEFAULT_ARTIFACTS,
     DEFAULT_DB,
@@ -44,6 +55,7 @@ from ouroboros.trackconf import (  # noqa: F401 (the tracking settings, re-expor
     resolve_uri,
     sqlite_path,
 )
+from ouroboros.units import BlockUnit, unit_from_params
 
 log = logging.getLogger("ouroboros")
 
@@ -87,8 +99,6 @@ def backend_lock(uri: str):
     if path is None:
         yield
         return
-    import fcntl
-
     Path(path).parent.mkdir(parents=True, exist_ok=True)
     with open(path + ".lock", "a") as fh:
         fcntl.flock(fh, fcntl.LOCK_EX)
@@ -138,8 +148,6 @@ def git_commit(repo: str | os.PathLike) -> str:
 
 def source_tags(repo: str | os.PathLike, rule: str = "") -> dict[str, str]:
     """MLflow's standard source tags: git commit, user, and the Snakemake rule as the source name."""
-    import getpass
-
     try:
         user = getpass.getuser()
     except (KeyError, OSError):
@@ -189,8 +197,6 @@ class ChainTracker:
 
     def __init__(self, spec: dict, uri: str, experiment_id: str, rule: str = "", repo: str = ".", shared: bool = False):
         """``shared``: the tracker of an experiment's generation 0, shared by its regimes (one per seed)."""
-        from ouroboros.config import ChainSpec
-
         self.chain = ChainSpec.from_params(spec)
         self.shared = shared
         self.spec = spec
@@ -329,8 +335,6 @@ class ChainTracker:
         run = self.client.create_run(self.experiment_id, run_name=f"gen{generation} {self.label}", tags=tags)
         run_id = run.info.run_id
         params = dict(self.params(), generation=str(generation))
-        import warnings
-
         datasets = {}
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
@@ -343,8 +347,6 @@ class ChainTracker:
                               for ctx, d in datasets.items()],
             models=[LoggedModelInput(previous_model)] if previous_model else None)
         if model is not None and model_dir is not None:
-            from ouroboros import mlflow_models
-
             if not mlflow_models.logs_without_run(model):  # a flavor's log_model copies the run's params onto it
                 self.client.log_batch(run_id, params=[Param(k, v) for k, v in params.items()])
             model_id = mlflow_models.log_target_model_to(
@@ -368,8 +370,6 @@ class ChainTracker:
         ts = int(time.time() * 1000)
         on = {"real": datasets.get("evaluation"), "samples": datasets.get("samples"),
               "train": datasets.get("training"), "model": None}
-        from ouroboros.targets import target_class
-
         cls = target_class(self.chain.target_name)
         batch = []
         for k, v in metrics.items():
@@ -388,8 +388,6 @@ def job_metrics(benchmarks: dict) -> dict[str, float]:
     """Run time (s, the whole job as Snakemake's ``benchmark:`` file records it) and peak resident memory (MB)
     of each job: the job's own exact measurement beside its log (``*.usage.json``, see
     :func:`ouroboros.logs.write_usage`) where present, else the benchmark file's sampled ``max_rss``."""
-    import json
-
     out: dict[str, float] = {}
     for rule, path in sorted((benchmarks or {}).items()):
         try:
@@ -421,9 +419,6 @@ def training_curve(model_dir) -> list[tuple[int, float]]:
 def metric_data(target, metric: str) -> str:
     """What a metric was computed on: ``train`` (the engine's ``train_items``), ``samples`` (curation scores
     the drawn candidates), or what the target declares (``real``, ``samples``, ``model``)."""
-    from ouroboros.chain import METRICS as ENGINE_METRICS
-    from ouroboros.curation import METRICS as CURATION_METRICS
-
     if metric in ENGINE_METRICS:
         return "train"
     if metric in CURATION_METRICS:
@@ -475,10 +470,6 @@ def logged_models(study: str, uri: Optional[str] = None) -> dict[str, str]:
 def drop_logged_model(client, model_id: str) -> None:
     """Delete a logged model and, where the artifact store is a local folder, its files (what ``mlflow gc``
     would remove later): a re-logged generation's old copy does not keep its weights on disk."""
-    import shutil
-
-    from ouroboros.mlflow_models import local_artifacts
-
     try:
         folder = local_artifacts(client.get_logged_model(model_id).artifact_location)
     except Exception:  # noqa: BLE001 - an older server: leave the files to mlflow gc
@@ -501,9 +492,6 @@ def _log_block(tracker: ChainTracker, parent: str, unit, previous_model: Optiona
     """Generations first..last computed by one block job (every ``every``-th and the last get a child run and
     a model; all go to the parent run); the block job's run time and peak memory go to the parent at step
     ``last``.  Returns the logged runs and the chain's last model."""
-    from ouroboros import io, jobs
-    from ouroboros.chain import unstack_models
-
     uri, last = tracker.uri, unit.last
     block = paths.BlockFiles(unit.dir)
     metrics = jobs.read_metrics(block.metrics)
@@ -538,9 +526,6 @@ def _log_generation(tracker: ChainTracker, parent: str, unit, previous_model: Op
     """One generation computed by the train/generate/evaluate jobs.  ``unit.extra``: more metrics files of
     the chain to log (its curation metrics; at generation 1 also generation 0's, which is tracked once per
     experiment and seed), each row at its generation."""
-    from ouroboros import io, jobs
-    from ouroboros.targets.base import Target
-
     generation = unit.gen
     here = paths.GenerationFiles(unit.dir)
     rows = jobs.read_metrics(here.metrics)
@@ -571,8 +556,6 @@ def _link_gen0(tracker: ChainTracker, parent: str, shared: dict, evaluation: dic
     the shared one (logged once, by the run ``shared`` of the seed's shared chain), so that the chain's lineage
     in MLflow starts at generation 0 and the chain's name finds it (:func:`logged_models`).  The chain's parent
     run records both ids (``ouroboros.gen0_run_id``, ``ouroboros.gen0_model_id``)."""
-    from ouroboros import io, jobs
-
     c = tracker.chain
     gen0 = paths.generation(c.study, c.experiment, c.regime.label, c.seed, 0)
     rows = [r for r in jobs.read_metrics(gen0.metrics) if r[0] == 0]
@@ -600,9 +583,6 @@ def track_group(name: str, units: Sequence[dict], study: dict, out_receipt, rule
     experiment's generation 0, tracked once per seed for all its regimes), or their ``to_params()``.  Lineage: each tracked model has the chain's
     previous tracked model as input; generation 1 of every regime has the shared generation 0's.
     Parent runs end FINISHED when their chain's units are all logged.  ``study``: see :func:`ensure_experiment`."""
-    from ouroboros import io
-    from ouroboros.units import BlockUnit, unit_from_params
-
     units = [unit_from_params(u) if isinstance(u, dict) else u for u in units]
     experiment = ensure_experiment(study)
     uri = experiment["uri"]
@@ -667,8 +647,6 @@ def track_group(name: str, units: Sequence[dict], study: dict, out_receipt, rule
 
 
 def _evaluation(tracker: ChainTracker, real_path) -> dict:
-    from ouroboros import io, jobs
-
     real = jobs.load_real(real_path)
     return {"source": real_path, "digest": io.digest({"test": real["test"]}),
             "name": f"{tracker.chain.experiment}/seed{tracker.chain.seed}/real-test"}
@@ -678,8 +656,6 @@ def track_study(study: dict, config: dict, metrics_csv, plots: Sequence, out_rec
     """The study-level run: the tables and every plot (at its path under the study folder).  ``study``: see
     :func:`ensure_experiment`."""
     import mlflow
-    from ouroboros import io
-
     experiment = ensure_experiment(study)
     uri, name = experiment["uri"], study["study"]
     h = config_hash(config)

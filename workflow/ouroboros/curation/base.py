@@ -13,6 +13,7 @@ from typing import Any, ClassVar, Optional
 
 import numpy as np
 
+from ouroboros.curation.registry import SCORERS, scorer_class
 from ouroboros.settings import fill, settings_schema
 from ouroboros.targets.capabilities import curation_hooks
 
@@ -56,8 +57,6 @@ class Scorer:
 
 
 def _scorer_hooks() -> dict[str, str]:
-    from ouroboros.curation import SCORERS, scorer_class
-
     return {k: scorer_class(k).hook for k in SCORERS}
 
 

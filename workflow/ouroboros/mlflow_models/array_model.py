@@ -14,11 +14,11 @@ import mlflow
 import numpy as np
 import pandas as pd
 
+from ouroboros.targets.base import Target
+
 
 class ArrayTargetModel(mlflow.pyfunc.PythonModel):
     def load_context(self, context):
-        from ouroboros.targets.base import Target
-
         self.target = Target.load(context.artifacts["model"]).drawing_points()
 
     def predict(self, context, model_input: pd.DataFrame, params=None) -> pd.DataFrame:

@@ -17,11 +17,11 @@ import mlflow
 import numpy as np
 import pandas as pd
 
+from ouroboros.targets.base import Target
+
 
 class LMModel(mlflow.pyfunc.PythonModel):
     def load_context(self, context):
-        from ouroboros.targets.base import Target
-
         self.target = Target.load(context.artifacts["model"])
 
     def predict(self, context, model_input: pd.DataFrame, params=None) -> pd.DataFrame:

@@ -26,12 +26,16 @@ import json
 import logging
 import math
 import os
+import socket
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional, Sequence
+from urllib.parse import urlparse
 
 import numpy as np
+
+from ouroboros.io import IntermediateFileError
 
 log = logging.getLogger("ouroboros")
 
@@ -113,9 +117,6 @@ def resolve(model: str) -> Source:
 def _hub_reachable(timeout: float = 3.0) -> Optional[str]:
     """None if the hub's host answers on its port within ``timeout`` seconds, else why not (no retries: an
     offline machine is told so at once, not after the client's back-off)."""
-    import socket
-    from urllib.parse import urlparse
-
     from huggingface_hub import constants
 
     if constants.HF_HUB_OFFLINE:
@@ -286,8 +287,6 @@ def convert(model: str, out_dir) -> dict:
 def read_backbone(directory) -> dict:
     path = Path(directory) / "backbone.json"
     if not path.is_file():
-        from ouroboros.io import IntermediateFileError
-
         raise IntermediateFileError(f"the converted pretrained model is missing: {path}", path)
     return json.loads(path.read_text(encoding="utf-8"))
 

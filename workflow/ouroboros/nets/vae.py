@@ -12,6 +12,8 @@ from dataclasses import dataclass
 import torch
 import torch.nn as nn
 
+from ouroboros.torchdev import autocast
+
 
 @dataclass(frozen=True)
 class VAEConfig:
@@ -81,8 +83,6 @@ def train_vae(net, x, recon_nll, *, epochs: int, batch_size: int, lr: float, amp
     passes (``generator``) in batches of ``batch_size``.  The whole set sits on the device once; the batch losses
     stay there and are read once per epoch (no host sync per step).  Returns (the network, (epoch, the mean loss
     per image))."""
-    from ouroboros.torchdev import autocast
-
     opt = torch.optim.Adam(net.parameters(), lr=lr)
     xt = torch.as_tensor(x, dtype=torch.float32).to(device)
     n, bs = len(xt), batch_size

@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import abc
 import copy
+import json
 from pathlib import Path
 from typing import Any, ClassVar, Optional
 
@@ -39,6 +40,8 @@ import numpy as np
 from ouroboros import io
 from ouroboros.data import Data, from_arrays, to_arrays
 from ouroboros.regimes import Regime
+from ouroboros.settings import STAGES, ConfigError, by_stage
+from ouroboros.targets.registry import target_class
 
 
 class Defaults:
@@ -322,10 +325,6 @@ class Target(Defaults, abc.ABC):
         job's spec makes it: its settings, not those recorded at training, then serve sampling and evaluation (a
         changed sample or evaluate setting re-runs only those jobs), and the settings the training read (stages
         data and fit) must equal the recorded ones, else the file is refused as stale or swapped."""
-        from ouroboros.targets import target_class
-
-        from ouroboros.settings import ConfigError
-
         directory = Path(directory)
         pruned = directory.with_name(directory.name + ".pruned.json")
         if pruned.is_file():  # paths.GenerationFiles.pruned
@@ -361,10 +360,6 @@ class Target(Defaults, abc.ABC):
     def stale_settings(self, recorded: dict) -> Optional[str]:
         """Why a model trained with the ``recorded`` settings is not this target's (a setting its training read,
         of stage data or fit, differs), or None."""
-        import json
-
-        from ouroboros.settings import STAGES, by_stage
-
         props = self.params_schema.get("properties", {})
         mine = by_stage(self.params_schema, self.params)
         theirs = by_stage(self.params_schema, {k: v for k, v in dict(recorded).items() if k in props})

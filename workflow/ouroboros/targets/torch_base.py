@@ -10,10 +10,11 @@ from __future__ import annotations
 from pathlib import Path
 from typing import ClassVar, Optional
 
+from ouroboros import data as D
 from ouroboros import io
 from ouroboros.regimes import Regime
 from ouroboros.targets.base import Target
-
+from ouroboros.torchdev import autocast, device_label, gpus_for, load_weights, resolve_device, save_tensors
 
 #: the ``threads`` setting every torch target's schema carries (see :meth:`TorchTarget.threads`)
 THREADS_SETTING = {"stage": "none", "type": "integer", "minimum": 1, "default": 1,
@@ -60,8 +61,6 @@ class TorchTarget(Target):
 
     # -- device ------------------------------------------------------------------------
     def _device(self) -> str:
-        from ouroboros.torchdev import resolve_device
-
         return resolve_device(self.p["device"])
 
     def threads(self, n: int, replicates: int) -> int:
@@ -69,16 +68,12 @@ class TorchTarget(Target):
         return int(self.p["threads"])
 
     def gpus(self) -> int:
-        from ouroboros.torchdev import gpus_for
-
         return gpus_for(self.p["device"])
 
     def device_name(self) -> str:
         return getattr(self, "device_used_", "cpu")
 
     def _record_device(self, device: str) -> None:
-        from ouroboros.torchdev import device_label
-
         self.device_used_ = device_label(device)
 
     # -- costs (ouroboros.costs) -----------------------------------------------------------
@@ -144,8 +139,6 @@ class TorchTarget(Target):
 
     def _fit_items(self, data):
         """The training items as the loop takes them (default: replicate 0's items)."""
-        from ouroboros import data as D
-
         return D.items(data, 0)
 
     def _train(self, items, seed: int, device: str):
@@ -159,8 +152,6 @@ class TorchTarget(Target):
 
     def _autocast(self, device: str):
         """bf16 autocast on a GPU when the ``amp`` setting asks (a no-op elsewhere)."""
-        from ouroboros.torchdev import autocast
-
         return autocast(device, self.p.get("amp", False))
 
     # -- the network ----------------------------------------------------------------------
@@ -199,8 +190,6 @@ class TorchTarget(Target):
 
     def save_weights(self, directory: Path) -> None:
         """The fitted network's files: ``model.pt`` (a state dict, in :meth:`saved_dtype`) and :meth:`save_extra`'s."""
-        from ouroboros.torchdev import save_tensors
-
         save_tensors(self.saved_state(), directory / "model.pt")
         self.save_extra(directory)
 
@@ -216,8 +205,6 @@ class TorchTarget(Target):
                                                  "device": self.device_name(), **self.saved_info()})
 
     def _load_state(self, directory: Path) -> "TorchTarget":
-        from ouroboros.torchdev import load_weights
-
         self.load_extra(directory)
         self.net_ = load_weights(self._new_net(), directory / "model.pt", self.name)
         self.device_used_ = io.load_json(directory / "target.json").get("device", "cpu")
