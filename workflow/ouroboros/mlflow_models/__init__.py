@@ -14,16 +14,26 @@ the flavor's ``save_model`` (15 ms) and logged the same way (:func:`log_saved_mo
 from __future__ import annotations
 
 import atexit
+import filecmp
+import logging
+import os
 import shutil
 import tempfile
 from contextlib import contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Optional, Sequence
+from urllib.parse import unquote, urlparse
+
+import numpy as np
+
+from ouroboros.targets.capabilities import MlflowFlavor, mlflow_requirements
 
 _TEMPLATES: dict[tuple, Path] = {}
 #: the default "model from code" over a target's saved arrays
+log = logging.getLogger("ouroboros")
 ARRAY_MODEL = Path(__file__).resolve().parent / "array_model.py"
+LM_MODEL = Path(__file__).resolve().parent / "lm_model.py"
 
 
 @contextmanager
@@ -60,8 +70,6 @@ def array_signature(width: int):
 
 def item_width(target) -> int:
     """Numbers per item the array model's ``predict`` returns (one item drawn from the fitted model)."""
-    import numpy as np
-
     items = np.asarray(target.drawing_points().sample(1, 1.0, np.random.default_rng(0)))
     return int(np.prod(items.shape[2:])) if items.ndim > 2 else 1
 
@@ -142,8 +150,6 @@ def log_pyfunc_from_template(name: str, code: Path, model_dir: Path, requirement
 
 # -- a target's model, whatever its kind (ouroboros.targets.capabilities.MlflowFlavor) ----------------------
 def _overrides(target, hook: str) -> bool:
-    from ouroboros.targets.capabilities import MlflowFlavor
-
     return isinstance(target, MlflowFlavor) and getattr(type(target), hook) is not getattr(MlflowFlavor, hook)
 
 
@@ -180,8 +186,6 @@ def log_target_model(target, name: str, model_dir: Path):
     environment files are derived once per process (:func:`log_pyfunc_from_template`)."""
     import mlflow
 
-    from ouroboros.targets.capabilities import mlflow_requirements
-
     if uses_array_model(target):
         return log_pyfunc_from_template(name, ARRAY_MODEL, Path(model_dir), mlflow_requirements(target),
                                         width=item_width(target))
@@ -196,8 +200,6 @@ def log_target_model(target, name: str, model_dir: Path):
 
 def local_artifacts(uri: Optional[str]) -> Optional[Path]:
     """The local folder an artifact location names (``file:`` or a plain path), or None (a remote store)."""
-    from urllib.parse import unquote, urlparse
-
     if not uri:
         return None
     parsed = urlparse(str(uri))
@@ -211,9 +213,6 @@ def share_files(model_id: str, model_dir: Path, min_bytes: int = 16 << 10) -> tu
     model's artifacts hold byte for byte becomes a hard link to the generation's file (one inode, one copy on
     disk; deleting either name keeps the other), where the artifact store is a local folder on the same file
     system.  Returns (bytes now shared, bytes left as a second copy: another file system or a remote store)."""
-    import filecmp
-    import os
-
     import mlflow
 
     root = local_artifacts(mlflow.MlflowClient().get_logged_model(model_id).artifact_location)
@@ -253,8 +252,6 @@ def log_target_model_to(target, name: str, model_dir: Path, run_id: str, experim
     a flavor's ``save_model``) with these params and tags on the LoggedModel; returns its model id."""
     import mlflow
 
-    from ouroboros.targets.capabilities import mlflow_requirements
-
     if uses_array_model(target):
         return log_pyfunc_from_template(name, ARRAY_MODEL, Path(model_dir), mlflow_requirements(target), run_id=run_id,
                                         experiment_id=experiment_id, params=params, tags=tags,
@@ -265,3 +262,32 @@ def log_target_model_to(target, name: str, model_dir: Path, run_id: str, experim
         model_id = log_target_model(target, name, Path(model_dir)).model_id
     mlflow.MlflowClient().set_logged_model_tags(model_id, tags)
     return model_id
+
+
+def log_lm_model(target, name: str, model_dir: Path):
+    """The LM target's logged model: a pyfunc "model from code" (``lm_model.py``) over the saved state dict and
+    tokenizer (or ``save_pretrained`` folder): ``predict(pd.DataFrame({"prompt": [...]}), params={"max_new_tokens":
+    64, "temperature": 1.0, "seed": 0})`` returns the continuations.  Nothing is pickled.  A pretrained backbone's
+    lineage (base model, sha256, weights kind, bytes) is set as the logged model's tags and logged as run params."""
+    import mlflow
+    from mlflow.models import ModelSignature
+    from mlflow.types.schema import ColSpec, ParamSchema, ParamSpec, Schema
+
+    signature = ModelSignature(
+        inputs=Schema([ColSpec("string", "prompt")]),
+        outputs=Schema([ColSpec("string", "prompt"), ColSpec("string", "continuation")]),
+        params=ParamSchema([ParamSpec("max_new_tokens", "long", target.p["seq_len"]),
+                            ParamSpec("temperature", "double", float(target.p["temperature"])),
+                            ParamSpec("seed", "long", 0)]))
+    base = target.base_
+    lineage = target.backbone_.lineage(model_dir, base)
+    if lineage:  # as run params too: the logged model copies them, and its page lists params (not tags)
+        mlflow.log_params({k.replace("ouroboros.", "model."): v for k, v in lineage.items()})
+    info = mlflow.pyfunc.log_model(name=name, python_model=str(LM_MODEL), artifacts={"model": str(model_dir)},
+                                   signature=signature, pip_requirements=target.mlflow_requirements)
+    if lineage:
+        mlflow.MlflowClient().set_logged_model_tags(info.model_id, lineage)
+        log.info("logged %s: %.2f MB (%s)", name, int(lineage["ouroboros.logged_bytes"]) / 1e6,
+                 f"the LoRA adapter; base {base.get('model')} sha256 {str(base.get('sha256'))[:12]} referenced"
+                 if lineage["ouroboros.weights"] == "adapter" else "all weights")
+    return info

@@ -29,8 +29,11 @@ from typing import Callable, ClassVar, Optional
 
 import numpy as np
 
-from ouroboros import io
+from ouroboros import backbones, io
 from ouroboros import text as T
+from ouroboros.nets import hf
+from ouroboros.settings import ConfigError
+from ouroboros.torchdev import load_weights, resolve_device, save_tensors
 
 log = logging.getLogger("ouroboros")
 
@@ -39,12 +42,6 @@ def _gpt():
     from ouroboros.nets import gpt
 
     return gpt
-
-
-def _hf():
-    from ouroboros.nets import hf
-
-    return hf
 
 
 def join_items(items: list[list[int]], eot: int) -> np.ndarray:
@@ -287,14 +284,10 @@ class Scratch(Backbone):
         return _gpt().sequence_ppl(net, seqs, device)
 
     def save(self, directory, net, tokenizer, state):
-        from ouroboros.torchdev import save_tensors
-
         save_tensors(state(), directory / "model.pt")
         io.save_text(directory / "tokenizer.json", tokenizer.to_json())
 
     def load(self, directory, meta):
-        from ouroboros.torchdev import load_weights
-
         path = directory / "tokenizer.json"
         if not path.is_file():
             raise io.IntermediateFileError(f"intermediate file is missing: {path}", path)
@@ -341,8 +334,8 @@ class Pretrained(Backbone):
     def tokenizer(self, attached):
         """The converted model's copy where attached, else the source's own."""
         base = attached.get("backbone")
-        where = Path(base) if base else _hf().resolve(self.p["model"])
-        return HFTokenizer(_hf().load_tokenizer(where))
+        where = Path(base) if base else hf.resolve(self.p["model"])
+        return HFTokenizer(hf.load_tokenizer(where))
 
     def eot_id(self, tokenizer) -> int:
         return int(tokenizer.eos_id)
@@ -359,7 +352,7 @@ class Pretrained(Backbone):
     def check(self, tokenizer, corpus):
         """The corpus first (the model's tokenizer cannot help there), then the ``model:`` source, its tokenizer,
         context length and adapter modules (read from its config)."""
-        hf, p = _hf(), self.p
+        p = self.p
         try:
             corpus()
         except T.CorpusError as e:
@@ -397,7 +390,7 @@ class Pretrained(Backbone):
     def base_info(self, attached: dict) -> dict:
         """The pretrained model a generation is fine-tuned from: its converted folder (absolute) and digest."""
         folder = self.base_dir(attached).resolve()
-        b = _hf().read_backbone(folder)
+        b = hf.read_backbone(folder)
         return {"path": str(folder), "model": b["model"], "sha256": b["sha256"]}
 
     def rows(self, items: list[list[int]], eot: int) -> list[list[int]]:
@@ -406,9 +399,7 @@ class Pretrained(Backbone):
         return [[eot] + ids[:L] for ids in items]
 
     def fit(self, items, *, tokenizer, seed, device, attached, valid=None):
-        from ouroboros import backbones
-
-        hf, p = _hf(), self.p
+        p = self.p
         base = self.base_dir(attached)
         problem = backbones.check_weights(base)
         if problem:  # never used: moved aside, the next run converts the source again
@@ -440,15 +431,13 @@ class Pretrained(Backbone):
 
     def generate(self, net, prompts, max_new, *, temperature, seed, device, eot):
         p = self.p
-        return _hf().generate(net, prompts, max_new, beams=p["beams"] if p["decoding"] == "beam" else 1,
+        return hf.generate(net, prompts, max_new, beams=p["beams"] if p["decoding"] == "beam" else 1,
                               sample=p["decoding"] == "sample", temperature=temperature, top_k=p["top_k"],
                               top_p=p["top_p"], repetition_penalty=p["repetition_penalty"], seed=seed,
                               batch=p["gen_batch"], device=device, amp=p["amp"], eos_id=eot)
 
     # -- scores (where the model trains) -------------------------------------------------------------
     def eval_device(self) -> str:
-        from ouroboros.torchdev import resolve_device
-
         return resolve_device(self.p["device"])
 
     def stream_nll(self, net, stream, max_tokens, device):
@@ -456,14 +445,14 @@ class Pretrained(Backbone):
         p = self.p
         if max_tokens:
             stream = stream[: max_tokens + 1]
-        return _hf().sliding_nll(net, stream, p["block_size"], p["ppl_stride"] or max(1, p["block_size"] // 2),
+        return hf.sliding_nll(net, stream, p["block_size"], p["ppl_stride"] or max(1, p["block_size"] // 2),
                                  device=device, amp=p["amp"])[0]
 
     def token_nll(self, net, rows, device):
-        return _hf().token_nll(net, rows, device, self.p["amp"])
+        return hf.token_nll(net, rows, device, self.p["amp"])
 
     def sequence_ppl(self, net, seqs, eot, device):
-        return _hf().sequence_ppl(net, seqs, eot, self.p["block_size"] - 1, device=device, amp=self.p["amp"])
+        return hf.sequence_ppl(net, seqs, eot, self.p["block_size"] - 1, device=device, amp=self.p["amp"])
 
     # -- persistence -------------------------------------------------------------------------------------
     def save(self, directory, net, tokenizer, state):
@@ -475,7 +464,7 @@ class Pretrained(Backbone):
             tokenizer.tok.save_pretrained(directory)
 
     def load(self, directory, meta):
-        hf, adapter = _hf(), self.p["adapter"]
+        adapter = self.p["adapter"]
         base = meta.get("base") or {}
         folder = Path(base.get("path", ""))
         if adapter:
@@ -509,7 +498,7 @@ class Pretrained(Backbone):
     # -- sizes -------------------------------------------------------------------------------------------
     def _config(self):
         """The model's transformers config (read from the source: no weights are loaded)."""
-        return _hf().load_config(_hf().resolve(self.p["model"]))
+        return hf.load_config(hf.resolve(self.p["model"]))
 
     def shape(self, vocab):
         c = self._config()
@@ -522,7 +511,7 @@ class Pretrained(Backbone):
         cached = getattr(self, "_counts_", None)
         if cached is None:
             a = self.p["adapter"] or {}
-            cached = self._counts_ = _hf().parameter_counts(self._config(), a.get("target_modules", ()), a.get("r", 0))
+            cached = self._counts_ = hf.parameter_counts(self._config(), a.get("target_modules", ()), a.get("r", 0))
         return cached
 
     def parameters(self, vocab):
@@ -569,4 +558,8 @@ BACKBONES: dict[str, type[Backbone]] = {b.kind: b for b in (Scratch, Pretrained)
 
 
 def make_backbone(p: dict, corpus_key: tuple) -> Backbone:
+    """The backbone the ``backbone`` setting names (the config's check refuses an unknown name first)."""
+    if p["backbone"] not in BACKBONES:
+        raise ConfigError(f"invalid config at params.backbone: unknown backbone {p['backbone']!r}; "
+                          f"allowed values: {', '.join(BACKBONES)}")
     return BACKBONES[p["backbone"]](p, corpus_key)

