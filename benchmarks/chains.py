@@ -46,7 +46,7 @@ def run(study: str, device: str, generations: int) -> dict:
     chain = Chain(study, exp, reg, cfg["seeds"][0])
     target = exp.make_target()
     start = time.perf_counter()
-    real = target.real_data(chain.real_rng(), exp.n, exp.replicates)
+    real = target.real_data(chain.job.real_rng(), exp.n, exp.replicates)
     ref = target.reference(generator(chain.study, exp.label, "reference"))
     setup = time.perf_counter() - start
     crun = ChainRun(chain, real, ref)

@@ -48,7 +48,7 @@ def chain_seconds(target: str, params: dict, replicates: int, n: int, generation
                      generations=generations, block=generations + 1, regimes=(reg,))
     chain = Chain("scaling", exp, reg, 0)
     t = exp.make_target()
-    real = t.real_data(chain.real_rng(), n, replicates)
+    real = t.real_data(chain.job.real_rng(), n, replicates)
     ref = t.reference(generator(chain.study, exp.label, "reference"))
     run = ChainRun(chain, real, ref)
     start = time.perf_counter()

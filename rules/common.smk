@@ -86,15 +86,15 @@ def generation_spec(w):
 
 def gpu_request(w):
     """GPUs the chain's target will use, so `snakemake --resources gpu=N` bounds GPU jobs."""
-    return chain_of(w).target().gpus()
+    return chain_of(w).job.target().gpus()
 
 
 def generation_gpus(w):
-    return generation_of(w)[0].target().gpus()
+    return generation_of(w)[0].job.target().gpus()
 
 
 def _threads(chain):
-    return chain.target().threads(chain.n_candidates, chain.experiment.replicates)
+    return chain.job.target().threads(chain.job.n_candidates, chain.experiment.replicates)
 
 
 def block_threads(w):

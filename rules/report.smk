@@ -78,7 +78,7 @@ rule sample_grid:
         ),
     params:
         generations=lambda w: PLAN.grid_generations(chain_of(w)),
-        shape=lambda w: chain_of(w).target().image_shape,
+        shape=lambda w: chain_of(w).job.target().image_shape,
     log:
         f"{LOGS}/plot/samples/{{exp}}/{{regime}}/seed{{seed}}.log",
     conda:

@@ -50,7 +50,7 @@ def run_chain(chain, generations):
     from ouroboros.seeding import generator
 
     target = chain.experiment.make_target()
-    real = target.real_data(chain.real_rng(), chain.n, chain.experiment.replicates)
+    real = target.real_data(chain.job.real_rng(), chain.job.n, chain.experiment.replicates)
     ref = target.reference(generator(chain.study, chain.experiment.label, "reference"))
     run = ChainRun(chain, real, ref)
     out = [run.step(t)[2] for t in range(generations + 1)]
@@ -84,7 +84,7 @@ def assert_shared_gen0(results: Path, client, experiment_id: str, exp: str, regi
 def curation_reference(chain, ref: Path):
     """The reference folder a chain's curation jobs read (None: its curation step reads none), as the rules pass
     it (the curation reference holds what the evaluation reference holds)."""
-    cur = chain.curation()
+    cur = chain.job.curation()
     return ref if cur is not None and cur.reads_reference else None
 
 
@@ -122,7 +122,7 @@ def run_per_job_only(chain, folder: Path, generations: int) -> list:
     for g in range(generations + 1):
         gdir = folder / f"gen{g}"
         gspec = chain.gen0_spec() if g == 0 else spec
-        srcs = [folder / f"gen{j}" / ("curated" if curated else "samples") for j in chain.reads(g)]
+        srcs = [folder / f"gen{j}" / ("curated" if curated else "samples") for j in chain.job.reads(g)]
         previous = folder / f"gen{g - 1}" / "model" if g and target.starts_from_previous() else None  # as the rule
         assert not target.backbone(), "a pretrained target fits from a backbone cache entry (see test_pretrained_lm)"
         jobs.train(gspec, g, real, srcs, gdir / "model", gdir / "trainset.json", None, previous)
@@ -152,7 +152,7 @@ def run_blocks(chain, folder: Path, generations: int, size: int) -> list:
     for a, b in plan_blocks(generations, size):
         out = folder / f"gens{a}-{b}"
         state = str(folder / f"gens{done[-1][0]}-{done[-1][1]}" / "state.npz") if done else None
-        wanted = chain.resume_models(a - 1) if a else []
+        wanted = chain.job.resume_models(a - 1) if a else []
         models = [str(folder / f"gens{x}-{y}" / "models.npz") for x, y in done if any(x <= j <= y for j in wanted)]
         rows += run_block_job(chain, spec, a, b, real, ref, out, state, models)
         done.append((a, b))

@@ -17,7 +17,7 @@ from ouroboros.targets.categorical import (
 
 def _run(chain):
     t = chain.experiment.make_target()
-    return ChainRun(chain, t.real_data(chain.real_rng(), chain.n, chain.experiment.replicates), {})
+    return ChainRun(chain, t.real_data(chain.job.real_rng(), chain.job.n, chain.experiment.replicates), {})
 
 
 def test_truths_tail_and_draws():
@@ -52,14 +52,14 @@ def test_heterozygosity_decays_by_one_minus_one_over_n_per_generation(K, truth, 
     items or their counts are drawn."""
     n, R, G = 30, 4000, 20
     chain = make_chain("categorical", {"K": K, "truth": truth, "method": method}, n=n, replicates=R)
-    assert chain.target().method == method
+    assert chain.job.target().method == method
     run = _run(chain)
     H = []
     for t in range(G + 1):
         model, _, _ = run.step(t)
         H.append(1 - np.sum(model.p_ ** 2, axis=1))
     H = np.array(H)  # (G + 1, R)
-    theory = chain.target().closed_form("heterozygosity", np.arange(G + 1), chain.regime, n, 1.0)
+    theory = chain.job.target().closed_form("heterozygosity", np.arange(G + 1), chain.regime, n, 1.0)
     se = H.std(axis=1) / np.sqrt(R)
     assert np.all(np.abs(H.mean(axis=1) - theory) < 4 * se + 1e-12), (H.mean(axis=1), theory)
 
@@ -99,7 +99,7 @@ def test_blocks_and_resume_give_the_same_numbers(regime):
     """Item pools (accumulate-subsample) and count pools (accumulate: the real items summarised, counts
     merged; mix: real items joined to drawn counts)."""
     chain = make_chain("categorical", {"K": 5}, regime=regime, n=12, replicates=20, rho=0.25)
-    assert chain.target().method == ("sample" if regime == "accumulate-subsample" else "counts")
+    assert chain.job.target().method == ("sample" if regime == "accumulate-subsample" else "counts")
     whole = run_block(_run(chain), 0, 6)
     first = run_block(_run(chain), 0, 2)
     resumed = _run(chain)
@@ -179,9 +179,9 @@ def test_mean_time_to_fixation_with_ten_categories_is_near_the_diffusion_value()
         fixed_at[(fixed_at < 0) & ((model.p_ > 0).sum(axis=1) == 1)] = g
         g += 1
     assert np.all(fixed_at >= 0)
-    theory = chain.target().expected_time("fixed", chain.regime, n, 1.0)
+    theory = chain.job.target().expected_time("fixed", chain.regime, n, 1.0)
     assert theory == pytest.approx(fixation_time_diffusion(n, np.full(10, 0.1)))
     se = fixed_at.std() / np.sqrt(R)
     assert abs(fixed_at.mean() - theory) < 4 * se + 0.03 * theory, (fixed_at.mean(), theory)
-    assert chain.target().expected_time("fixed", make_chain("categorical", {"K": 10}, regime="accumulate").regime,
+    assert chain.job.target().expected_time("fixed", make_chain("categorical", {"K": 10}, regime="accumulate").regime,
                                         n, 1.0) is None

@@ -26,7 +26,7 @@ def _chain(target, params, regime):
 
 def _fresh_run(chain):
     t = chain.experiment.make_target()
-    return ChainRun(chain, t.real_data(chain.real_rng(), chain.n, chain.experiment.replicates),
+    return ChainRun(chain, t.real_data(chain.job.real_rng(), chain.job.n, chain.experiment.replicates),
                     t.reference(generator(chain.study, chain.experiment.label, "reference")))
 
 
@@ -109,7 +109,7 @@ def test_every_regime_starts_from_the_same_generation_0_and_takes_the_first_shar
     np.testing.assert_allclose(s_mix.mean, drawn.parts[0].mean)
     np.testing.assert_allclose(s_rep.mean, D.concat(list(drawn.parts)).mean)
     if method == "sample":  # the statistics of the very points sample() draws from that stream, up to rounding
-        pts = m_rep.sample_parts([7, 3], 1.0, study.chains[0].rng(0, "sample"))
+        pts = m_rep.sample_parts([7, 3], 1.0, study.chains[0].job.rng(0, "sample"))
         np.testing.assert_allclose(s_mix.mean, pts[:, :7].mean(axis=1), rtol=1e-12)
         np.testing.assert_allclose(s_mix.m2, D.Stats.from_points(pts[:, :7]).m2, rtol=1e-12)
         np.testing.assert_allclose(s_rep.m2, D.Stats.from_points(pts).m2, rtol=1e-12)
@@ -129,8 +129,8 @@ def test_generation_0_is_drawn_as_items_for_every_regime_when_one_regime_picks_i
                             "regimes": ["replace", "accumulate-subsample"]}]}
     study = Study.from_config(cfg)
     rep, sub = study.chains
-    assert rep.target().method == "sufficient" and sub.target().method == "sample"
-    assert rep.needs_items(0) and not rep.needs_items(1) and sub.needs_items(1)
+    assert rep.job.target().method == "sufficient" and sub.job.target().method == "sample"
+    assert rep.job.needs_items(0) and not rep.job.needs_items(1) and sub.job.needs_items(1)
     s0 = [_fresh_run(c).step(0)[1] for c in (rep, sub)]
     assert isinstance(s0[0], np.ndarray) and s0[0].shape == (3, 10, 1)
     np.testing.assert_array_equal(s0[0], s0[1])

@@ -31,7 +31,7 @@ def test_good_config_fills_defaults():
     exp = study.experiments[0]
     assert exp.replicates == 1 and exp.lam == 1.0 and exp.block == 1000
     assert exp.params == {"d": 1, "ddof": 0, "method": "auto"}
-    assert [c.path for c in study.chains] == ["gaussian/replace/seed0", "gaussian/mix-rho0.1/seed0"]
+    assert [c.job.path for c in study.chains] == ["gaussian/replace/seed0", "gaussian/mix-rho0.1/seed0"]
 
 
 STUDIES = [p for p in sorted((REPO / "config").rglob("*.yaml")) if p.name != "schema.yaml"]

@@ -29,7 +29,7 @@ def _cfg(curation, **exp):
 
 def _run(chain):
     t = chain.experiment.make_target()
-    return ChainRun(chain, t.real_data(chain.real_rng(), chain.n, chain.experiment.replicates),
+    return ChainRun(chain, t.real_data(chain.job.real_rng(), chain.job.n, chain.experiment.replicates),
                     t.reference(generator(chain.study, chain.experiment.label, "reference")))
 
 
@@ -68,7 +68,7 @@ def test_metrics_reported_are_the_ones_plotted():
 
 def test_curation_needs_points_so_auto_samples_them_and_sufficient_is_refused():
     study = Study.from_config(_cfg({"selector": "top", "q": 0.5, "scorer": "truth"}))
-    assert study.chains[0].target().method == "sample"
+    assert study.chains[0].job.target().method == "sample"
     with pytest.raises(ConfigError, match="'sufficient' cannot run this curation step"):
         Study.from_config(_cfg({"selector": "top", "q": 0.5, "scorer": "truth"}, params={"method": "sufficient"}))
 
@@ -82,8 +82,8 @@ def test_curation_is_sweepable_and_swept_experiments_share_their_streams():
     assert a.curation["q"] == 0.25 and b.curation["noise"] == 1.0
     assert a.stream == b.stream == "gaussian_n20" != exps["gaussian_q0.5_noise1_n40"].stream
     ca, cb = study.chain(a.label, "replace", 0), study.chain(b.label, "replace", 0)
-    assert np.array_equal(ca.real_rng().random(3), cb.real_rng().random(3))
-    assert ca.n_candidates == 80 and cb.n_candidates == 40
+    assert np.array_equal(ca.job.real_rng().random(3), cb.job.real_rng().random(3))
+    assert ca.job.n_candidates == 80 and cb.job.n_candidates == 40
     assert ca.columns()["curation.q"] == 0.25
 
 
@@ -230,7 +230,7 @@ def test_truncation_selection_of_a_normal_matches_the_closed_form(q, lam):
     want = (1 + z * i - i * i) * (n - 1) / n
     assert abs(factor.mean() - want) < 4 * factor.std() / np.sqrt(R), (factor.mean(), want)
     # the plotted closed form over generations (var_ratio under replace)
-    target = chain.target()
+    target = chain.job.target()
     metrics = [run.step(t)[2] for t in range(2, 5)]
     spec = chain.experiment.curation
     theory = target.closed_form("var_ratio_mean", np.arange(2, 5), chain.regime, n, lam, spec)
@@ -256,7 +256,7 @@ def test_bradley_terry_choice_with_a_linear_reward_tilts_the_normal():
     assert abs(factor.mean() - (n - 1) / n) < 4 * factor.std() / np.sqrt(R), factor.mean()
     metrics += [run.step(t)[2] for t in (2, 3)]
     drift = np.array([mm["mean_drift"] for mm in metrics])
-    theory = chain.target().closed_form("mean_drift", np.arange(4), chain.regime, n, lam, chain.experiment.curation)
+    theory = chain.job.target().closed_form("mean_drift", np.arange(4), chain.regime, n, lam, chain.experiment.curation)
     np.testing.assert_allclose(drift[1:], theory[1:], rtol=0.05)
 
 

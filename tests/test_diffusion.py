@@ -239,10 +239,10 @@ def test_point_metrics_are_fitted_to_eval_samples_when_a_chain_draws_few():
     ref = t.reference(generator("ref"))
     chain = make_chain(target="diffusion", params=params, n=40, replicates=1, regime="mix", rho=0.9, lam=0.8)
     run = ChainRun(chain, real, ref)
-    few = model.sample(chain.n_candidates, 0.8, generator("few"))
+    few = model.sample(chain.job.n_candidates, 0.8, generator("few"))
     assert few.shape[1] == 4
     scored = run.evaluate(model, few, gen0=model, t=1)
-    again = model.evaluate(model.sample(300, 0.8, chain.rng(1, "evaluate")), real, ref, model)
+    again = model.evaluate(model.sample(300, 0.8, chain.job.rng(1, "evaluate")), real, ref, model)
     assert scored == again and np.isfinite(scored["kl_truth_model"])
     assert np.isnan(run.evaluate(model, few, gen0=model)["kl_truth_model"])  # the 4 alone: too few to fit
     enough = model.sample(300, 0.8, generator("enough"))

@@ -62,7 +62,7 @@ def test_replace_matches_the_closed_form(method):
     n, gens, reps = 10, 25, 20000 if method == "sufficient" else 8000
     chain = make_chain(params={"method": method}, n=n, replicates=reps)
     metrics, run = run_chain(chain, gens)
-    target = chain.target()
+    target = chain.job.target()
     t = np.arange(gens + 1)
     expected_ratio = target.closed_form("var_ratio_mean", t, chain.regime, n, 1.0)
     expected_std = target.closed_form("std_mean", t, chain.regime, n, 1.0)
@@ -129,9 +129,9 @@ def test_replace_variance_ratio_in_ten_dimensions():
     chain = make_chain(params={"method": "sufficient", "d": 10}, n=100, replicates=4000)
     metrics, run = run_chain(chain, 50)
     ratio = run.model.variance() / run.gen0.variance()
-    expected = chain.target().closed_form("var_ratio_mean", np.array([50]), chain.regime, 100, 1.0)[0]
+    expected = chain.job.target().closed_form("var_ratio_mean", np.array([50]), chain.regime, 100, 1.0)[0]
     assert abs(metrics[-1]["var_ratio_mean"] - expected) < 4 * ratio.std() / np.sqrt(4000)
-    assert chain.target().closed_form("std_mean", np.array([50]), chain.regime, 100, 1.0) is None
+    assert chain.job.target().closed_form("std_mean", np.array([50]), chain.regime, 100, 1.0) is None
 
 
 @pytest.mark.parametrize("spec,lam,method,d", [
@@ -160,7 +160,7 @@ def test_fresh_and_fixed_real_loops_match_the_moment_recursion(spec, lam, method
         model, _, _ = run.step(t)
         var.append(model.variance())
         msq.append(np.sum(model.mean_ ** 2, axis=1))
-    target = chain.target()
+    target = chain.job.target()
     for name, values in (("var_mean", np.array(var)), ("mean_sq", np.array(msq))):
         theory = target.closed_form(name, np.arange(G + 1), reg, n, lam)
         se = values.std(axis=1) / np.sqrt(R)

@@ -13,7 +13,7 @@ from ouroboros.targets import make_target
 
 def _run(chain):
     t = chain.experiment.make_target()
-    return ChainRun(chain, t.real_data(chain.real_rng(), chain.n, chain.experiment.replicates), {})
+    return ChainRun(chain, t.real_data(chain.job.real_rng(), chain.job.n, chain.experiment.replicates), {})
 
 
 def _errors(chain, G):
@@ -35,7 +35,7 @@ def test_error_follows_the_closed_form(regime, design, lam):
     chain = make_chain("linreg", {"d": d, "noise_var": 2.0, "design": design}, regime=regime, n=T, replicates=R,
                        lam=lam)
     err, _ = _errors(chain, G)
-    theory = chain.target().closed_form("w_error_mean", np.arange(G + 1), chain.regime, T, lam)
+    theory = chain.job.target().closed_form("w_error_mean", np.arange(G + 1), chain.regime, T, lam)
     c = 2.0 * d / (T - d - 1)
     assert theory[0] == pytest.approx(c)
     if regime == "replace":
@@ -85,7 +85,7 @@ def test_accumulate_pools_gram_statistics_equal_to_the_rows():
         model, synthetic, _ = run.step(t)
         assert isinstance(synthetic, D.Gram)  # nothing reads the rows: the chain keeps their statistics
         # the rows themselves, drawn again from the same stream
-        drawn = model.sample_parts(chain.emit_parts(t), run.lam, chain.rng(t, "sample"))
+        drawn = model.sample_parts(chain.job.emit_parts(t), run.lam, chain.job.rng(t, "sample"))
         np.testing.assert_allclose(D.Gram.from_points(drawn).xx, synthetic.xx, rtol=1e-12)
         rows.append(drawn)
     assert isinstance(run.pool.data(), D.Gram)

@@ -65,7 +65,7 @@ def test_a_chain_spec_round_trips_exactly_through_its_params(name):
         params = json.loads(json.dumps(chain.spec()))
         job = ChainSpec.from_params(params)
         assert job == chain.job and job.to_params() == chain.spec()
-        assert job.emit_parts(0) == chain.experiment.gen0_parts() and job.n_candidates == chain.n_candidates
+        assert job.emit_parts(0) == chain.experiment.gen0_parts() and job.n_candidates == chain.job.n_candidates
         assert ChainSpec.from_params(chain.gen0_spec()) == chain.job.gen0()
     for e in study.experiments:
         gen0 = {json.dumps(c.gen0_spec(), sort_keys=True) for c in study.chains if c.experiment is e and c.seed == 0}

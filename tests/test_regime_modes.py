@@ -155,7 +155,7 @@ def test_dedup_on_category_counts_gives_the_same_numbers_in_every_mode(tmp_path,
                      lam=e.lam, generations=e.generations, block=e.block, regimes=e.regimes,
                      curation=Curation({"selector": "dedup", "oversample": 2}, "test").to_spec())
     chain = Chain(chain.study, exp, chain.regime, chain.seed)
-    assert chain.target().method == ("sample" if chain.regime.needs_points else "counts")
+    assert chain.job.target().method == ("sample" if chain.regime.needs_points else "counts")
     per_job, one_block = run_per_job(chain, tmp_path / "per-job", GENERATIONS)
     assert sorted(per_job) == sorted(one_block)
     assert run_blocks(chain, tmp_path / "blocks", GENERATIONS, 2) == one_block

@@ -56,10 +56,10 @@ def test_the_core_alone_runs_in_every_mode_with_the_same_numbers(tmp_path, monke
     per_job, one_block = run_per_job(chain, tmp_path / "per-job", 5)
     assert sorted(per_job) == sorted(one_block) and len(per_job) == 6 * 2  # mu_sq and the engine's train_items
     assert run_blocks(chain, tmp_path / "blocks", 5, 2) == one_block
-    t = chain.target()
+    t = chain.job.target()
     assert not C.stats_sufficient(t) and C.curation_hooks(t) == () and C.closed_form(
         t, "mu_sq", np.arange(3), chain.regime, 8, 1.0) is None
-    assert not chain.pool_as_stats  # a pool of points: no sufficient statistics were declared
+    assert not chain.job.pool_as_stats  # a pool of points: no sufficient statistics were declared
 
 
 def test_capabilities_are_declared_by_the_shipped_targets():

@@ -14,14 +14,17 @@ import dataclasses
 import functools
 import itertools
 import json
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Optional
 
 import numpy as np
+import yaml
 
-from ouroboros import paths, seeding
+from ouroboros import paths
 from ouroboros import regimes as R
+from ouroboros import seeding
 from ouroboros.curation import Curation, scorer_class, selector_class
 from ouroboros.regimes import Regime
 from ouroboros.settings import STAGES, ConfigError, applicable, by_stage, check, check_finite, results_settings
@@ -35,8 +38,6 @@ SWEEP_TOP = ("n", "lam", "replicates")
 def load_schema(path: Optional[Path] = None) -> dict:
     """config/schema.yaml, with the experiment's ``target`` enum filled from the target registry (the one list of
     targets: a target is registered once, in :mod:`ouroboros.targets`)."""
-    import yaml
-
     schema = yaml.safe_load(Path(path or DEFAULT_SCHEMA).read_text())
     schema["$defs"]["experiment"]["properties"]["target"]["enum"] = sorted(REGISTRY)
     return schema
@@ -87,18 +88,13 @@ class Experiment:
     def make_target(self) -> Target:
         return make_target(self.target, self.params)
 
-    @functools.cached_property
-    def _curation_step(self) -> Optional[Curation]:
-        return Curation.from_spec(self.curation)
-
     def make_curation(self) -> Optional[Curation]:
-        """The experiment's curation step (built and checked once; the step keeps no state)."""
-        return self._curation_step
+        """The experiment's curation step (:meth:`Curation.from_spec`: built once, shared with its chain specs)."""
+        return Curation.from_spec(self.curation)
 
     def candidates(self, m: int) -> int:
         """Samples a model draws so that m synthetic items remain after curation."""
-        cur = self.make_curation()
-        return cur.n_candidates(m) if cur is not None else m
+        return Curation.candidates(self.make_curation(), m)
 
     def gen0_parts(self) -> list[int]:
         """Generation 0 is shared by the regimes: it draws the most candidates any regime needs, in parts
@@ -233,14 +229,11 @@ class ChainSpec:
 
     # -- what the chain is made of ----------------------------------------------------------------------
     def target(self) -> Target:
-        return make_target(self.target_name, self.params).for_regime(self.regime, curation=self._curation_step)
-
-    @functools.cached_property
-    def _curation_step(self) -> Optional[Curation]:
-        return Curation.from_spec(self.curation_spec)
+        return make_target(self.target_name, self.params).for_regime(self.regime, curation=self.curation())
 
     def curation(self) -> Optional[Curation]:
-        return self._curation_step
+        """The chain's curation step (:meth:`Curation.from_spec`: the experiment's own)."""
+        return Curation.from_spec(self.curation_spec)
 
     def needs_items(self, generation: int) -> bool:
         """Whether a reader of generation g's samples needs items, not only their statistics: generation 0's
@@ -252,7 +245,7 @@ class ChainSpec:
 
     @functools.cached_property
     def _curation_picks_items(self) -> bool:
-        return picks_items(self._curation_step, self.target_name, self.params)
+        return picks_items(self.curation(), self.target_name, self.params)
 
     def keeps_statistics(self, generation: int) -> bool:
         """Whether generation g's samples are kept as the target's statistics (drawn by
@@ -274,8 +267,7 @@ class ChainSpec:
     @property
     def n_candidates(self) -> int:
         """Samples a generation's model draws for this chain (before curation)."""
-        cur = self.curation()
-        return cur.n_candidates(self.n_synthetic) if cur is not None else self.n_synthetic
+        return Curation.candidates(self.curation(), self.n_synthetic)
 
     def emit_parts(self, generation: int) -> list[int]:
         """Sizes of the consecutive parts generation g's model draws (generation 0: shared by the regimes)."""
@@ -314,7 +306,8 @@ SPEC_STAGES = {"study": "data", "experiment": "data", "stream": "data", "target"
 @dataclass(frozen=True)
 class Chain:
     """One (experiment, regime, seed) chain of the study: generations 0..G of R replicates.  What its jobs
-    need is :attr:`job` (a :class:`ChainSpec`); the study side adds the experiment's G, block size, seeds."""
+    need, and everything the chain is made of (its streams, target, curation step, data flow), is :attr:`job`
+    (a :class:`ChainSpec`); the study side adds the experiment's G, block size, seeds, and the files."""
 
     study: str
     experiment: Experiment
@@ -328,16 +321,6 @@ class Chain:
                          n=e.n, replicates=e.replicates, lam=e.lam, seed=self.seed, regime=self.regime,
                          curation_spec=e.curation, gen0_parts=tuple(e.gen0_parts()), gen0_items=e.gen0_items())
 
-    @property
-    def path(self) -> str:
-        return self.job.path
-
-    def rng(self, generation: int, purpose: str) -> np.random.Generator:
-        return self.job.rng(generation, purpose)
-
-    def real_rng(self) -> np.random.Generator:
-        return self.job.real_rng()
-
     def real_spec(self) -> dict:
         """What the real-data job gets: not the regime, lam, curation or G (its rerun trigger is the ``data`` part
         of :meth:`ChainSpec.by_stage`)."""
@@ -348,46 +331,6 @@ class Chain:
     def results_params(self) -> dict:
         """The target settings some result depends on (not threads, device, logging)."""
         return results_settings(target_class(self.experiment.target).params_schema, self.experiment.params)
-
-    def target(self) -> Target:
-        return self.job.target()
-
-    def curation(self) -> Optional[Curation]:
-        return self.experiment.make_curation()
-
-    @property
-    def pool_as_stats(self) -> bool:
-        return self.job.pool_as_stats
-
-    @property
-    def n(self) -> int:
-        return self.experiment.n
-
-    @property
-    def n_synthetic(self) -> int:
-        return self.job.n_synthetic
-
-    @property
-    def n_candidates(self) -> int:
-        return self.job.n_candidates
-
-    def emit_parts(self, generation: int) -> list[int]:
-        return self.job.emit_parts(generation)
-
-    def needs_items(self, generation: int) -> bool:
-        return self.job.needs_items(generation)
-
-    def keeps_statistics(self, generation: int) -> bool:
-        return self.job.keeps_statistics(generation)
-
-    def reads(self, generation: int) -> list[int]:
-        return self.job.reads(generation)
-
-    def redrawn(self, last: int) -> list[int]:
-        return self.job.redrawn(last)
-
-    def resume_models(self, last: int) -> list[int]:
-        return self.job.resume_models(last)
 
     def spec(self) -> dict:
         """The jobs' ``spec`` param (:meth:`ChainSpec.to_params`)."""
@@ -404,7 +347,7 @@ class Chain:
         cols = {"study": self.study, "experiment": e.label, "target": e.target, "regime": self.regime.label,
                 "regime_kind": self.regime.kind, "seed": self.seed, "n": e.n, "lam": e.lam, "replicates": e.replicates}
         cols.update({k: v for k, v in self.regime.columns().items() if k not in cols})
-        cur = self.curation()
+        cur = self.job.curation()
         if cur is not None:
             cols.update(cur.columns())
         for k, v in applicable(target_class(e.target).params_schema, self.results_params()).items():
@@ -580,8 +523,6 @@ def put_package_on_pythonpath(basedir: str) -> None:
     """Put the checkout's ``workflow/`` folder (which holds the ``ouroboros`` package) first on
     ``PYTHONPATH`` for every job Snakemake starts, so jobs import this checkout's package also in
     environments where it is not installed (``--use-conda``)."""
-    import os
-
     folder = str(Path(basedir) / "workflow")
     parts = [folder] + [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p and p != folder]
     os.environ["PYTHONPATH"] = os.pathsep.join(parts)

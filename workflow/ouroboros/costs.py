@@ -22,15 +22,25 @@ from __future__ import annotations
 import json
 import math
 import os
+import resource
 import shutil
 import subprocess
 import sys
+import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional
 
-from ouroboros import paths
+import numpy as np
+
+from ouroboros import backbones, paths
+from ouroboros.chain import ChainRun, evaluate_block
+from ouroboros.config import Study
+from ouroboros.seeding import generator
+from ouroboros.targets import make_target
+from ouroboros.targets.base import Target
+from ouroboros.units import backbone_models, blocks, pruned_generations, tracking_groups
 
 GB = 1024 ** 3
 #: what Snakemake spends per job around the job's own process (its script preamble, the benchmark, the bookkeeping)
@@ -140,11 +150,12 @@ def job_bytes(chain) -> tuple[int, str]:
     the training set (with an accumulated pool of points), the drawn candidates, and the models a block keeps."""
     e = chain.experiment
     target = e.make_target()
-    items = 2 * e.n + chain.n_candidates
-    if chain.regime.pools and not chain.pool_as_stats:  # a pool of points
-        items += chain.n_synthetic * e.generations
+    job = chain.job
+    items = 2 * e.n + job.n_candidates
+    if chain.regime.pools and not job.pool_as_stats:  # a pool of points
+        items += job.n_synthetic * e.generations
     elif not chain.regime.pools:  # the synthetic data held besides the last generation's (a window)
-        items += chain.n_synthetic * max(0, chain.regime.most_sources(e.generations) - 1)
+        items += job.n_synthetic * max(0, chain.regime.most_sources(e.generations) - 1)
     models = e.block if e.block > 1 else 2
     per_replicate = items * target.item_bytes() + models * target.model_bytes()
     total = 2 * e.replicates * per_replicate  # working copies
@@ -156,8 +167,6 @@ def job_bytes(chain) -> tuple[int, str]:
 
 def estimate(study, tracking: dict) -> Estimate:
     """The study's jobs by rule and experiment, with each job's memory and what it writes (no time yet)."""
-    from ouroboros.units import backbone_models, blocks, pruned_generations, tracking_groups
-
     jobs: list[Jobs] = []
     todo: dict = {}
     for key, model in backbone_models(study).items():
@@ -183,7 +192,7 @@ def estimate(study, tracking: dict) -> Estimate:
 
         add("real_data", count=len(e.seeds), data=data, writes=e.n * R * item)
         add("reference", data=data, model=model_mem, writes=1 << 20)
-        if any(c.curation() and c.curation().reads_reference for c in chains):
+        if any(c.job.curation() and c.job.curation().reads_reference for c in chains):
             add("curation_reference", data=data, model=model_mem, writes=1 << 20)
         for c in chains:
             job = c.job
@@ -222,7 +231,7 @@ def estimate(study, tracking: dict) -> Estimate:
                 if not keeps:
                     add("prune")
                 mlflow += MLFLOW_RUN_BYTES + (saved if keeps and saved < 16 * 1024 else 0)
-            if c.curation() is not None:
+            if job.curation() is not None:
                 n_cand = job.n_candidates
                 samples = n_cand * R * item
                 add("curate", {"evaluate": target.work("evaluate", n_cand) * R}, count=e.generations + 1,
@@ -254,24 +263,20 @@ PROBE_GENERATIONS = 4
 
 def _fit_items(chain, t: int) -> int:
     """Items generation t's fit reads: the training set, or n where a pool is kept as statistics."""
-    return chain.n if chain.regime.pools and chain.pool_as_stats else chain.regime.train_size(chain.n, t)
+    job = chain.job
+    return job.n if chain.regime.pools and job.pool_as_stats else chain.regime.train_size(job.n, t)
 
 
 def probe_blocks(study, label: str) -> dict:
     """Run the first generations of each regime's first chain of a block-mode experiment as its block and
     evaluation jobs do, and time each generation: regime -> {gen, fit_items} per generation and {evaluate} per
     generation; the cost of a generation is then fitted as c0 + c1 x its fit items."""
-    import numpy as np
-
-    from ouroboros.chain import ChainRun, evaluate_block
-    from ouroboros.seeding import generator
-
     out: dict = {}
     e = study.experiment(label)
     for regime in e.regimes:
         chain = next(c for c in study.chains if c.experiment is e and c.regime == regime)
         target = e.make_target()
-        real = target.real_data(chain.real_rng(), e.n, e.replicates)
+        real = target.real_data(chain.job.real_rng(), e.n, e.replicates)
         ref = target.reference(generator(chain.study, e.stream, "reference"))
         run = ChainRun(chain, real, ref)
         last = min(PROBE_GENERATIONS, e.generations)
@@ -301,16 +306,7 @@ def probe(target_name: str, params: dict, n: int, replicates: int, lam: float, w
     [seconds, units of Target.work]}.  A warm-up fit and draw come first (their first calls import and
     allocate); a fit that loads a pretrained model pays that load apart (``load``).  A pretrained model is
     converted into the backbone cache first (``converted``: seconds), where the study's run then finds it."""
-    import resource
-    import tempfile
-
-    import numpy as np
-
     t0 = time.perf_counter()
-    from ouroboros import backbones, jobs  # noqa: F401 - what every job imports
-    from ouroboros.targets import make_target
-    from ouroboros.targets.base import Target
-
     os.chdir(workdir)
     full = make_target(target_name, params)
     target = make_target(target_name, full.probe_params())
@@ -318,8 +314,6 @@ def probe(target_name: str, params: dict, n: int, replicates: int, lam: float, w
         import torch  # noqa: F401
     out: dict = {}
     if target.backbone():
-        from ouroboros.nets import hf  # noqa: F401 - transformers' import, every job's
-
         out["imports"] = time.perf_counter() - t0
         entry = backbones.entry(target.backbone())
         if not Path(entry).is_dir():
@@ -513,8 +507,6 @@ def main(argv=None) -> int:
     t0 = time.perf_counter()
     spec = json.loads((argv or sys.argv[1:])[0])
     if "blocks" in spec:
-        from ouroboros.config import Study
-
         study = Study.from_config(spec["config"], checked=True)
         t1 = time.perf_counter()
         out = {"regimes": probe_blocks(study, spec["blocks"])}
@@ -522,8 +514,6 @@ def main(argv=None) -> int:
         out["startup"] = t1 - t0
     else:
         out = probe(spec["target"], spec["params"], spec["n"], spec["replicates"], spec["lam"], spec["workdir"])
-    import resource
-
     out["peak_rss"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
     print(json.dumps(out))
     return 0

@@ -11,14 +11,23 @@ calls of it.  What travels to a job as a rule param is typed and comes back exac
 """
 from __future__ import annotations
 
+import copy
 import functools
+import hashlib
+import json
 import os
+import sys
+from pathlib import Path
 from typing import Optional, Sequence
 
-from ouroboros import paths
+from ouroboros import backbones, paths
 from ouroboros.chain import METRICS as ENGINE_METRICS
-from ouroboros.config import Chain, Study
+from ouroboros.config import Chain, ChainSpec, Study
+from ouroboros.curation import METRICS as CURATION_METRICS
+from ouroboros.curation import UNITS as CURATION_UNITS
 from ouroboros.preflight import prepare
+from ouroboros.settings import STAGES, results_settings, stage_of
+from ouroboros.targets import target_class
 from ouroboros.trackconf import UI_VIEW
 from ouroboros.units import (  # noqa: F401 (the units of work, re-exported for the rules and scripts)
     BlockUnit,
@@ -54,9 +63,6 @@ class Plan:
         """The study's plan rebuilt inside a job from the config Snakemake hands it (checked and filled when the
         workflow was read), so that rules pass a digest of a job's share of the plan (:meth:`digest`), not the
         share itself: a changed study reruns the job without printing its whole unit list."""
-        import copy
-        from pathlib import Path
-
         basedir = Path(snakemake.scriptdir).parent
         prepared = prepare(copy.deepcopy(dict(snakemake.config)), basedir, reread=False, checked=True)
         return cls(prepared.study, prepared.tracking, prepared.sweep_plots)
@@ -64,9 +70,6 @@ class Plan:
     @staticmethod
     def digest(value) -> str:
         """A short digest of a JSON-able share of the plan (a rule's param: it changes when the share does)."""
-        import hashlib
-        import json
-
         return hashlib.sha256(json.dumps(value, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
     def collect_args(self) -> tuple[list[dict], list[list[str]], list[int]]:
@@ -82,8 +85,6 @@ class Plan:
     def group_digest(self, group: str) -> str:
         """What a tracking job's rerun depends on: its units with each spec as the settings results depend on (a
         changed thread count re-logs nothing)."""
-        from ouroboros.config import ChainSpec
-
         units = []
         for u in self.group_units(group):
             units.append(dict(u, spec=ChainSpec.from_params(u["spec"]).by_stage()))
@@ -133,9 +134,6 @@ class Plan:
         """What an experiment's reference material depends on: its streams, the target's data settings and the
         later ones its ``reference`` reads (:attr:`Target.reference_settings`, of the stages up to ``upto``); not
         the seed, n or replicates."""
-        from ouroboros.settings import STAGES, stage_of
-        from ouroboros.targets import target_class
-
         e = self.study.experiment(exp)
         parts = self.first_chain(exp).job.gen0().by_stage()
         out = {k: parts["data"][k] for k in ("experiment", "stream", "study", "target")}
@@ -151,14 +149,12 @@ class Plan:
     def reference_inputs(self, exp: str) -> dict:
         """What an experiment's reference jobs read: its converted pretrained model, where it has one."""
         chain = self.first_chain(exp)
-        return {"backbone": self.backbone_path(chain)} if chain.target().backbone() else {}
+        return {"backbone": self.backbone_path(chain)} if chain.job.target().backbone() else {}
 
     @staticmethod
     def backbone_path(chain: Chain) -> str:
         """The backbone cache entry of the chain's pretrained model (:mod:`ouroboros.backbones`)."""
-        from ouroboros import backbones
-
-        return backbones.entry(chain.target().backbone())
+        return backbones.entry(chain.job.target().backbone())
 
     @functools.cached_property
     def backbones(self) -> dict[str, str]:
@@ -190,8 +186,8 @@ class Plan:
         return generation_files(chain, j).samples
 
     def train_inputs(self, chain: Chain, gen: int) -> dict:
-        inputs = {"real": real_path(chain), "samples": [self.synthetic_dir(chain, j) for j in chain.reads(gen)]}
-        target = chain.target()
+        inputs = {"real": real_path(chain), "samples": [self.synthetic_dir(chain, j) for j in chain.job.reads(gen)]}
+        target = chain.job.target()
         if target.backbone():
             inputs["backbone"] = self.backbone_path(chain)
         if gen > 0 and target.starts_from_previous():
@@ -205,7 +201,7 @@ class Plan:
 
     def curation_reference_path(self, chain: Chain) -> Optional[str]:
         """The experiment's curation reference, where the chain's curation step reads one, else None."""
-        cur = chain.curation()
+        cur = chain.job.curation()
         return paths.curation_reference_dir(self.name, chain.experiment.label) if cur and cur.reads_reference else None
 
     def curate_inputs(self, chain: Chain, gen: int) -> dict:
@@ -225,9 +221,9 @@ class Plan:
             return inputs
         before = [b for b in blocks(chain) if b[1] < first]
         if not before or before[-1][1] != first - 1:
-            raise ValueError(f"no block of {chain.path} ends at generation {first - 1}")
+            raise ValueError(f"no block of {chain.job.path} ends at generation {first - 1}")
         inputs["state"] = block_files(chain, *before[-1]).state
-        wanted = chain.resume_models(first - 1)
+        wanted = chain.job.resume_models(first - 1)
         if wanted:
             inputs["models"] = [block_files(chain, a, b).models for a, b in before if any(a <= j <= b for j in wanted)]
         return inputs
@@ -258,8 +254,6 @@ class Plan:
     def metrics(self, target: Optional[str] = None) -> list[str]:
         """Every metric the study (or its experiments of ``target``) reports: the targets' first, in study
         order, then curation's, then the engine's."""
-        from ouroboros.targets import target_class
-
         exps = [e for e in self.study.experiments if target is None or e.target == target]
         names = list(dict.fromkeys(m for e in exps for m in target_class(e.target).metrics_for(e.params)))
         for e in exps:
@@ -268,9 +262,6 @@ class Plan:
         return names + [m for m in ENGINE_METRICS if m not in names]
 
     def describe(self, metric: str) -> str:
-        from ouroboros.curation import METRICS as CURATION_METRICS
-        from ouroboros.targets import target_class
-
         if metric in CURATION_METRICS:
             return CURATION_METRICS[metric]
         if metric in ENGINE_METRICS:
@@ -279,9 +270,6 @@ class Plan:
                      if (d := target_class(e.target).metrics_for(e.params).get(metric))), "")
 
     def metric_unit(self, metric: str) -> str:
-        from ouroboros.curation import UNITS as CURATION_UNITS
-        from ouroboros.targets import target_class
-
         if metric in CURATION_UNITS:
             return CURATION_UNITS[metric]
         return next((u for e in self.study.experiments if (u := target_class(e.target).units.get(metric))), "")
@@ -291,9 +279,6 @@ class Plan:
         return {m: {"description": self.describe(m), "unit": self.metric_unit(m)} for m in self.metrics(target)}
 
     def plot_experiments(self, target: Optional[str] = None) -> list[dict]:
-        from ouroboros.settings import results_settings
-        from ouroboros.targets import target_class
-
         return [{"label": e.label, "name": e.name, "target": e.target,
                  "params": results_settings(target_class(e.target).params_schema, e.params), "n": e.n, "lam": e.lam,
                  "generations": e.generations, "curation": e.curation, "regimes": [r.to_spec() for r in e.regimes]}
@@ -317,12 +302,10 @@ class Plan:
 
     def sample_grid_files(self) -> list[str]:
         return [paths.sample_grid(self.name, c.experiment.label, c.regime.label, c.seed) for c in self.study.chains
-                if c.experiment.block == 1 and c.target().image_shape]
+                if c.experiment.block == 1 and c.job.target().image_shape]
 
     def _distribution_experiments(self):
         """Experiments whose target keeps per-item distributions (one generation per job only)."""
-        from ouroboros.targets import target_class
-
         return [(e, target_class(e.target).distributions) for e in self.study.experiments
                 if e.block == 1 and target_class(e.target).distributions]
 
@@ -342,8 +325,6 @@ class Plan:
         return sorted({f for group in self.distribution_groups(exp) for f in group["files"]})
 
     def distribution_description(self, exp: str, name: str) -> str:
-        from ouroboros.targets import target_class
-
         return target_class(self.study.experiment(exp).target).distributions.get(name, "")
 
     # -- tracking and the end ---------------------------------------------------------------------------------
@@ -385,9 +366,6 @@ class Plan:
 def command(name: str) -> str:
     """``name`` as the running interpreter's environment holds it (``.venv/bin/mlflow`` run from the checkout;
     an absolute path where that is shorter), or the bare name where it is not there."""
-    import sys
-    from pathlib import Path
-
     exe = Path(sys.executable).parent / name
     if not exe.is_file():
         return name

@@ -16,11 +16,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional, Sequence
 
-from ouroboros import costs
+import yaml
+
+from ouroboros import costs, paths
+from ouroboros.config import Study, load_schema, validate_schema
 from ouroboros.costs import GB, job_bytes, machine_memory  # noqa: F401 (sizes, re-exported)
 from ouroboros.settings import ConfigError
+from ouroboros.sweeps import check_specs
 from ouroboros.trackconf import TrackingError, resolve_artifacts, resolve_uri, sqlite_path
-
+from ouroboros.units import generation_files, weight_readers
 
 
 @dataclass
@@ -44,8 +48,6 @@ def _path_of(at: str) -> list:
 
 def _node_line(path: Path, keys: list) -> Optional[int]:
     """1-based line of the deepest node of ``keys`` written in the YAML file (None: not in it)."""
-    import yaml
-
     try:
         node = yaml.compose(path.read_text(encoding="utf-8"), Loader=yaml.SafeLoader)
     except (OSError, UnicodeDecodeError, yaml.YAMLError):
@@ -83,8 +85,6 @@ def locate(message: str, configfiles: Sequence) -> str:
 
 def _strict_loader():
     """PyYAML's safe loader, refusing a key written twice in one mapping (PyYAML keeps the last silently)."""
-    import yaml
-
     class StrictLoader(yaml.SafeLoader):
         def construct_mapping(self, node, deep=False):
             seen: dict = {}
@@ -106,8 +106,6 @@ def _strict_loader():
 def load_yaml(path) -> dict:
     """A config file as a mapping; a syntax error names the file, line and column.  Refused: a file that is not
     UTF-8 text, an empty one, a key written twice in one mapping."""
-    import yaml
-
     path = Path(path)
     try:
         text = path.read_bytes().decode("utf-8")
@@ -234,8 +232,6 @@ def check_sizes(study, limits: dict, tracking: dict):
 
 
 def paths_results(name: str) -> str:
-    from ouroboros import paths
-
     return paths.results(name)
 
 
@@ -245,8 +241,6 @@ def check_kept_weights(study) -> None:
     were removed (its ``model.pruned.json``) while a job that reads them has yet to run (its samples, metrics or
     curated data are missing, or the next generation's model where that starts from it: ``init: previous``);
     and ``keep`` in block mode, where a block's models are one file."""
-    from ouroboros.units import generation_files, weight_readers
-
     for chain in study.chains:
         e = chain.experiment
         keep = e.params.get("keep", "all")
@@ -262,7 +256,7 @@ def check_kept_weights(study) -> None:
             missing = [k for k, f in weight_readers(chain, g).items() if not Path(f).exists()]
             if missing:
                 raise ConfigError(
-                    f"invalid config at experiments ({e.label}).params.keep: generation {g} of {chain.path} no longer "
+                    f"invalid config at experiments ({e.label}).params.keep: generation {g} of {chain.job.path} no longer "
                     f"has its weights (keep: {keep}), but its {', '.join(missing)} must still be made from them; "
                     f"delete {generation_files(chain, g).dir} (it and every later generation of the chain are then "
                     "recomputed) or run with the keep setting the chain's later generations need")
@@ -297,9 +291,6 @@ def prepare(config: dict, basedir, cwd=None, configfiles: Sequence = (), reread:
     :func:`load_yaml`'s checks, which Snakemake's own reading of them lacks (a key written twice, an empty
     file).  ``checked``: ``config`` passed all this before (a job rebuilding the workflow's plan): only what
     builds the study runs, not the checks of what it would run (the VAE's loads its data set) or of sizes."""
-    from ouroboros.config import Study, load_schema, validate_schema
-    from ouroboros.sweeps import check_specs
-
     cwd = cwd or os.getcwd()
     if reread:
         for f in configfiles:

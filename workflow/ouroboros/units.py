@@ -189,7 +189,7 @@ def weight_readers(chain: Chain, gen: int) -> dict:
     out = {"samples": here.samples, "metrics": here.metrics}
     if chain.experiment.curation is not None:
         out["curated"] = curation_files(chain, gen).curated
-    if gen < chain.experiment.generations and chain.target().starts_from_previous():
+    if gen < chain.experiment.generations and chain.job.target().starts_from_previous():
         out["next"] = generation_files(chain, gen + 1).model
     return out
 

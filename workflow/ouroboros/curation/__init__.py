@@ -10,38 +10,21 @@ a scorer, with their settings side by side::
 
 Every generation's model then draws the selector's number of candidates, the
 scorer scores them and the selector keeps what the regime needs.  Selectors and
-scorers are registries: a new kind is one module (or class) plus one line below.
+scorers are registries (:mod:`ouroboros.curation.registry`): a new kind is one module (or class) plus one line there.
 """
 from __future__ import annotations
 
+import functools
+import json
 from typing import Optional
 
 import numpy as np
 
 from ouroboros import data as D
 from ouroboros.curation.base import Context, Scorer, Selector
-from ouroboros.settings import ConfigError, check, load_registered, settings_schema
+from ouroboros.curation.registry import SCORERS, SELECTORS, scorer_class, selector_class
+from ouroboros.settings import ConfigError, check, settings_schema
 from ouroboros.targets.capabilities import curation_hooks
-
-#: selector kind -> "module:Class"
-SELECTORS: dict[str, str] = {
-    "top": "ouroboros.curation.top:Top",
-    "threshold": "ouroboros.curation.threshold:Threshold",
-    "choice": "ouroboros.curation.choice:Choice",
-    "random": "ouroboros.curation.control:RandomSelector",
-    "dedup": "ouroboros.curation.dedup:Dedup",
-    "correct": "ouroboros.curation.correct:Correct",
-}
-#: scorer kind -> "module:Class"
-SCORERS: dict[str, str] = {
-    "truth": "ouroboros.curation.scorers:Truth",
-    "noisy": "ouroboros.curation.scorers:Noisy",
-    "gen0": "ouroboros.curation.scorers:Gen0",
-    "self": "ouroboros.curation.scorers:Self",
-    "ratio": "ouroboros.curation.scorers:Ratio",
-    "reward": "ouroboros.curation.scorers:Reward",
-    "judge": "ouroboros.curation.scorers:Judge",
-}
 
 #: metrics every curated chain reports, per generation (for the samples that generation's model drew)
 METRICS = {
@@ -54,14 +37,6 @@ UNITS = {"curation_kept_fraction": "share"}
 #: metrics that may be infinite by definition: a score is often a log-likelihood, -inf for an item the model
 #: gives no mass (a category it lost)
 INFINITE = frozenset({"curation_score_kept", "curation_score_all"})
-
-
-def selector_class(kind: str) -> type[Selector]:
-    return load_registered(SELECTORS, kind, "curation selector")
-
-
-def scorer_class(kind: str) -> type[Scorer]:
-    return load_registered(SCORERS, kind, "curation scorer")
 
 
 class Curation:
@@ -94,7 +69,9 @@ class Curation:
 
     @classmethod
     def from_spec(cls, spec: Optional[dict]) -> Optional["Curation"]:
-        return None if not spec else cls(spec)
+        """The step of a spec (None: no curation), built and checked once per distinct spec, so that an experiment
+        and each of its chain specs share one (a step keeps no state)."""
+        return _built(json.dumps(spec, sort_keys=True)) if spec else None
 
     def columns(self) -> dict:
         return {f"curation.{k}": v for k, v in self._spec.items() if isinstance(v, (int, float, str, bool))}
@@ -122,6 +99,11 @@ class Curation:
 
     def n_candidates(self, m: int) -> int:
         return self.selector.n_candidates(m) if m else 0
+
+    @staticmethod
+    def candidates(step: Optional["Curation"], m: int) -> int:
+        """Samples a model draws so that m items remain after ``step`` (m without a step)."""
+        return step.n_candidates(m) if step is not None else m
 
     def on_statistics(self, target) -> bool:
         """Whether this step runs on the target's statistics (category counts) rather than items: a selector
@@ -152,6 +134,11 @@ class Curation:
             out["curation_score_kept"] = float(np.mean(per[valid.any(axis=1)])) if valid.any() else float("nan")
             out["curation_score_all"] = float(np.mean(scores))
         return D.compact(kept, valid), out
+
+
+@functools.lru_cache(maxsize=None)
+def _built(spec: str) -> Curation:
+    return Curation(json.loads(spec))
 
 
 __all__ = ["Context", "Curation", "INFINITE", "METRICS", "UNITS", "SCORERS", "SELECTORS", "Scorer", "Selector",
