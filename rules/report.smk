@@ -32,7 +32,7 @@ rule plot:
         ),
     params:
         plan=lambda w: PLAN.digest(PLAN.plot_experiments(w.target)),
-        metrics=lambda w: PLAN.plot_metrics(w.target),
+        metrics=lambda w: METRICS.plot_metrics(w.target),
         band=config["plots"]["band"],
     log:
         f"{LOGS}/plot/{{target}}.log",
@@ -55,7 +55,7 @@ rule sweep_plot:
     params:
         spec=lambda w: SWEEP_PLOTS[w.sweep],
         plan=PLAN.digest(PLAN.plot_experiments()),
-        description=lambda w: PLAN.describe(SWEEP_PLOTS[w.sweep]["metric"]),
+        description=lambda w: METRICS.describe(SWEEP_PLOTS[w.sweep]["metric"]),
         statistic=lambda w: SWEEP_STATISTICS[SWEEP_PLOTS[w.sweep].get("statistic", "last")],
     log:
         f"{LOGS}/plot/sweeps/{{sweep}}.log",

@@ -1,13 +1,11 @@
-"""The study as typed units of work: what the rules schedule, what each job reads, what tracking logs.
+"""The study's jobs: what the rules schedule and what each job reads.
 
 :class:`Plan` is built once from the validated study; ``rules/common.smk`` is glue that turns wildcards into
 calls of it.  What travels to a job as a rule param is typed and comes back exactly: a chain's
 :class:`~ouroboros.config.ChainSpec` (``to_params`` / ``from_params``) and the tracking units
-(:meth:`BlockUnit.to_params` / :func:`unit_from_params`).  Paths come from :mod:`ouroboros.paths`.
-
-* :class:`BlockUnit`: the generations first..last of a chain computed by one block job;
-* :class:`GenerationUnit`: one generation of a chain run one generation per job (``shared``: an
-  experiment's generation 0, computed and tracked once per seed for all its regimes).
+(:mod:`ouroboros.units`: ``BlockUnit`` / ``GenerationUnit``, ``to_params`` / ``unit_from_params``, re-exported
+here).  Paths come from :mod:`ouroboros.paths`; the metrics' descriptions and units from
+:mod:`ouroboros.catalogue`.
 """
 from __future__ import annotations
 
@@ -21,10 +19,7 @@ from pathlib import Path
 from typing import Optional, Sequence
 
 from ouroboros import backbones, paths
-from ouroboros.chain import METRICS as ENGINE_METRICS
 from ouroboros.config import Chain, ChainSpec, Study
-from ouroboros.curation import METRICS as CURATION_METRICS
-from ouroboros.curation import UNITS as CURATION_UNITS
 from ouroboros.preflight import prepare
 from ouroboros.settings import STAGES, results_settings, stage_of
 from ouroboros.targets import target_class
@@ -246,37 +241,10 @@ class Plan:
             return files
         return [block_files(chain, a, b).metrics for a, b in blocks(chain)]
 
-    # -- metrics, plots and the report ----------------------------------------------------------------------
+    # -- plots and the report (the metric catalogue: ouroboros.catalogue) ----------------------------------------------------------------------
     def targets(self) -> list[str]:
         """The study's targets, in study order: one plot job, one report category each."""
         return list(dict.fromkeys(e.target for e in self.study.experiments))
-
-    def metrics(self, target: Optional[str] = None) -> list[str]:
-        """Every metric the study (or its experiments of ``target``) reports: the targets' first, in study
-        order, then curation's, then the engine's."""
-        exps = [e for e in self.study.experiments if target is None or e.target == target]
-        names = list(dict.fromkeys(m for e in exps for m in target_class(e.target).metrics_for(e.params)))
-        for e in exps:
-            cur = e.make_curation()
-            names += [m for m in (cur.metric_names() if cur else []) if m not in names]
-        return names + [m for m in ENGINE_METRICS if m not in names]
-
-    def describe(self, metric: str) -> str:
-        if metric in CURATION_METRICS:
-            return CURATION_METRICS[metric]
-        if metric in ENGINE_METRICS:
-            return ENGINE_METRICS[metric]
-        return next((d for e in self.study.experiments
-                     if (d := target_class(e.target).metrics_for(e.params).get(metric))), "")
-
-    def metric_unit(self, metric: str) -> str:
-        if metric in CURATION_UNITS:
-            return CURATION_UNITS[metric]
-        return next((u for e in self.study.experiments if (u := target_class(e.target).units.get(metric))), "")
-
-    def plot_metrics(self, target: str) -> dict[str, dict]:
-        """metric -> {description, unit} for the plots of one target (the plot job's and the report's)."""
-        return {m: {"description": self.describe(m), "unit": self.metric_unit(m)} for m in self.metrics(target)}
 
     def plot_experiments(self, target: Optional[str] = None) -> list[dict]:
         return [{"label": e.label, "name": e.name, "target": e.target,

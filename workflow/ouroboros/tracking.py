@@ -34,6 +34,7 @@ import time
 import urllib.error
 import urllib.request
 import warnings
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable, Optional, Sequence
 
@@ -211,8 +212,7 @@ class ChainTracker:
     # identity -------------------------------------------------------------------
     @property
     def path(self) -> str:
-        c = self.chain
-        return f"{c.experiment}/seed{c.seed}" if self.shared else c.path
+        return chain_path(self.chain, self.shared)
 
     @property
     def regime_label(self) -> str:
@@ -560,7 +560,7 @@ def _link_gen0(tracker: ChainTracker, parent: str, shared: dict, evaluation: dic
     gen0 = paths.generation(c.study, c.experiment, c.regime.label, c.seed, 0)
     rows = [r for r in jobs.read_metrics(gen0.metrics) if r[0] == 0]
     manifest = io.load_json(gen0.trainset)
-    shared_path = f"{c.experiment}/seed{c.seed}"
+    shared_path = chain_path(c, shared=True)
     train = {"source": Path(gen0.trainset), "digest": manifest["digest"], "name": f"{shared_path}/gen0/train"}
     samples = {"source": Path(gen0.samples), "digest": config_hash([shared["config_hash"], 0, "samples"]),
                "name": f"{shared_path}/gen0/samples"}
@@ -572,6 +572,11 @@ def _link_gen0(tracker: ChainTracker, parent: str, shared: dict, evaluation: dic
     tracker.client.set_tag(parent, "ouroboros.gen0_model_id", shared["model_id"] or "")
     tracker.client.set_tag(rec["run_id"], "ouroboros.shared_run_id", shared["run_id"])
     return rec
+
+
+def chain_path(chain: ChainSpec, shared: bool) -> str:
+    """How tracking names a chain: its path, or ``experiment/seed{s}`` for the generation 0 its regimes share."""
+    return f"{chain.experiment}/seed{chain.seed}" if shared else chain.path
 
 
 def track_group(name: str, units: Sequence[dict], study: dict, out_receipt, rule: str = "",
@@ -586,64 +591,73 @@ def track_group(name: str, units: Sequence[dict], study: dict, out_receipt, rule
     units = [unit_from_params(u) if isinstance(u, dict) else u for u in units]
     experiment = ensure_experiment(study)
     uri = experiment["uri"]
-    trackers: dict[tuple, ChainTracker] = {}
-    parents: dict[str, str] = {}
-    last_model: dict[str, Optional[str]] = {}
-    evaluations: dict[tuple, dict] = {}
-    chains: dict[str, dict] = {}
-    key_of = [(json.dumps(u.spec, sort_keys=True), not isinstance(u, BlockUnit) and u.shared) for u in units]
-    generations: dict[tuple, set[int]] = {}  # per chain: every generation the group logs a child run for
-    for key, unit in zip(key_of, units):
-        generations.setdefault(key, set()).update(unit.generations)
+    wanted: dict[str, set[int]] = {}  # chain path -> every generation the group logs a child run for
+    for unit in units:
+        wanted.setdefault(_unit_path(unit), set()).update(unit.generations)
         if not isinstance(unit, BlockUnit) and unit.gen == 1:
-            generations[key].add(0)  # the chain's own run of the shared generation 0 (_link_gen0)
-    shared_runs: dict[str, dict] = {}  # experiment/seed{s} -> the shared generation 0's run
+            wanted[_unit_path(unit)].add(0)  # the chain's own run of the shared generation 0 (_link_gen0)
+    chains: dict[str, _GroupChain] = {}  # chain path -> what the group holds of it
+    evaluations: dict[tuple, dict] = {}  # (real data, experiment, seed) -> the evaluation data set of its runs
     with tempfile.TemporaryDirectory() as tmp:
-        for key, unit in zip(key_of, units):
-            shared = key[1]
-            if key not in trackers:
-                trackers[key] = ChainTracker(unit.spec, uri, experiment["experiment_id"], rule, repo, shared=shared)
-            tracker = trackers[key]
-            path = tracker.path
-            if path not in parents:  # first unit of a chain: its parent, and one search for earlier runs
+        for unit in units:
+            shared = not isinstance(unit, BlockUnit) and unit.shared
+            path = _unit_path(unit)
+            chain = chains.get(path)
+            if chain is None:  # first unit of a chain: its tracker, its parent, one search for earlier runs
+                tracker = ChainTracker(unit.spec, uri, experiment["experiment_id"], rule, repo, shared=shared)
                 with backend_lock(uri), _wrap(uri):
-                    parents[path] = tracker.parent()
-                    tracker.forget(generations[key])
-                chains[path] = {"config_hash": tracker.hash, "parent_run_id": parents[path], "runs": []}
-            ev_key = (str(unit.real), tracker.chain.experiment, tracker.chain.seed)
+                    chain = chains[path] = _GroupChain(tracker, tracker.parent())
+                    tracker.forget(wanted[path])
+            tracker, c = chain.tracker, chain.tracker.chain
+            ev_key = (str(unit.real), c.experiment, c.seed)
             if ev_key not in evaluations:
                 evaluations[ev_key] = _evaluation(tracker, unit.real)
             if isinstance(unit, BlockUnit):
-                runs, last_model[path] = _log_block(tracker, parents[path], unit, last_model.get(path),
+                runs, chain.last_model = _log_block(tracker, chain.parent, unit, chain.last_model,
                                                     evaluations[ev_key], Path(tmp))
             else:
-                g = unit.gen
-                c = tracker.chain
-                runs = []
-                previous = last_model.get(path)
-                if g == 1 and not shared:
-                    seed_path = f"{c.experiment}/seed{c.seed}"
-                    previous = last_model.get(seed_path)
-                    if seed_path in shared_runs:
+                runs, previous = [], chain.last_model
+                if unit.gen == 1 and not shared:  # after the seed's shared generation 0, where this group logs it
+                    gen0 = chains.get(chain_path(c, shared=True))
+                    previous = gen0.last_model if gen0 is not None else None
+                    if gen0 is not None and gen0.shared_run is not None:
                         with backend_lock(uri), _wrap(uri):
-                            runs.append(_link_gen0(tracker, parents[path], shared_runs[seed_path],
-                                                   evaluations[ev_key]))
-                rec = _log_generation(tracker, parents[path], unit, previous, evaluations[ev_key])
+                            runs.append(_link_gen0(tracker, chain.parent, gen0.shared_run, evaluations[ev_key]))
+                rec = _log_generation(tracker, chain.parent, unit, previous, evaluations[ev_key])
                 if shared:
-                    shared_runs[path] = dict(rec, config_hash=tracker.hash)
+                    chain.shared_run = dict(rec, config_hash=tracker.hash)
                 runs.append(rec)
-                last_model[path] = rec["model_id"] or last_model.get(path)
-            chains[path]["runs"] += runs
-            chains[path]["last_model_id"] = last_model[path]
+                chain.last_model = rec["model_id"] or chain.last_model
+            chain.runs += runs
     with backend_lock(uri), _wrap(uri):
-        client = next(iter(trackers.values())).client if trackers else None
-        for run_id in parents.values():
-            client.set_terminated(run_id)
-    receipt = {"uri": uri, "group": name, "chains": chains}
+        for chain in chains.values():
+            chain.tracker.client.set_terminated(chain.parent)
+    receipt = {"uri": uri, "group": name, "chains": {path: chain.receipt() for path, chain in chains.items()}}
     io.save_json(out_receipt, receipt)
     log.info("tracked group %s: %d chains, %d runs to %s", name, len(chains),
-             sum(len(c["runs"]) for c in chains.values()), uri)
+             sum(len(chain.runs) for chain in chains.values()), uri)
     return receipt
+
+
+def _unit_path(unit) -> str:
+    return chain_path(ChainSpec.from_params(unit.spec), shared=not isinstance(unit, BlockUnit) and unit.shared)
+
+
+@dataclass
+class _GroupChain:
+    """What a tracking group holds of one chain: its tracker, its parent run, the runs it logged and the last
+    model (the next one's input); for an experiment's shared generation 0, its run, which each regime's chain
+    links (:func:`_link_gen0`)."""
+
+    tracker: ChainTracker
+    parent: str
+    runs: list[dict] = field(default_factory=list)
+    last_model: Optional[str] = None
+    shared_run: Optional[dict] = None
+
+    def receipt(self) -> dict:
+        return {"config_hash": self.tracker.hash, "parent_run_id": self.parent, "runs": self.runs,
+                "last_model_id": self.last_model}
 
 
 def _evaluation(tracker: ChainTracker, real_path) -> dict:
