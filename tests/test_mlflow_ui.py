@@ -1,8 +1,9 @@
 """The MLflow UI as a researcher sees it: a tiny tracked study, the UI started with the command the run prints,
 and its pages loaded in headless Chromium (Debian ``chromium``; .ci/run installs it where it can).  The pages
-must open in the model-training view (not MLflow 3's GenAI "Agent versions" / "Evaluations"), list the runs
-and models by names that lead with generation, seed and regime, start every chain's lineage at generation 0,
-and link a model to the rule that logged it and to the data sets its metrics were computed on."""
+must open in the model-training view (not MLflow 3's GenAI "Overview" / "Agent versions" / "Evaluations"), also
+where a user clicks the study's name (driven by Selenium through Debian's ``chromium-driver``), list the runs and
+models by names that lead with generation, seed and regime, start every chain's lineage at generation 0, and link
+a model to the rule that logged it and to the data sets its metrics were computed on."""
 import os
 import re
 import shutil
@@ -19,6 +20,7 @@ from conftest import run_snakemake
 
 pytestmark = pytest.mark.e2e
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+CHROMEDRIVER = shutil.which("chromedriver")
 
 STUDY = {
     "study": "uitest",
@@ -49,6 +51,28 @@ def _dom(url: str) -> str:
     return proc.stdout
 
 
+def _start(cmd: list, cwd) -> subprocess.Popen:
+    port = _free_port()
+    server = subprocess.Popen(cmd + ["--port", str(port)], cwd=cwd, stdout=subprocess.DEVNULL,
+                              stderr=subprocess.PIPE, start_new_session=True,
+                              env=dict(os.environ, MLFLOW_DISABLE_TELEMETRY="true"))
+    server.port = port
+    deadline = time.time() + 90
+    while True:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=2):
+                return server
+        except OSError:
+            if server.poll() is not None or time.time() > deadline:
+                raise AssertionError(f"{cmd} did not start: {server.stderr.read().decode()[-2000:]}")
+            time.sleep(0.5)
+
+
+def _stop(server: subprocess.Popen) -> None:
+    os.killpg(server.pid, signal.SIGTERM)
+    server.wait(timeout=30)
+
+
 @pytest.fixture(scope="module")
 def ui(tmp_path_factory):
     if CHROMIUM is None:
@@ -57,27 +81,14 @@ def ui(tmp_path_factory):
     proc = run_snakemake(work, STUDY, "--cores", "2")
     out = proc.stdout + proc.stderr
     # start the UI with the command the run printed, and open the address it printed
-    m = re.search(r"MLflow: (\S+ ui --backend-store-uri \S+) --port 5000, then open (\S+)", out)
+    m = re.search(r"MLflow: (\S+ ui --app-name ouroboros --backend-store-uri \S+) --port 5000, then open (\S+)", out)
     assert m, out[-3000:]
-    port = _free_port()
-    server = subprocess.Popen(m.group(1).split() + ["--port", str(port)], cwd=work, stdout=subprocess.DEVNULL,
-                              stderr=subprocess.PIPE, start_new_session=True,
-                              env=dict(os.environ, MLFLOW_DISABLE_TELEMETRY="true"))
+    server = _start(m.group(1).split(), work)
     try:
-        deadline = time.time() + 90
-        while True:
-            try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=2):
-                    break
-            except OSError:
-                if server.poll() is not None or time.time() > deadline:
-                    raise AssertionError(f"mlflow ui did not start: {server.stderr.read().decode()[-2000:]}")
-                time.sleep(0.5)
-        yield {"base": f"http://127.0.0.1:{port}", "printed": m.group(2).replace(":5000", f":{port}"),
-               "uri": m.group(1).split("--backend-store-uri ")[1]}
+        yield {"base": f"http://127.0.0.1:{server.port}", "printed": m.group(2).replace(":5000", f":{server.port}"),
+               "uri": m.group(1).split("--backend-store-uri ")[1], "command": m.group(1).split(), "work": work}
     finally:
-        os.killpg(server.pid, signal.SIGTERM)
-        server.wait(timeout=30)
+        _stop(server)
 
 
 def _ids(uri):
@@ -94,18 +105,67 @@ def _ids(uri):
 
 
 def test_the_printed_address_opens_the_study_in_the_model_training_view(ui):
+    exp_id, chains, _ = _ids(ui["uri"])
+    assert ui["printed"] == f"{ui['base']}/#/experiments/{exp_id}/runs?workflowType=machine_learning"
     page = _dom(ui["printed"])
-    assert "ouroboros-uitest" in page and "Default" in page  # two experiments, not to be confused
+    assert "ouroboros-uitest" in page and all(name in page for name in chains)
     # the sidebar of the model-training view links the model registry; the GenAI view's, prompts instead
     assert 'href="#/models"' in page and 'href="#/prompts"' not in page
-    assert 'href="#/prompts"' in _dom(f"{ui['base']}/#/experiments")
-    exp_id, _, _ = _ids(ui["uri"])
-    models = _dom(f"{ui['base']}/#/experiments/{exp_id}/models?workflowType=machine_learning")
+    # a fresh browser on the bare addresses too: the app records the model-training view as its choice
+    assert 'href="#/prompts"' not in _dom(f"{ui['base']}/#/experiments")
+    models = _dom(f"{ui['base']}/#/experiments/{exp_id}/models")
     assert "Agent versions" not in models and ">Models<" in models
     for name in ("gen2-s0-accumulate-gmm", "gen0-s0-shared-gmm", "gen2-s0-mix-rho0_1-gauss"):
         assert name in models, name
-    # the check itself: without the address's view the same page is the GenAI one
-    assert "Agent versions" in _dom(f"{ui['base']}/#/experiments/{exp_id}/models")
+
+
+def _click_the_study(start: str, exp_id: str) -> tuple[str, str]:
+    """Open ``start`` in a fresh headless Chromium, click the study's name (a link to its experiment page) as a
+    user does, and return (the address it lands on, the page's text)."""
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support import expected_conditions as ec
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    opts = webdriver.ChromeOptions()
+    for arg in ("--headless=new", "--no-sandbox", "--disable-gpu", "--window-size=1400,1000"):
+        opts.add_argument(arg)
+    opts.binary_location = CHROMIUM
+    driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=opts)
+    try:
+        driver.get(start)
+        wait = WebDriverWait(driver, 60)
+        link = wait.until(ec.element_to_be_clickable(
+            (By.XPATH, f"//a[normalize-space(.)='ouroboros-uitest' and contains(@href, '#/experiments/{exp_id}')]")))
+        link.click()
+        wait.until(lambda d: "/runs" in d.current_url or "/overview" in d.current_url)
+        wait.until(lambda d: "s0 accumulate gmm" in d.find_element(By.TAG_NAME, "body").text
+                   or "Usage" in d.find_element(By.TAG_NAME, "body").text)
+        return driver.current_url, driver.find_element(By.TAG_NAME, "body").text
+    finally:
+        driver.quit()
+
+
+def test_clicking_the_study_opens_its_runs_in_the_model_training_view(ui):
+    if CHROMEDRIVER is None:
+        pytest.skip("chromedriver is not installed (Debian: apt-get install chromium-driver)")
+    pytest.importorskip("selenium")
+    exp_id, chains, _ = _ids(ui["uri"])
+    for start in (ui["printed"], f"{ui['base']}/#/experiments"):  # the study's name in its header; the list
+        url, text = _click_the_study(start, exp_id)
+        assert f"#/experiments/{exp_id}/runs" in url and "workflowType=machine_learning" in url, (start, url)
+        assert all(name in text for name in chains) and "Run Name" in text, (start, text[:500])
+        assert "Usage" not in text and "Detect Issues" not in text, (start, text[:500])
+    # the check itself: MLflow's plain server, the same click from the same list lands on the GenAI overview
+    plain = [a for a in ui["command"] if a not in ("--app-name", "ouroboros")]
+    server = _start(plain, ui["work"])
+    try:
+        url, text = _click_the_study(f"http://127.0.0.1:{server.port}/#/experiments?workflowType=machine_learning",
+                                     exp_id)
+    finally:
+        _stop(server)
+    assert "/overview" in url and "workflowType=genai" in url, url
 
 
 def test_runs_read_seed_and_regime_first_and_lineage_starts_at_generation_0(ui):

@@ -184,8 +184,10 @@ def test_the_run_ends_with_where_the_results_are(tiny):
     # the commands as this environment holds them (.venv/bin/..., as the README spells them)
     assert re.search(rf"report: {re.escape(str(BIN))}/snakemake --report results/default/report.html "
                      rf"--configfile \S*study.yaml", out), out
-    assert (f"MLflow: {BIN}/mlflow ui --backend-store-uri sqlite:///{(tiny / 'results/mlflow.db').resolve()} "
-            "--port 5000, then open http://127.0.0.1:5000/#/experiments?workflowType=machine_learning") in out
+    exp_id = json.loads((tiny / "results/default/tracking/study.json").read_text())["experiment_id"]
+    assert (f"MLflow: {BIN}/mlflow ui --app-name ouroboros --backend-store-uri "
+            f"sqlite:///{(tiny / 'results/mlflow.db').resolve()} --port 5000, then open "
+            f"http://127.0.0.1:5000/#/experiments/{exp_id}/runs?workflowType=machine_learning") in out
     assert yaml.safe_load((tiny / "study.yaml").read_text())["study"] == "default"
     # a rerun with nothing to do still says where the results are
     again = run_snakemake(tiny, None, "--configfile", str(tiny / "study.yaml"), "--cores", "1")

@@ -326,9 +326,21 @@ class Plan:
         lines = [f"Study {self.name} {state}: table {paths.metrics_table(self.name)}, plots {results}/plots/",
                  f"  report: {command('snakemake')} --report {results}/report.html{configs}"]
         if self.tracking["enabled"]:
-            lines.append(f"  MLflow: {command('mlflow')} ui --backend-store-uri {self.tracking['uri']} --port 5000, "
-                         f"then open {ui_url('http://127.0.0.1:5000')}")
+            uri, study = self.tracking["uri"], self.study_page()
+            if uri.startswith(("http://", "https://")):
+                lines.append(f"  MLflow: open {ui_url(uri, study)}")
+            else:
+                lines.append(f"  MLflow: {command('mlflow')} ui --app-name ouroboros --backend-store-uri {uri} "
+                             f"--port 5000, then open {ui_url('http://127.0.0.1:5000', study)}")
         return "\n".join(lines)
+
+    def study_page(self) -> Optional[str]:
+        """The study's MLflow experiment id, as its tracking job recorded it (None before that job ran)."""
+        receipt = Path(paths.tracking_study(self.name))
+        try:
+            return str(json.loads(receipt.read_text())["experiment_id"])
+        except (OSError, ValueError, KeyError, TypeError):
+            return None
 
 
 def command(name: str) -> str:
@@ -341,7 +353,10 @@ def command(name: str) -> str:
     return rel if len(rel) <= len(str(exe)) else str(exe)
 
 
-def ui_url(server: str) -> str:
-    """The MLflow UI's page of experiments in its model-training view: MLflow 3's UI opens in its GenAI view
-    unless the address says ``workflowType=machine_learning`` (then it remembers the choice)."""
-    return f"{server.rstrip('/')}/#/experiments?{UI_VIEW}"
+def ui_url(server: str, experiment_id: Optional[str] = None) -> str:
+    """The study's runs page in the MLflow UI's model-training view (the list of experiments where the id is not
+    known).  MLflow 3.17's UI takes the view from the browser's remembered choice, else from the address's
+    ``workflowType``, else GenAI: ``mlflow ui --app-name ouroboros`` (:mod:`ouroboros.mlflow_ui`) records the
+    model-training view as the browser's choice, so that a click on the study stays in it too."""
+    page = f"experiments/{experiment_id}/runs" if experiment_id else "experiments"
+    return f"{server.rstrip('/')}/#/{page}?{UI_VIEW}"

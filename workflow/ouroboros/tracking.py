@@ -693,7 +693,8 @@ def track_study(study: dict, config: dict, metrics_csv, plots: Sequence, out_rec
                     base.resolve()) else Path("plots") / Path(p).name
                 mlflow.log_artifact(str(p), artifact_path=str(rel.parent))
             mlflow.log_dict(config, "config.json")
-    receipt = {"uri": uri, "study": name, "run_id": run.info.run_id, "config_hash": h}
+    receipt = {"uri": uri, "study": name, "run_id": run.info.run_id, "config_hash": h,
+               "experiment_id": experiment["experiment_id"]}
     io.save_json(out_receipt, receipt)
     log.info("tracked study %s to %s (run %s)", name, uri, run.info.run_id)
     return receipt
