@@ -3,6 +3,7 @@
 checked up front."""
 import copy
 import os
+from pathlib import Path
 
 import pytest
 import yaml
@@ -133,6 +134,20 @@ BAD = [
     (["study"], "nl\n", ["study", "does not match"]),
     (E + ["name"], "x\n", ["name", "does not match"]),
     (E + ["sweep"], {"n": [10, 20.0]}, ["n", "not of type 'integer'"]),
+    # issue 35: a mix that keeps no real item; experiment-level problems named as the experiment's; relative
+    # paths say what they were resolved against; a sampling bias that overflows every sampler
+    (E, {"target": "gaussian", "n": 2, "regimes": [{"kind": "mix", "rho": 0.1}]},
+     ["regime mix-rho0.1", "rho=0.1", "round(0.2) = 0 real items of n=2", "replace"]),
+    (E, {"target": "gaussian", "n": 2, "regimes": [{"kind": "mix", "rho": 0.9}]}, ["rho=0.9", "no synthetic item"]),
+    (E, {"target": "lm", "n": 4, "replicates": 3, "regimes": ["replace"]}, ["(experiment lm)", "replicates: 1"]),
+    (E, {"target": "lm", "n": 4, "replicates": 1, "regimes": ["replace", "accumulate"],
+         "params": {"corpus": "files", "train": "no/such.txt", "test": "no/such.txt"}},
+     ["(experiment lm)", "'no/such.txt' does not exist, resolved against /"]),
+    (E, {"target": "lm", "n": 4, "replicates": 1, "regimes": ["replace"],
+         "params": {"backbone": "pretrained", "model": "no/such.gguf"}},
+     ["(experiment lm)", "no/such.gguf does not exist (resolved against /"]),
+    (E + ["lam"], 1e300, ["lam", "maximum of 1000"]),
+    (E + ["sweep"], {"lam": [1.0, 1e300]}, ["lam", "maximum of 1000"]),
     # estimated from the settings, without allocating what is estimated
     (E, {"target": "categorical", "params": {"K": 1_000_000_000}}, ["a job would hold about", "GB"]),
 ]
@@ -259,7 +274,29 @@ BAD_FILES = [
     ("", ["the config file is empty"]),
     ("# only a comment\n", ["the config file is empty"]),
     ("- study: s\n", ["a config file is a mapping", "list"]),
+    ("x: " + "[" * 20_000 + "]" * 20_000 + "\n", ["nested too deep"]),
+    ("study: s\n#" + "x" * (2 << 20) + "\n", ["holds 2.1 MB", "at most 1 MB"]),
 ]
+
+
+@pytest.mark.parametrize("kind", ["fifo", "device", "directory"])
+def test_a_config_that_is_not_a_regular_file_is_refused_before_it_is_read(tmp_path, kind):
+    """A FIFO would wait forever for a writer, /dev/zero never ends: both are refused from their type."""
+    if kind == "fifo":
+        path = tmp_path / "pipe.yaml"
+        os.mkfifo(path)
+    else:
+        path = Path("/dev/zero") if kind == "device" else tmp_path
+    with pytest.raises(ConfigError, match=f"{path} is {'a FIFO' if kind == 'fifo' else 'a ' + kind}"):
+        preflight.check_files([path], REPO, tmp_path)
+
+
+def test_a_config_that_opts_in_to_yte_is_flagged_and_not_dry_run(tmp_path, capsys):
+    f = tmp_path / "yte.yaml"
+    f.write_text("__use_yte__: true\nstudy: yt\n")
+    prepared = preflight.check_files([f], REPO, tmp_path)
+    assert prepared.yte == (str(f),) and prepared.study.name == "yt"
+    assert "opts in to YTE templating" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize("content,words", BAD_FILES, ids=lambda x: str(x)[:30])

@@ -30,14 +30,19 @@ def _check(args) -> int:
         print(f"Error: {exc}", file=sys.stderr)
         return 1
     study = prepared.study
-    try:
-        jobs = scheduled_jobs(args.files, args.repo)
-    except RuntimeError as exc:
-        print(f"Error: {exc}", file=sys.stderr)
-        return 1
+    if prepared.yte:  # snakemake's dry run would run the Python in it: the job count from the plan instead
+        jobs = preflight.job_count(study, prepared.tracking["enabled"])
+        how = f"from the plan: {', '.join(prepared.yte)} opts in to YTE templating, which snakemake -n would run"
+    else:
+        how = "as snakemake -n counts them"
+        try:
+            jobs = scheduled_jobs(args.files, args.repo)
+        except RuntimeError as exc:
+            print(f"Error: {exc}", file=sys.stderr)
+            return 1
     print(f"{study.name}: {len(study.experiments)} experiment(s), {len(study.chains)} chain(s), "
           + (f"{jobs:,} jobs to run here" if jobs else "nothing to run here (every result is present)")
-          + " (as snakemake -n counts them); tracking "
+          + f" ({how}); tracking "
           + (prepared.tracking["uri"] if prepared.tracking["enabled"] else "off"))
     est = prepared.costs
     if args.time and jobs:

@@ -499,6 +499,9 @@ def _expand(config: dict, raw: dict, index: int, exp_schema: dict, checked: bool
             if problem:
                 raise ConfigError(f"invalid config at {w}.curation: {problem}")
             curation = cur.to_spec()
+        problem = None if checked else target.check_experiment(exp["n"], exp["replicates"])
+        if problem:  # the experiment's own problem, named as such, not under its first regime
+            raise ConfigError(f"invalid config at {w} (experiment {label}): {problem}")
         regimes = []
         for i, entry in enumerate(entries):
             regime = R.from_spec_at(entry, f"{w}.regimes[{i}]")

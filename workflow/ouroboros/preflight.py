@@ -9,9 +9,12 @@ jobs against ``limits``, and a SQLite tracking database's folder.  Each problem 
 from __future__ import annotations
 
 import copy
+import dataclasses
 import math
 import os
 import re
+import stat
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional, Sequence
@@ -34,6 +37,8 @@ class Prepared:
     tracking: dict
     #: what the study will cost (ouroboros.costs.Estimate: jobs, memory, disk; no time), where it was checked
     costs: Optional["object"] = None
+    #: the config files that opt in to YTE templating (code Snakemake runs as it reads them)
+    yte: tuple = ()
 
 
 # -- where a key was written -----------------------------------------------------------------------
@@ -103,12 +108,30 @@ def _strict_loader():
     return StrictLoader
 
 
+#: the largest config file read: a study file is a few kB (the largest shipped is under 10 kB)
+MAX_CONFIG_BYTES = 1 << 20
+
+
 def load_yaml(path) -> dict:
-    """A config file as a mapping; a syntax error names the file, line and column.  Refused: a file that is not
-    UTF-8 text, an empty one, a key written twice in one mapping."""
+    """A config file as a mapping; a syntax error names the file, line and column.  Refused before it is read: a
+    file that is not a regular file (a FIFO would wait forever, /dev/zero never end) or is larger than
+    :data:`MAX_CONFIG_BYTES`; then one that is not UTF-8 text, an empty one, one nested too deep, a key written
+    twice in one mapping.  A file that opts in to Snakemake's YTE templating is flagged (see :func:`yte_warning`)."""
     path = Path(path)
     try:
-        text = path.read_bytes().decode("utf-8")
+        st = path.stat()
+        if not stat.S_ISREG(st.st_mode):
+            kind = ("a directory" if stat.S_ISDIR(st.st_mode) else "a FIFO (named pipe)" if stat.S_ISFIFO(st.st_mode)
+                    else "a device" if stat.S_ISCHR(st.st_mode) or stat.S_ISBLK(st.st_mode) else "not a regular file")
+            raise ConfigError(f"the config file {path} is {kind}, not a YAML file")
+        if st.st_size > MAX_CONFIG_BYTES:
+            raise ConfigError(f"the config file {path} holds {st.st_size / 1e6:.1f} MB: a study file is a few kB "
+                              f"(at most {MAX_CONFIG_BYTES >> 20} MB is read)")
+        with open(path, "rb") as f:
+            raw = f.read(MAX_CONFIG_BYTES + 1)
+        if len(raw) > MAX_CONFIG_BYTES:
+            raise ConfigError(f"the config file {path} is larger than {MAX_CONFIG_BYTES >> 20} MB")
+        text = raw.decode("utf-8")
     except OSError as exc:
         raise ConfigError(f"cannot read the config file {path}: {exc.strerror or exc}") from None
     except UnicodeDecodeError as exc:
@@ -120,6 +143,8 @@ def load_yaml(path) -> dict:
         data = yaml.load(text, Loader=_strict_loader())
     except ConfigError as exc:
         raise ConfigError(f"{path}, {exc}") from None
+    except RecursionError:
+        raise ConfigError(f"{path}: nested too deep to be a config file") from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f", line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
@@ -130,7 +155,17 @@ def load_yaml(path) -> dict:
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: a config file is a mapping of keys (study, experiments, ...), "
                           f"got a {type(data).__name__}")
+    if data.get("__use_yte__") is True:
+        print(yte_warning(path), file=sys.stderr)
+        data = {k: v for k, v in data.items() if k != "__use_yte__"}
     return data
+
+
+def yte_warning(path) -> str:
+    """What a config that opts in to YTE templating is: code (Snakemake evaluates the Python in it as it reads
+    the file, before this check; ``ouroboros check`` reads it as plain YAML and runs nothing)."""
+    return (f"Warning: {path} opts in to YTE templating (__use_yte__: true): snakemake runs the Python in it when "
+            "it reads the file; read it as code before running it (ouroboros check reads it as plain YAML)")
 
 
 def merge(base: dict, override: dict) -> dict:
@@ -327,4 +362,13 @@ def check_files(files: Sequence, basedir, cwd=None) -> Prepared:
     config: dict = {}
     for f in files:
         config = merge(config, load_yaml(f))
-    return prepare(config, basedir, cwd, files, reread=False)
+    yte = tuple(str(f) for f in files if uses_yte(f))
+    return dataclasses.replace(prepare(config, basedir, cwd, files, reread=False), yte=yte)
+
+
+def uses_yte(path) -> bool:
+    """Whether a (readable) config file opts in to YTE templating."""
+    try:
+        return bool(re.search(r"^__use_yte__\s*:\s*true\s*(#.*)?$", Path(path).read_text(encoding="utf-8"), re.M))
+    except (OSError, UnicodeDecodeError):
+        return False

@@ -73,7 +73,9 @@ def _pydoc_corpus(seed: int, valid_fraction: float, test_fraction: float):
 def _read(path: str, what: str) -> tuple[str, ...]:
     p = Path(path)
     if not path or not p.is_file():
-        raise CorpusError(f"the {what} text file {path!r} does not exist (set params.{what} to a UTF-8 text file)")
+        where = "" if p.is_absolute() or not path else f", resolved against {Path.cwd()}"
+        raise CorpusError(f"the {what} text file {path!r} does not exist{where} (set params.{what} to a UTF-8 "
+                          "text file; a relative path is read from the folder snakemake runs in)")
     try:
         text = p.read_text(encoding="utf-8")
     except UnicodeDecodeError as exc:

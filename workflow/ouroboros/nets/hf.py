@@ -98,11 +98,14 @@ def resolve(model: str) -> Source:
     path = Path(model).expanduser()
     if model.lower().endswith(".gguf"):
         if not path.is_file():
-            raise ModelSourceError(f"model: GGUF file {model} does not exist")
+            where = "" if path.is_absolute() else f" (resolved against {Path.cwd()})"
+            raise ModelSourceError(f"model: GGUF file {model} does not exist{where}")
         return Source("gguf", str(path.resolve().parent), path.name, model)
     if path.exists() or model.startswith((".", "/", "~")) or model.count("/") > 1:
         if not path.is_dir():
-            raise ModelSourceError(f"model: {model} is not a directory written by save_pretrained (nor a .gguf file)")
+            where = "" if path.is_absolute() else f", resolved against {Path.cwd()}"
+            raise ModelSourceError(f"model: {model} is not a directory written by save_pretrained (nor a .gguf "
+                                   f"file){where}")
         if not (path / "config.json").is_file():
             raise ModelSourceError(f"model: directory {model} has no config.json (write it with save_pretrained)")
         if not any((path / f).is_file() for f in SAFE_WEIGHTS):

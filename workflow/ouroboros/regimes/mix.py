@@ -97,6 +97,11 @@ class Mix(Regime):
         if self.by_count and not self.fresh and self.n_real(n) > n:
             return (f"mix with n_real={self.n_real(n)} reuses the real training set of n={n} items: n_real must "
                     "be at most n (or set fresh: true)")
+        if not self.by_count and 0 < self.rho < 1 and self.n_real(n) in (0, n):
+            kept = "no real item" if self.n_real(n) == 0 else "no synthetic item"
+            return (f"mix with rho={self.rho:g} keeps round(rho x n) = round({self.rho * n:g}) = {self.n_real(n)} "
+                    f"real items of n={n}: {kept}, so it would run as {'replace' if kept == 'no real item' else 'real data only'} "
+                    "under another name; raise n or choose rho (or give n_real and n_synthetic)")
         return None
 
     def build(self, src):

@@ -174,8 +174,13 @@ class Defaults:
         """GPUs a job of this target will use (declared to Snakemake as ``resources: gpu``)."""
         return 0
 
+    def check_experiment(self, n: int, replicates: int) -> Optional[str]:
+        """A message if this target cannot run an experiment of n items and R replicates whatever its regime (a
+        missing data file, model or wheel; too few real items), else None."""
+        return None
+
     def check(self, regime: Regime, n: int, replicates: int) -> Optional[str]:
-        """A message if this target cannot run the given chain, else None."""
+        """A message if this target cannot run the given chain (this regime), else None."""
         return None
 
     # -- data beyond the real training set --------------------------------------------

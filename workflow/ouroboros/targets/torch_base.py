@@ -109,7 +109,7 @@ class TorchTarget(Target):
         return 12 * self.trained_parameters() + self.activation_bytes()
 
     # -- chains ------------------------------------------------------------------------
-    def check(self, regime: Regime, n: int, replicates: int) -> Optional[str]:
+    def check_experiment(self, n: int, replicates: int) -> Optional[str]:
         if replicates != 1:
             return f"the {self.display or self.name} runs one chain per job: set replicates: 1 (use seeds for repeats)"
         return self.check_data(n)
