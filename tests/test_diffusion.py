@@ -207,16 +207,13 @@ def test_correct_curation_in_a_chain_keeps_every_item():
 
 
 def test_bad_input_is_named_before_any_job(tmp_path):
-    from ouroboros.regimes import make_regime as Regime
-
-    replace = Regime("replace")
     assert "params.channels" in make_target("diffusion", {"data": "mnist", "root": str(tmp_path),
-                                                          "channels": [32, 32, 32, 32]}).check(replace, 100, 1)
-    assert "norm_groups" in make_target("diffusion", {"channels": [12, 16]}).check(replace, 100, 1)
-    assert "params.steps" in make_target("diffusion", {"steps": 2000}).check(replace, 100, 1)
-    missing = make_target("diffusion", {"data": "mnist", "root": str(tmp_path)}).check(replace, 100, 1)
+                                                          "channels": [32, 32, 32, 32]}).check_experiment(100, 1)
+    assert "norm_groups" in make_target("diffusion", {"channels": [12, 16]}).check_experiment(100, 1)
+    assert "params.steps" in make_target("diffusion", {"steps": 2000}).check_experiment(100, 1)
+    missing = make_target("diffusion", {"data": "mnist", "root": str(tmp_path)}).check_experiment(100, 1)
     assert "t10k-images-idx3-ubyte.gz" in missing and str(tmp_path) in missing
-    assert "replicates: 1" in make_target("diffusion").check(replace, 100, 2)
+    assert "replicates: 1" in make_target("diffusion").check_experiment(100, 2)
     from ouroboros.config import ConfigError, Study
 
     def study(params, **exp):

@@ -147,6 +147,11 @@ BAD = [
          "params": {"backbone": "pretrained", "model": "no/such.gguf"}},
      ["(experiment lm)", "no/such.gguf does not exist (resolved against /"]),
     (E + ["lam"], 1e300, ["lam", "maximum of 1000"]),
+    (["tracking", "uri"], "sqlite:////tmp/a\0b/mlflow.db", ["tracking.uri", "NUL character"]),
+    (E, {"target": "lm", "params": {"corpus": "files", "train": "a\0b.txt"}}, ["params.train", "NUL character"]),
+    (E, {"target": "gmm", "params": {"eval_size": 2_000_000_000}}, ["eval_size", "maximum of 10000000"]),
+    (E, {"target": "diffusion", "params": {"data": "gmm", "eval_size": 2_000_000_000}}, ["eval_size", "maximum"]),
+    (E, {"target": "lm", "params": {"decoding": "beam", "beams": 1_000_000}}, ["beams", "maximum of 64"]),
     (E + ["sweep"], {"lam": [1.0, 1e300]}, ["lam", "maximum of 1000"]),
     # estimated from the settings, without allocating what is estimated
     (E, {"target": "categorical", "params": {"K": 1_000_000_000}}, ["a job would hold about", "GB"]),

@@ -188,7 +188,7 @@ def test_a_loss_overflow_stops_training_and_evaluation(tiny, tmp_path):
 
 def test_bad_model_settings_are_named(tiny, tmp_path, monkeypatch):
     def check(**kw):
-        return make_target("lm", settings(**kw)).check(None, 10, 1)
+        return make_target("lm", settings(**kw)).check_experiment(10, 1)
 
     assert check(model=tiny) is None
     assert "does not exist" in check(model=tmp_path / "nope.gguf")
@@ -198,6 +198,28 @@ def test_bad_model_settings_are_named(tiny, tmp_path, monkeypatch):
     (pickled / "config.json").write_text((tiny / "config.json").read_text())
     (pickled / "pytorch_model.bin").write_bytes(b"\x80\x04not really")
     assert "pickle" in check(model=pickled)
+    # a folder is read as far as its safetensors headers before any job: a pickle beside the weights, code of its
+    # own, a renamed pickle, a file cut short, a file of no tensors
+    import json
+    import shutil
+
+    def folder(name, change):
+        d = tmp_path / name
+        shutil.copytree(tiny, d)
+        change(d)
+        return d
+
+    weights = (tiny / "model.safetensors").read_bytes()
+    assert "pickle" in check(model=folder("beside", lambda d: (d / "pytorch_model.bin").write_bytes(b"\x80\x04")))
+    remote = json.loads((tiny / "config.json").read_text())
+    remote["auto_map"] = {"AutoModelForCausalLM": "modeling_evil.Evil"}
+    assert "never runs code" in check(model=folder("remote", lambda d: (d / "config.json").write_text(json.dumps(remote))))
+    assert "not a safetensors file" in check(model=folder(
+        "renamed", lambda d: (d / "model.safetensors").write_bytes(b"\x80\x04\x95" + b"\0" * 64)))
+    assert "cut short" in check(model=folder("cut", lambda d: (d / "model.safetensors").write_bytes(weights[:-100])))
+    empty = b'{"__metadata__":{"format":"pt"}}'
+    assert "holds no tensors" in check(model=folder(
+        "empty", lambda d: (d / "model.safetensors").write_bytes(len(empty).to_bytes(8, "little") + empty)))
     assert "eos" in check(model=make_tiny_llama(tmp_path / "noeos", eos=False))
     assert "block_size (" in check(model=tiny, prompt_len=20, seq_len=10, block_size=24)
     assert "exceeds the context length" in check(model=tiny, block_size=512, seq_len=12)

@@ -118,6 +118,8 @@ def check_finite(instance: Any, at: str) -> None:
     """NaN and infinities are never a valid setting (YAML reads ``.nan`` and ``.inf`` as floats)."""
     if isinstance(instance, float) and not math.isfinite(instance):
         raise ConfigError(f"invalid config at {at}: {instance} is not a finite number")
+    if isinstance(instance, str) and "\0" in instance:  # no path, URI or name holds one (open() refuses it)
+        raise ConfigError(f"invalid config at {at}: the value holds a NUL character")
     if isinstance(instance, dict):
         for k, v in instance.items():
             check_finite(v, f"{at}.{k}" if at else str(k))

@@ -113,8 +113,78 @@ def resolve(model: str) -> Source:
             why = (f"it holds {', '.join(pickled)}, a pickle this tool does not load; convert the weights to safetensors "
                    "(model.save_pretrained(dir, safe_serialization=True))" if pickled else "it holds no weights")
             raise ModelSourceError(f"model: directory {model} has no model.safetensors: {why}")
+        problem = check_folder(path)
+        if problem:
+            raise ModelSourceError(f"model: directory {model}: {problem}")
         return Source("dir", str(path.resolve()), None, model)
     return Source("hub", model, None, model)
+
+
+#: the largest safetensors header read (a header is a few hundred kB even for a 70B model's shards)
+MAX_SAFETENSORS_HEADER = 100 << 20
+
+
+def safetensors_problem(path: Path) -> Optional[str]:
+    """Why a safetensors file cannot be a model's weights, read from its header alone (nothing is loaded): not a
+    safetensors file (a renamed pickle), cut short, or holding no tensors; None if it looks whole."""
+    try:
+        size = path.stat().st_size
+        with open(path, "rb") as f:
+            head = f.read(8)
+            if len(head) < 8:
+                return f"{path.name} is not a safetensors file ({size} bytes)"
+            n = int.from_bytes(head, "little")
+            if n > min(size - 8, MAX_SAFETENSORS_HEADER):
+                return f"{path.name} is not a safetensors file (or is cut short): its header claims {n:,} bytes"
+            header = json.loads(f.read(n))
+    except OSError as exc:
+        return f"{path.name} cannot be read ({exc.strerror or exc})"
+    except (ValueError, UnicodeDecodeError):
+        return f"{path.name} is not a safetensors file (its header is not JSON)"
+    if not isinstance(header, dict):
+        return f"{path.name} is not a safetensors file (its header is not a mapping)"
+    tensors = {k: v for k, v in header.items() if k != "__metadata__"}
+    if not tensors:
+        return f"{path.name} holds no tensors"
+    try:
+        end = max(int(v["data_offsets"][1]) for v in tensors.values())
+    except (TypeError, KeyError, IndexError, ValueError):
+        return f"{path.name} is not a safetensors file (a tensor without data_offsets)"
+    if 8 + n + end > size:
+        return f"{path.name} is cut short: its tensors need {8 + n + end:,} bytes, the file has {size:,}"
+    return None
+
+
+def check_folder(path: Path) -> Optional[str]:
+    """Why a save_pretrained folder is refused before any job: weights pickled beside the safetensors, a
+    config asking for code of its own (``auto_map``, ``trust_remote_code``: never run here), or safetensors
+    files that are not whole (their headers read, nothing loaded); None if it may be converted."""
+    pickled = [f for f in PICKLED_WEIGHTS if (path / f).is_file()]
+    if pickled:
+        return (f"it also holds {', '.join(pickled)}, a pickle (which can run code when loaded): this tool reads "
+                "safetensors only; remove the pickle from the folder")
+    try:
+        config = json.loads((path / "config.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError, UnicodeDecodeError) as exc:
+        return f"its config.json is not readable JSON ({exc})"
+    remote = [k for k in ("auto_map", "trust_remote_code") if isinstance(config, dict) and config.get(k)]
+    if remote:
+        return (f"its config.json asks for code of its own ({', '.join(remote)}): this tool never runs code from a "
+                "model folder; use a model that transformers implements")
+    files = ["model.safetensors"]
+    index = path / "model.safetensors.index.json"
+    if index.is_file():
+        try:
+            files = sorted(set(json.loads(index.read_text(encoding="utf-8"))["weight_map"].values()))
+        except (OSError, ValueError, KeyError, TypeError, AttributeError):
+            return "its model.safetensors.index.json has no weight_map"
+    for name in files:
+        if not (path / name).is_file():
+            return f"{name} is missing"
+        problem = safetensors_problem(path / name)
+        if problem:
+            return problem
+    return None
 
 
 def _hub_reachable(timeout: float = 3.0) -> Optional[str]:

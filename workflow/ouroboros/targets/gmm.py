@@ -109,7 +109,7 @@ class GMMTarget(Curatable, MlflowFlavor, Target):
                          "description": "EM iterations at most (few: functional approximation error)"},
             "init": {"stage": "fit", "enum": ["kmeans", "k-means++", "random", "random_from_data"], "default": "kmeans",
                      "description": "scikit-learn's initialisation of EM (init_params)"},
-            "eval_size": {"stage": "evaluate", "type": "integer", "minimum": 100, "default": 10000,
+            "eval_size": {"stage": "evaluate", "type": "integer", "minimum": 100, "maximum": 10_000_000, "default": 10000,
                           "description": "Monte Carlo sample size of the KL and tail metrics"},
             "test_size": {"stage": "data", "type": "integer", "minimum": 10, "default": 2000, "description": "real held-out points"},
         },

@@ -75,7 +75,8 @@ PARAMS = settings_schema({
     "decoding": {"stage": "sample", "enum": ["sample", "beam"], "default": "sample",
                  "description": "sample: ancestral sampling with the settings below; beam: beam search "
                                 "(the paper's 5-way beam search; lam and the sampling settings are ignored)"},
-    "beams": {"stage": "sample", "applies": {"decoding": ["beam"]}, "type": "integer", "minimum": 1, "default": 5},
+    "beams": {"stage": "sample", "applies": {"decoding": ["beam"]}, "type": "integer", "minimum": 1, "maximum": 64,
+              "default": 5},
     "temperature": {"stage": "sample", "applies": {"decoding": ["sample"]}, "type": "number", "minimum": 0, "default": 1.0,
                     "description": "sampling temperature (times lam); 0 is greedy decoding"},
     "top_k": {"stage": "sample", "applies": {"decoding": ["sample"]},
