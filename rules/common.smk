@@ -180,7 +180,7 @@ def final_outputs():
 
 
 def closing_line(done=True):
-    return PLAN.closing_line([str(f) for f in workflow.overwrite_configfiles], done)
+    return PLAN.closing_line([str(f) for f in workflow.overwrite_configfiles], done, workflow.main_snakefile)
 
 
 when_nothing_to_do(lambda: closing_line(done=False))

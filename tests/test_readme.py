@@ -178,12 +178,19 @@ def test_every_readme_python_snippet_runs(tiny):
 
 
 @pytest.mark.e2e
-def test_the_run_ends_with_where_the_results_are(tiny):
+def test_the_run_ends_with_where_the_results_are(tiny, tmp_path):
     out = (tiny / "run.out").read_text()
-    assert "Study default is done: table results/default/metrics.csv, plots results/default/plots/" in out
+    # run with --directory: absolute paths, and a report command naming the Snakefile and the folder
+    results = tiny.resolve() / "results/default"
+    assert f"Study default is done: table {results}/metrics.csv, plots {results}/plots/" in out
     # the commands as this environment holds them (.venv/bin/..., as the README spells them)
-    assert re.search(rf"report: {re.escape(str(BIN))}/snakemake --report results/default/report.html "
-                     rf"--configfile \S*study.yaml", out), out
+    m = re.search(rf"report: ({re.escape(str(BIN))}/snakemake -s {REPO / 'Snakefile'} --directory {tiny.resolve()} "
+                  rf"--report {results}/report.html --configfile \S*study.yaml)\n", out)
+    assert m, out
+    # pasted in another folder than the run's, it works
+    (results / "report.html").unlink(missing_ok=True)
+    pasted = subprocess.run(shlex.split(m.group(1)), cwd=tmp_path, capture_output=True, text=True)
+    assert pasted.returncode == 0 and (results / "report.html").is_file(), pasted.stderr[-2000:]
     exp_id = json.loads((tiny / "results/default/tracking/study.json").read_text())["experiment_id"]
     assert (f"MLflow: {BIN}/mlflow ui --app-name ouroboros --backend-store-uri "
             f"sqlite:///{(tiny / 'results/mlflow.db').resolve()} --port 5000, then open "

@@ -317,14 +317,24 @@ class Plan:
             outputs.append(paths.tracking_study(self.name))
         return outputs
 
-    def closing_line(self, configfiles: Sequence[str] = (), done: bool = True) -> str:
+    def closing_line(self, configfiles: Sequence[str] = (), done: bool = True, snakefile=None) -> str:
         """Where the results are, printed when the workflow ends well (``done``) or had nothing to do; the
-        commands as this interpreter's environment spells them (``.venv/bin/snakemake``)."""
-        configs = "".join(f" --configfile {os.path.relpath(f)}" for f in configfiles)
-        results = paths.results(self.name)
+        commands as this interpreter's environment spells them (``.venv/bin/snakemake``).  A run in another folder
+        than its Snakefile's (``--directory DIR``, or ``-s`` from elsewhere) gets absolute paths and a report
+        command naming the Snakefile and the folder, which work pasted anywhere."""
+        here = Path.cwd()
+        away = snakefile is not None and Path(snakefile).resolve().parent != here.resolve()
+        if away:
+            where = f" -s {Path(snakefile).resolve()} --directory {here}"
+            configs = "".join(f" --configfile {Path(f).resolve()}" for f in configfiles)
+            results = str(here / paths.results(self.name))
+        else:
+            where = ""
+            configs = "".join(f" --configfile {os.path.relpath(f)}" for f in configfiles)
+            results = paths.results(self.name)
         state = "is done" if done else "is up to date (nothing to do)"
-        lines = [f"Study {self.name} {state}: table {paths.metrics_table(self.name)}, plots {results}/plots/",
-                 f"  report: {command('snakemake')} --report {results}/report.html{configs}"]
+        lines = [f"Study {self.name} {state}: table {results}/metrics.csv, plots {results}/plots/",
+                 f"  report: {command('snakemake')}{where} --report {results}/report.html{configs}"]
         if self.tracking["enabled"]:
             uri, study = self.tracking["uri"], self.study_page()
             if uri.startswith(("http://", "https://")):
