@@ -244,20 +244,20 @@ def test_bpe_tokenizer_is_deterministic_and_round_trips():
 
 def test_missing_corpus_files_and_datasets_are_named(tmp_path):
     t = make_target("lm", {"corpus": "files", "train": str(tmp_path / "nope.txt"), "test": str(tmp_path / "t.txt")})
-    msg = t.check(None, 10, 1)
+    msg = t.check_experiment(10, 1)
     assert "nope.txt" in msg and "does not exist" in msg
     try:
         import datasets  # noqa: F401
     except ImportError:
-        msg = make_target("lm", {"corpus": "hf"}).check(None, 10, 1)
+        msg = make_target("lm", {"corpus": "hf"}).check_experiment(10, 1)
         assert "datasets" in msg and "corpus: files" in msg
 
 
 def test_check_names_bad_settings():
-    assert "replicates: 1" in make_target("lm", TINY).check(None, 10, 2)
-    assert "block_size (" in make_target("lm", dict(TINY, prompt_len=40, seq_len=20)).check(None, 10, 1)
-    assert "multiple of n_head" in make_target("lm", dict(TINY, n_embd=30, n_head=4)).check(None, 10, 1)
-    assert "exceeds" in make_target("lm", TINY).check(None, 10**7, 1)
+    assert "replicates: 1" in make_target("lm", TINY).check_experiment(10, 2)
+    assert "block_size (" in make_target("lm", dict(TINY, prompt_len=40, seq_len=20)).check_experiment(10, 1)
+    assert "multiple of n_head" in make_target("lm", dict(TINY, n_embd=30, n_head=4)).check_experiment(10, 1)
+    assert "exceeds" in make_target("lm", TINY).check_experiment(10**7, 1)
 
 
 @pytest.mark.skipif(not (SHARED_DATA / "wikitext-2" / "test.txt").is_file(),
@@ -266,7 +266,7 @@ def test_wikitext_files_corpus_on_shared_data():
     root = SHARED_DATA / "wikitext-2"
     t = make_target("lm", dict(TINY, corpus="files", train=str(root / "valid.txt"), test=str(root / "test.txt"),
                                tokenizer="bpe", vocab_size=512))
-    assert t.check(None, 500, 1) is None
+    assert t.check_experiment(500, 1) is None
     real = t.real_data(generator("wt"), 500, 1)
     assert real["train"].shape == (1, 500) and real["test"].shape[1] > 100
     assert "<unk>" in "".join(real["train"][0]) and real["test"][0][0].startswith("= Robert <unk> =")

@@ -1,6 +1,7 @@
 """Nothing silently lost: cut or edited intermediates are refused by name, with what to delete to recompute."""
 import json
 import os
+import shutil
 
 import numpy as np
 import pytest
@@ -108,6 +109,11 @@ def test_a_model_folder_with_wrong_contents_is_named(tmp_path):
         Target.load(d)
     (d / "target.json").write_text(json.dumps(meta))
     io.save_npz(d / "state.npz", other=np.zeros(3))
+    # the state is not the one its job wrote: target.json recorded every file's sha256
+    with pytest.raises(io.IntermediateFileError, match=f"state.npz is not the file its job wrote.*delete the folder {d} "):
+        Target.load(d)
+    # a folder without that record (written before it was kept) is still read with care
+    (d / "target.json").write_text(json.dumps({k: v for k, v in meta.items() if k != "files"}))
     with pytest.raises(io.IntermediateFileError, match=f"{d} does not hold a valid gmm model.*delete the folder {d} "):
         Target.load(d)
 
@@ -123,6 +129,14 @@ def test_a_torch_state_dict_with_other_keys_is_named(tmp_path):
     model = t.fit(real["train"], np.random.default_rng(1))
     d = tmp_path / "gen2" / "model"
     model.save(d)
+    # another generation's model (valid, the same keys) in its place: refused, not used silently
+    other = tmp_path / "gen3" / "model"
+    t.fit(real["train"], np.random.default_rng(2)).save(other)
+    shutil.copy(other / "model.pt", d / "model.pt")
+    with pytest.raises(io.IntermediateFileError, match=f"model.pt is not the file its job wrote.*delete the folder {d} "):
+        Target.load(d)
+    meta = json.loads((d / "target.json").read_text())
+    (d / "target.json").write_text(json.dumps({k: v for k, v in meta.items() if k != "files"}))
     torch.save({"weight": torch.zeros(2)}, d / "model.pt")
     with pytest.raises(io.IntermediateFileError, match=f"model.pt does not fit the vae model.*delete the folder {d} "):
         Target.load(d)

@@ -72,18 +72,14 @@ def test_judge_learns_the_digits():
 
 
 def test_vae_needs_one_replicate_and_enough_real_images():
-    from ouroboros.regimes import make_regime as Regime
-
     t = make_target("vae")
-    assert "replicates: 1" in t.check(Regime("replace"), 100, 2)
-    assert "exceeds" in t.check(Regime("replace"), 5000, 1)
+    assert "replicates: 1" in t.check_experiment(100, 2)
+    assert "exceeds" in t.check_experiment(5000, 1)
 
 
 def test_missing_mnist_files_are_named(tmp_path):
     t = make_target("vae", {"data": "mnist", "root": str(tmp_path)})
-    from ouroboros.regimes import make_regime as Regime
-
-    msg = t.check(Regime("replace"), 100, 1)
+    msg = t.check_experiment(100, 1)
     assert "t10k-images-idx3-ubyte.gz" in msg and str(tmp_path) in msg
 
 

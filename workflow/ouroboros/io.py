@@ -141,6 +141,26 @@ def file_sha256(path: str | os.PathLike) -> str:
     return h.hexdigest()
 
 
+def folder_digests(directory: str | os.PathLike, exclude: tuple[str, ...] = ()) -> dict[str, str]:
+    """{path relative to the folder: sha256} of every file below ``directory`` (but ``exclude``)."""
+    root = Path(directory)
+    return {p.relative_to(root).as_posix(): file_sha256(p) for p in sorted(root.rglob("*"))
+            if p.is_file() and p.relative_to(root).as_posix() not in exclude}
+
+
+def check_digests(directory: str | os.PathLike, recorded: Mapping[str, str], record: str) -> None:
+    """Every file ``recorded`` (as :func:`folder_digests` wrote it in ``record``) holds the bytes it was written
+    with: a file swapped for another (a valid model of another generation) or damaged is refused by name."""
+    root = Path(directory)
+    for name, sha in recorded.items():
+        path = root / name
+        if not path.is_file():
+            raise IntermediateFileError(f"intermediate file is missing: {path} ({record} lists it)", root)
+        if file_sha256(path) != sha:
+            raise IntermediateFileError(f"{path} is not the file its job wrote (its sha256 differs from the one "
+                                        f"{record} recorded): a swapped or damaged file", root)
+
+
 def _json_default(obj: Any):
     if isinstance(obj, np.generic):
         return obj.item()

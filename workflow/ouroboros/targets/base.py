@@ -322,7 +322,8 @@ class Target(Defaults, abc.ABC):
         directory = Path(directory)
         directory.mkdir(parents=True, exist_ok=True)
         io.save_npz(directory / "state.npz", **self.get_state())
-        io.save_json(directory / "target.json", {"target": self.name, "params": self.params})
+        io.save_json(directory / "target.json", {"target": self.name, "params": self.params,
+                                                 "files": io.folder_digests(directory, ("target.json",))})
 
     @classmethod
     def load(cls, directory: str | Path, like: Optional["Target"] = None) -> "Target":
@@ -341,6 +342,8 @@ class Target(Defaults, abc.ABC):
                 "every later one of its chain are then recomputed), or set keep: all", directory)
         meta_path = directory / "target.json"
         meta = io.load_json(meta_path)
+        if isinstance(meta, dict) and isinstance(meta.get("files"), dict):  # what its job wrote, byte for byte
+            io.check_digests(directory, meta["files"], str(meta_path))
         try:
             klass = type(like) if like is not None else (target_class(meta["target"]) if cls is Target else cls)
             if klass.name != meta["target"]:

@@ -202,7 +202,8 @@ class TorchTarget(Target):
             io.save_text(directory / "training_curve.csv",
                          "step,loss\n" + "".join(f"{int(a)},{float(b)!r}\n" for a, b in curve))
         io.save_json(directory / "target.json", {"target": self.name, "params": self.params,
-                                                 "device": self.device_name(), **self.saved_info()})
+                                                 "device": self.device_name(), **self.saved_info(),
+                                                 "files": io.folder_digests(directory, ("target.json",))})
 
     def _load_state(self, directory: Path) -> "TorchTarget":
         self.load_extra(directory)
