@@ -38,4 +38,4 @@ def _serve():
 
 flask_app.view_functions["serve"] = _serve  # read at each request, so the ASGI app below serves it too
 
-from mlflow.server.fastapi_app import app  # noqa: E402 (MLflow's ASGI app around the Flask app: what uvicorn runs)
+from mlflow.server.fastapi_app import app  # noqa: E402, F401 (MLflow's ASGI app around the Flask app: what uvicorn runs)

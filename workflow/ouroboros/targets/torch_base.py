@@ -12,7 +12,6 @@ from typing import ClassVar, Optional
 
 from ouroboros import data as D
 from ouroboros import io
-from ouroboros.regimes import Regime
 from ouroboros.targets.base import Target
 from ouroboros.torchdev import autocast, device_label, gpus_for, load_weights, resolve_device, save_tensors
 
