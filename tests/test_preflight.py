@@ -280,6 +280,7 @@ BAD_FILES = [
     ("# only a comment\n", ["the config file is empty"]),
     ("- study: s\n", ["a config file is a mapping", "list"]),
     ("x: " + "[" * 20_000 + "]" * 20_000 + "\n", ["nested too deep"]),
+    ("".join("  " * i + "a:\n" for i in range(200)) + "  " * 200 + "b: 1\n", ["nested too deep", "64 levels"]),
     ("study: s\n#" + "x" * (2 << 20) + "\n", ["holds 2.1 MB", "at most 1 MB"]),
 ]
 

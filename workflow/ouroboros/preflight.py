@@ -110,6 +110,23 @@ def _strict_loader():
 
 #: the largest config file read: a study file is a few kB (the largest shipped is under 10 kB)
 MAX_CONFIG_BYTES = 1 << 20
+#: the deepest nesting of mappings and lists read (the shipped studies go 6 deep)
+MAX_CONFIG_DEPTH = 64
+
+
+def _nesting_too_deep(text: str) -> bool:
+    """Whether ``text`` nests collections more than :data:`MAX_CONFIG_DEPTH` deep, read from PyYAML's token stream
+    (which is flat: building the nodes recurses once per level, and runs into Python's recursion limit slowly)."""
+    depth = 0
+    for token in yaml.scan(text, Loader=yaml.SafeLoader):
+        if isinstance(token, (yaml.BlockMappingStartToken, yaml.BlockSequenceStartToken,
+                              yaml.FlowMappingStartToken, yaml.FlowSequenceStartToken)):
+            depth += 1
+            if depth > MAX_CONFIG_DEPTH:
+                return True
+        elif isinstance(token, (yaml.BlockEndToken, yaml.FlowMappingEndToken, yaml.FlowSequenceEndToken)):
+            depth -= 1
+    return False
 
 
 def load_yaml(path) -> dict:
@@ -140,11 +157,14 @@ def load_yaml(path) -> dict:
     if "\0" in text:
         raise ConfigError(f"{path}: not a text file (it holds NUL bytes), so not a config file")
     try:
+        if _nesting_too_deep(text):
+            raise RecursionError
         data = yaml.load(text, Loader=_strict_loader())
     except ConfigError as exc:
         raise ConfigError(f"{path}, {exc}") from None
     except RecursionError:
-        raise ConfigError(f"{path}: nested too deep to be a config file") from None
+        raise ConfigError(f"{path}: nested too deep to be a config file (more than {MAX_CONFIG_DEPTH} levels of "
+                          "mappings and lists)") from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f", line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
