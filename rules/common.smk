@@ -9,6 +9,7 @@ from ouroboros.backbones import check_entries as check_backbone_entries
 from ouroboros.catalogue import MetricCatalogue
 from ouroboros.costs import summary_line as costs_line
 from ouroboros.config import ConfigError, put_package_on_pythonpath, results_config
+from ouroboros.console import announce
 from ouroboros.logs import when_nothing_to_do
 from ouroboros.plan import Plan
 from ouroboros.preflight import prepare
@@ -29,6 +30,7 @@ SWEEP_PLOTS = _PREPARED.sweep_plots
 TRACKING = _PREPARED.tracking
 PLAN = Plan(STUDY, TRACKING, SWEEP_PLOTS)
 METRICS = MetricCatalogue(STUDY)
+announce(METRICS.headlines())  # what the console (the logger plugin `ouroboros`) shows of a finished generation
 # a converted pretrained model that no longer matches its record is moved aside here, and rebuilt: never used
 # (by the process that plans the run, not by a cluster job reading the workflow again)
 if workflow.is_main_process:

@@ -25,6 +25,14 @@ def run_snakemake(workdir: Path, config: dict | None, *args: str, check: bool = 
     return proc
 
 
+def snakemake_log(workdir: Path) -> str:
+    """Snakemake's log file of the last run in ``workdir``: its job stanzas and statistics (the console shows one
+    line per finished generation instead, :mod:`ouroboros.console`)."""
+    logs = sorted((workdir / ".snakemake" / "log").glob("*.snakemake.log"), key=lambda f: f.stat().st_mtime_ns)
+    assert logs, f"no Snakemake log file in {workdir}/.snakemake/log"
+    return logs[-1].read_text()
+
+
 @pytest.fixture
 def snakemake_run():
     return run_snakemake

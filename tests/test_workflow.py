@@ -6,7 +6,7 @@ import pandas as pd
 import pytest
 
 from ouroboros.tables import read_study
-from conftest import run_snakemake
+from conftest import run_snakemake, snakemake_log
 
 pytestmark = pytest.mark.e2e
 
@@ -120,7 +120,7 @@ def test_more_generations_run_only_the_new_ones(tmp_path):
     assert any("gens5-7" in p for p in new) and any("gens8-8" in p for p in new)
     assert any("gmm/replace/seed0/gen2/" in p for p in new)
     assert not any("gen1/" in p or "gens0-2" in p or "gens3-4" in p for p in new)
-    stats = proc.stdout + proc.stderr
+    stats = snakemake_log(tmp_path)
     assert "real_data" not in stats.split("Job stats")[1].split("Select jobs")[0]
     second = pd.read_csv(tmp_path / "results/grow/metrics.csv")
     key = ["experiment", "regime", "seed", "generation", "metric"]

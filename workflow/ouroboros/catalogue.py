@@ -42,3 +42,11 @@ class MetricCatalogue:
     def plot_metrics(self, target: str) -> dict[str, dict]:
         """metric -> {description, unit} for the plots of one target (the plot job's and the report's)."""
         return {m: {"description": self.describe(m), "unit": self.unit(m)} for m in self.metrics(target)}
+
+    def headlines(self) -> dict[str, tuple[str, str]]:
+        """experiment label -> (headline metric, its unit): what the console shows of a finished generation."""
+        out = {}
+        for e in self.study.experiments:
+            metric = target_class(e.target).headline_for(e.params)
+            out[e.label] = (metric, self.unit(metric))
+        return out

@@ -334,13 +334,13 @@ class Plan:
             results = paths.results(self.name)
         state = "is done" if done else "is up to date (nothing to do)"
         lines = [f"Study {self.name} {state}: table {results}/metrics.csv, plots {results}/plots/",
-                 f"  report: {command('snakemake')}{where} --report {results}/report.html{configs}"]
+                 f"  report: {command('snakemake', away)}{where} --report {results}/report.html{configs}"]
         if self.tracking["enabled"]:
             uri, study = self.tracking["uri"], self.study_page()
             if uri.startswith(("http://", "https://")):
                 lines.append(f"  MLflow: open {ui_url(uri, study)}")
             else:
-                lines.append(f"  MLflow: {command('mlflow')} ui --app-name ouroboros --backend-store-uri {uri} "
+                lines.append(f"  MLflow: {command('mlflow', away)} ui --app-name ouroboros --backend-store-uri {uri} "
                              f"--port 5000, then open {ui_url('http://127.0.0.1:5000', study)}")
         return "\n".join(lines)
 
@@ -353,14 +353,15 @@ class Plan:
             return None
 
 
-def command(name: str) -> str:
+def command(name: str, absolute: bool = False) -> str:
     """``name`` as the running interpreter's environment holds it (``.venv/bin/mlflow`` run from the checkout;
-    an absolute path where that is shorter), or the bare name where it is not there."""
+    an absolute path where that is shorter, or ``absolute``: a command printed for a folder other than this
+    one), or the bare name where it is not there."""
     exe = Path(sys.executable).parent / name
     if not exe.is_file():
         return name
     rel = os.path.relpath(exe)
-    return rel if len(rel) <= len(str(exe)) else str(exe)
+    return rel if len(rel) <= len(str(exe)) and not absolute else str(exe)
 
 
 def ui_url(server: str, experiment_id: Optional[str] = None) -> str:

@@ -56,6 +56,8 @@ class Defaults:
     default_block: ClassVar[int] = 1
     #: the largest block the target supports (None: no limit)
     max_block: ClassVar[Optional[int]] = None
+    #: the metric the console shows for each finished generation (default: the first of :meth:`metrics_for`)
+    headline: ClassVar[str] = ""
     #: metric name -> its unit, shown in plot axis labels ("nats per image", "per token"); unitless if absent
     units: ClassVar[dict[str, str]] = {}
     #: metrics that may be +inf by definition (a KL to a collapsed, singular model); any other metric that is
@@ -151,6 +153,12 @@ class Defaults:
         """The metrics an experiment with these settings reports (default: :attr:`Target.metrics`; a target whose
         metrics depend on a setting, such as the diffusion target's images or points, overrides it)."""
         return cls.metrics
+
+    @classmethod
+    def headline_for(cls, params: dict) -> str:
+        """The metric the console shows for a finished generation of an experiment with these settings."""
+        names = list(cls.metrics_for(params))
+        return cls.headline if cls.headline in names else (names[0] if names else "")
 
     def get_params(self) -> dict:
         return dict(self.params)

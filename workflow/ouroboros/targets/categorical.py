@@ -46,6 +46,7 @@ def counts_of(data, K: int) -> np.ndarray:
 
 class CategoricalTarget(ExactMethod, SufficientStatistics, Curatable, ClosedForm, Target):
     name = "categorical"
+    headline = "support_size"
     test_settings = ({"params": {"K": 6, "method": "sample"}, "n": 12, "replicates": 30},)
     default_block = 1000
     exact_method = "counts"

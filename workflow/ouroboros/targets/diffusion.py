@@ -25,8 +25,8 @@ holds it equal to ``DDPMScheduler.step``), so that the noise of every step can b
 from N(0, lam I) instead of N(0, I), i.e. scaled by sqrt(lam); lam = 1 is the unbiased sampler, lam < 1 draws
 from the model's high-density centre (with DDIM only x_T is scaled).  MAD trades quality for diversity with a
 sampling bias in every family it studies (StyleGAN's truncation psi; for diffusion models it names guidance);
-this target has no class conditioning to guide, so the bias is the temperature of the noise: see the README,
-"Diffusion".
+this target has no class conditioning to guide, so the bias is the temperature of the noise: see docs/studies.md,
+"Diffusion models".
 
 Curation hooks: ``loglik`` is minus the model's denoising loss on the item (DDPM's simple loss at
 ``score_draws`` fixed timesteps and noises: a likelihood proxy, the ELBO's unweighted form), so ``self`` and
@@ -62,6 +62,7 @@ EVAL_SEED = 20240307  # fixed timesteps and noise of the denoising-loss scores: 
 
 class DiffusionTarget(Curatable, MlflowFlavor, TorchTarget):
     name = "diffusion"
+    headline = "fd_judge"
     test_settings = TEST_SETTINGS
     display = "diffusion target"
     max_block = None  # array state: one generation per job (default) or blocks

@@ -58,6 +58,7 @@ def wishart_identity(rng: np.random.Generator, dof: int, r: int, d: int) -> np.n
 
 class GaussianTarget(ExactMethod, SufficientStatistics, Curatable, ClosedForm, Target):
     name = "gaussian"
+    headline = "var_ratio_mean"
     test_settings = ({"params": {"method": "sample"}, "n": 12, "replicates": 30},)
     default_block = 1000
     exact_method = "sufficient"

@@ -83,6 +83,7 @@ def push_forward(u: np.ndarray, z: np.ndarray, w, mu, cov, lam: float = 1.0) -> 
 
 class GMMTarget(Curatable, MlflowFlavor, Target):
     name = "gmm"
+    headline = "kl_truth_model"
     test_settings = ({"params": {"components": 2, "truth": "blob", "eval_size": 200, "test_size": 50}, "n": 12, "replicates": 3},)
     default_block = 50
     curation_hooks = ("candidates", "truth_logpdf", "loglik", "features", "duplicates")

@@ -38,6 +38,7 @@ def _fixed_design(seed: int, replicates: int, n: int, d: int) -> np.ndarray:
 
 class LinRegTarget(SufficientStatistics, ClosedForm, Target):
     name = "linreg"
+    headline = "test_mse"
     test_settings = ({"params": {"d": 3}, "n": 12, "replicates": 5},)
     default_block = 1000
     params_schema = settings_schema({

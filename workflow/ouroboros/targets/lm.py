@@ -59,6 +59,7 @@ log = logging.getLogger("ouroboros")
 # -- the target ------------------------------------------------------------------------------
 class LMTarget(LMCosts, Curatable, MlflowFlavor, TorchTarget):
     name = "lm"
+    headline = "ppl_real"
     test_settings = TEST_SETTINGS
     display = "LM"
     curation_hooks = ("candidates", "loglik", "duplicates")

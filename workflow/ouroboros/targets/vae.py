@@ -43,6 +43,7 @@ def _torch():
 
 class VAETarget(Curatable, MlflowFlavor, TorchTarget):
     name = "vae"
+    headline = "recall"
     test_settings = ({"params": {"epochs": 1, "judge_epochs": 1, "iwae_k": 2, "batch_size": 64, "device": "cpu", "eval_max": 100},
                       "n": 40, "replicates": 1},)
     display = "VAE"
