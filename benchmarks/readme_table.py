@@ -1,7 +1,7 @@
-"""Write the README's studies tables from measured runs, so their figures are re-measured, never hand-edited.
+"""Write the studies tables of docs/studies.md from measured runs, so their figures are re-measured, never hand-edited.
 
     .venv/bin/python benchmarks/studies.py default oreilly     # run the studies, record their figures
-    .venv/bin/python benchmarks/readme_table.py [--check]      # write them into README.md
+    .venv/bin/python benchmarks/readme_table.py [--check]      # write them into docs/studies.md
 
 Each row of a studies table (``| `config/...yaml` | experiment | figures |``) whose study has a record in
 ``benchmarks/records/studies.json`` with headline figures gets its figures cell rewritten from that record: the
@@ -22,6 +22,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import REPO, RESULTS  # noqa: E402
 
+#: the page holding the studies tables (the README links to it)
+STUDIES_PAGE = "docs/studies.md"
 #: what a study's figures are compared with, beside its closed form (not measured here)
 NOTES = {"oreilly": "article: about 0.45, between 0.4 and 0.5", "oreilly-10k": "article: about 0.0004"}
 ROW = re.compile(r"^\| `config/(?:studies/)?(?P<study>[\w.-]+)\.yaml` \| (?P<what>.*?) \| (?P<figures>.*) \|$")
@@ -63,7 +65,7 @@ def figures(record: dict) -> str:
 
 
 def blame(line_no: int) -> str:
-    out = subprocess.run(["git", "-C", str(REPO), "blame", "-L", f"{line_no},{line_no}", "--porcelain", "README.md"],
+    out = subprocess.run(["git", "-C", str(REPO), "blame", "-L", f"{line_no},{line_no}", "--porcelain", STUDIES_PAGE],
                          capture_output=True, text=True).stdout
     return out.split()[0][:7] if out else "unknown"
 
@@ -96,7 +98,7 @@ def main():
     args = ap.parse_args()
     path = RESULTS / "studies.json"
     records = {r["study"]: r for r in json.loads(path.read_text())["studies"]} if path.is_file() else {}
-    readme = REPO / "README.md"
+    readme = REPO / STUDIES_PAGE
     text, changed = rewrite(readme.read_text(), records)
     print(("would change: " if args.check else "rewrote: ") + (", ".join(changed) or "nothing"))
     if not args.check:

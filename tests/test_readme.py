@@ -1,5 +1,6 @@
-"""The README as written: its two commands are the ones CI and users run, and every shell and Python snippet
-runs on a tiny study (named like the default one, with the same experiment names and generations)."""
+"""The README and its reference pages (docs/*.md) as written: the README's two commands are the ones CI and users
+run, every shell and Python snippet of the pages runs on a tiny study (named like the default one, with the same
+experiment names and generations), and every link between the pages leads somewhere."""
 import json
 import os
 import re
@@ -13,12 +14,15 @@ import time
 import urllib.request
 from pathlib import Path
 
+import pandas as pd
 import pytest
 import yaml
 
-from conftest import REPO, run_snakemake
+from conftest import REPO, run_snakemake, snakemake_log
 
-README = (REPO / "README.md").read_text()
+PAGES = [REPO / "README.md"] + sorted((REPO / "docs").glob("*.md"))
+#: the README and the reference pages, one text: what the snippet tests read
+README = "\n\n".join(p.read_text() for p in PAGES)
 BIN = Path(sys.executable).parent
 
 
@@ -183,6 +187,13 @@ def test_the_run_ends_with_where_the_results_are(tiny, tmp_path):
     # run with --directory: absolute paths, and a report command naming the Snakefile and the folder
     results = tiny.resolve() / "results/default"
     assert f"Study default is done: table {results}/metrics.csv, plots {results}/plots/" in out
+    # the console: a line per finished block of generations with its headline metric, the job stanzas in the log
+    table = pd.read_csv(results / "metrics.csv")
+    last = table[(table.experiment == "gmm") & (table.metric == "kl_truth_model")].sort_values("generation").iloc[-1]
+    assert re.search(rf"\] gmm/replace/seed0 gens \d+-40: kl_truth_model {last.value:.4g} nats at gen 40 \| "
+                     rf"\d+ of \d+ jobs", out), out
+    assert re.search(r"\] gaussian/replace/seed0 gens \d+-100: var_ratio_mean \S+ at gen 100", out), out
+    assert "rule block:" not in out and "rule block:" in snakemake_log(tiny)
     # the commands as this environment holds them (.venv/bin/..., as the README spells them)
     m = re.search(rf"report: ({re.escape(str(BIN))}/snakemake -s {REPO / 'Snakefile'} --directory {tiny.resolve()} "
                   rf"--report {results}/report.html --configfile \S*study.yaml)\n", out)
@@ -212,7 +223,7 @@ def test_every_figure_of_the_studies_tables_carries_its_commit():
     """The studies tables are written by benchmarks/readme_table.py: measured rows from a run's record, the
     others stamped with the commit that wrote them; a hand edit of a figure cell loses its stamp and fails."""
     rt = _readme_table()
-    rows = [m for line in README.splitlines() if (m := rt.ROW.match(line))]
+    rows = [m for line in (REPO / rt.STUDIES_PAGE).read_text().splitlines() if (m := rt.ROW.match(line))]
     assert len(rows) >= 15
     for m in rows:
         assert rt.STAMP.search(m.group("figures")), m.group("study")
@@ -234,3 +245,32 @@ def test_the_table_script_writes_a_measured_row_from_its_record():
     assert row.endswith("*(measured at `abc1234`, 2026-12-03 09:00 UTC)* |")
     assert "*(figures written at `" in out.splitlines()[3]  # no record with figures: stamped, kept
     assert rt.rewrite(out, {"oreilly": record})[1] == []  # idempotent
+
+
+def _anchor(heading: str) -> str:
+    """GitHub's anchor of a heading: lower case, punctuation dropped, spaces as hyphens."""
+    return re.sub(r"[^\w\- ]", "", heading.strip().lower()).replace(" ", "-")
+
+
+def test_every_link_between_the_pages_leads_somewhere():
+    """The README's contents list and the pages' cross-references: each relative link names a file that exists
+    and, with #anchor, a heading of it."""
+    broken = []
+    for page in PAGES:
+        text = re.sub(r"```.*?```", "", page.read_text(), flags=re.S)
+        for target in re.findall(r"\]\(([^)\s]+)\)", text):
+            if re.match(r"[a-z]+://", target):
+                continue
+            file, _, anchor = target.partition("#")
+            path = (page.parent / file).resolve() if file else page
+            if not path.exists():
+                broken.append(f"{page.name}: {target} (no file)")
+            elif anchor and path.suffix == ".md":
+                heads = {_anchor(h) for h in re.findall(r"^#+ (.+)$", path.read_text(), flags=re.M)}
+                if anchor not in heads:
+                    broken.append(f"{page.name}: {target} (no heading)")
+    assert not broken, broken
+    readme = (REPO / "README.md").read_text()
+    assert readme.startswith("# Ouroboros") and "Contents:" in readme
+    for page in PAGES[1:]:
+        assert f"(docs/{page.name}" in readme, f"the README does not link {page.name}"

@@ -2,7 +2,7 @@
 
 ``ouroboros check FILE`` prints all of it; the workflow's preflight (:func:`ouroboros.preflight.prepare`) refuses
 a study whose largest job cannot fit in memory or whose files cannot fit on the disk, in one line naming the
-figure.  How each figure is reckoned (README, "Costs before the run"):
+figure.  How each figure is reckoned (docs/reliability.md, "Costs before the run"):
 
 * **memory** of a job: what :func:`job_bytes` counts (its data, the models it holds), the
   runtime's own (Python, numpy, torch, transformers: :meth:`Target.runtime_bytes`) and, for a fit by gradient
