@@ -16,7 +16,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from conftest import REPO, run_snakemake
+from conftest import REPO, run_snakemake, snakemake_log
 
 pytestmark = [pytest.mark.slurm, pytest.mark.e2e]
 
@@ -183,7 +183,7 @@ def test_tiny_study_through_the_slurm_profile_matches_a_local_run(tmp_path, slur
                          "--slurm-status-command", "squeue", "--slurm-no-account",
                          "--slurm-init-seconds-before-status-checks", "1", "--latency-wait", "5",
                          timeout=1200)  # a job SLURM cannot place would otherwise wait for ever
-    out = proc.stdout + proc.stderr
+    out = proc.stdout + proc.stderr + snakemake_log(remote)  # the job stanzas are in Snakemake's log file
     submitted = re.findall(r"has been submitted with SLURM jobid (\d+)", out)
     assert len(submitted) >= 5, f"expected SLURM submissions, got {submitted}:\n{out[-3000:]}"
     assert "Group job small" in out  # the short block jobs went as one grouped submission
