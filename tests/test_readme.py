@@ -190,7 +190,8 @@ def test_the_run_ends_with_where_the_results_are(tiny, tmp_path):
     # the console: a line per finished block of generations with its headline metric, the job stanzas in the log
     table = pd.read_csv(results / "metrics.csv")
     last = table[(table.experiment == "gmm") & (table.metric == "kl_truth_model")].sort_values("generation").iloc[-1]
-    assert re.search(rf"\] gmm/replace/seed0 gens \d+-40: kl_truth_model {re.escape(f"{last.value:.4g}")} nats at gen 40 \| "
+    figure = re.escape(f"{last.value:.4g}")  # 1.217e+04: its '+' is text
+    assert re.search(rf"\] gmm/replace/seed0 gens \d+-40: kl_truth_model {figure} nats at gen 40 \| "
                      rf"\d+ of \d+ jobs", out), out
     assert re.search(r"\] gaussian/replace/seed0 gens \d+-100: var_ratio_mean \S+ at gen 100", out), out
     assert "rule block:" not in out and "rule block:" in snakemake_log(tiny)
