@@ -102,7 +102,9 @@ def run_study(workdir: Path, configfiles: list, cores: int = 0, targets: tuple =
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     if proc.returncode:
         raise SystemExit(f"snakemake failed in {workdir}:\n{proc.stderr[-4000:]}")
-    steps = re.findall(r"(\d+) of (\d+) steps \(100%\) done", proc.stdout + proc.stderr)
+    logs = sorted((workdir / ".snakemake" / "log").glob("*.snakemake.log"), key=lambda f: f.stat().st_mtime_ns)
+    log = logs[-1].read_text() if logs else ""  # the job stanzas and step counts: the console shows one line per generation
+    steps = re.findall(r"(\d+) of (\d+) steps \(100%\) done", proc.stdout + proc.stderr + log)
     return {"wall_s": round(wall, 2), "cpu_s": round((after.ru_utime + after.ru_stime) - (before.ru_utime + before.ru_stime), 1),
             "jobs": job_times(workdir), "steps": int(steps[-1][1]) if steps else None}
 

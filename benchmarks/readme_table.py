@@ -58,8 +58,10 @@ def figures(record: dict) -> str:
         parts.append(NOTES[record["study"]])
     run = f"{record['jobs']:,} jobs, " if record.get("jobs") else ""
     run += f"{_wall(record['wall_on_s'])} wall with tracking"
-    if "tracking_share" in record:
+    if record.get("tracking_share", 0) > 0:
         run += f" ({record['tracking_share']:.0%} of it tracking)"
+    elif "tracking_share" in record:  # the run without tracking took longer: the difference is noise
+        run += f" (tracking's share below run-to-run noise: {_wall(record['wall_off_s'])} without it)"
     parts.append(run)
     return "; ".join(parts) + f" *(measured at `{record['commit']}`, {record['measured']})*"
 

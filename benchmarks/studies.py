@@ -40,7 +40,9 @@ HEADLINES = {
                       ("gmm-blob", "replace", 2050, "kl_truth_model")],
     "default": [("gaussian", "replace", 100, "var_ratio_mean"), ("gaussian", "accumulate", 100, "var_ratio_mean"),
                 ("gaussian", "accumulate-subsample", 100, "var_ratio_mean"), ("gaussian", "mix-rho0.1", 100, "var_ratio_mean"),
-                ("lm", "replace", 0, "ppl_real"), ("lm", "replace", 3, "ppl_real"), ("lm", "mix-rho0.1", 3, "ppl_real")],
+                ("vae", "replace", 0, "recall"), ("vae", "replace", 4, "recall"), ("vae", "mix-rho0.1", 4, "recall"),
+                ("vae", "accumulate", 4, "recall"),
+                ("lm", "replace", 0, "ppl_real"), ("lm", "replace", 3, "ppl_real"), ("lm", "accumulate", 3, "ppl_real")],
 }
 GEN0_RULES = ("train", "generate", "evaluate")
 
