@@ -110,6 +110,8 @@ BAD = [
     (E + ["sweep"], {"rho": [0.1, 2.0]}, ["rho"]),
     (E + ["sweep"], {"lam": [1.0, NAN]}, ["lam", "not a finite number"]),
     (E + ["sweep"], {"n": []}, ["sweep", "n"]),
+    (E + ["sweep"], {"n": list(range(2, 1002)), "lam": [0.5 + i / 10_000 for i in range(1000)]},
+     ["sweep", "1,000,000 experiments (n 1,000 x lam 1,000)", "at most 2,000"]),  # refused before it expands
     (E + ["curation"], {"selector": "best"}, ["selector", "top", "dedup"]),
     (E + ["curation"], {"scorer": "truth"}, ["curation", "selector", "required"]),
     (E + ["curation"], {"selector": "top", "scorer": "oracle"}, ["scorer", "truth"]),

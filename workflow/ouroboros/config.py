@@ -14,6 +14,7 @@ import dataclasses
 import functools
 import itertools
 import json
+import math
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -452,6 +453,10 @@ def _resolve_sweep_key(key: str, groups: dict[str, set[str]], where: str) -> tup
     raise ConfigError(f"invalid config at {where}.sweep: unknown key {key!r}; allowed keys: {', '.join(allowed)}")
 
 
+#: the most experiments one sweep expands to (each is read, checked and planned before any job)
+MAX_SWEEP_POINTS = 2_000
+
+
 def _expand(config: dict, raw: dict, index: int, exp_schema: dict, checked: bool = False) -> list[Experiment]:
     where = f"experiments[{index}]"
     name = raw.get("name", raw["target"])
@@ -460,6 +465,11 @@ def _expand(config: dict, raw: dict, index: int, exp_schema: dict, checked: bool
     groups = _sweep_groups(raw, cls_t)
     resolved = {key: _resolve_sweep_key(key, groups, where) for key in sweep}
     keys = list(sweep)
+    points = math.prod(len(sweep[k]) for k in keys)
+    if points > MAX_SWEEP_POINTS:
+        sizes = " x ".join(f"{k} {len(sweep[k]):,}" for k in keys)
+        raise ConfigError(f"invalid config at {where}.sweep: its grid is {points:,} experiments ({sizes}); at most "
+                          f"{MAX_SWEEP_POINTS:,} in one study (split it into studies, or sweep fewer values)")
     out = []
     for values in itertools.product(*(sweep[k] for k in keys)):
         exp = copy.deepcopy(raw)
