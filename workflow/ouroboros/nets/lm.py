@@ -358,7 +358,15 @@ class Pretrained(Backbone):
         except T.CorpusError as e:
             return str(e)
         try:
-            config = hf.load_config(hf.resolve(p["model"]))
+            source = hf.resolve(p["model"])
+            entry = Path(backbones.entry(p["model"]))
+            # a GGUF file's tensor table is read (1.7 s for SmolLM2's) until it has been converted: the cache
+            # entry's name holds the file's size and time, so a converted, unchanged file is known to be whole
+            if source.kind == "gguf" and (not (entry / "backbone.json").is_file() or backbones.stale(entry)):
+                problem = hf.gguf_problem(Path(source.path) / source.gguf_file)
+                if problem:
+                    return f"model: GGUF file {Path(source.path) / source.gguf_file} {problem}"
+            config = hf.load_config(source)
         except hf.ModelSourceError as exc:
             return str(exc)
         except (OSError, ValueError) as exc:
