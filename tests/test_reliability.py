@@ -63,6 +63,23 @@ def test_collect_refuses_a_chain_with_lost_generations(tmp_path):
     assert not (tmp_path / "bad.csv").exists()
 
 
+def test_a_failed_collect_leaves_the_last_complete_tables(tmp_path, capsys):
+    """Snakemake deletes collect's outputs before it runs it: the tables of the last successful collect stay
+    in last/ (hard links, no second copy on disk), and the failure says where."""
+    a = _written(tmp_path)
+    cols = {"study": "s", "experiment": "x", "target": "gaussian", "regime": "replace", "seed": 0}
+    out = [tmp_path / n for n in ("metrics.csv", "settings.csv", "summary.csv")]
+    jobs.collect([cols], [[a]], out[0], [2], out[1], out[2])
+    before = [f.read_bytes() for f in out]
+    assert [(tmp_path / "last" / f.name).stat().st_ino for f in out] == [f.stat().st_ino for f in out]
+    for f in out:  # what Snakemake does before it runs the job again
+        f.unlink()
+    with pytest.raises(io.IntermediateFileError, match="missing 3-5"):
+        jobs.collect([cols], [[a]], out[0], [5], out[1], out[2])
+    assert f"last complete tables, from the previous collect, are kept in {tmp_path / 'last'}/" in capsys.readouterr().err
+    assert [(tmp_path / "last" / f.name).read_bytes() for f in out] == before
+
+
 def test_the_folder_to_delete_is_named_for_files_in_directory_outputs(tmp_path):
     gen = tmp_path / "results" / "s" / "x" / "replace" / "seed0" / "gen3"
     assert io.redo(gen / "model" / "state.npz") == f"delete the folder {gen / 'model'} and rerun the workflow to recompute it"
@@ -294,3 +311,17 @@ def test_restart_after_sigkill_with_the_documented_command(tmp_path, snakemake_r
     subprocess.run(cmd + ["--unlock"], check=True, capture_output=True)
     subprocess.run(cmd, check=True, capture_output=True)
     assert (work / "results/killed/metrics.csv").read_bytes() == (clean / "results/killed/metrics.csv").read_bytes()
+
+
+def test_an_intermediate_swapped_for_another_generations_is_refused(tmp_path):
+    """Samples and block states carry the sha256 recorded as they were written: another generation's valid file
+    in their place (or one damaged in a way the zip checksums miss) is refused by name, not used."""
+    a, b = tmp_path / "gen1/samples.npz", tmp_path / "gen2/samples.npz"
+    io.save_npz(a, x=np.arange(5.0))
+    io.save_npz(b, x=np.arange(5.0) * 2)
+    assert io.load_npz(a)["x"][1] == 1.0
+    a.write_bytes(b.read_bytes())  # a valid .npz, written for another generation
+    with pytest.raises(io.IntermediateFileError, match=r"gen1/samples.npz is not the file its job wrote"):
+        io.load_npz(a)
+    io.digest_file(a).unlink()  # a file from before digests were recorded is read as before
+    assert io.load_npz(a)["x"][1] == 2.0

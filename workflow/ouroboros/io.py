@@ -61,10 +61,18 @@ def _atomic_target(path: Path):
     return Path(tmp)
 
 
+def digest_file(path: str | os.PathLike) -> Path:
+    """Where the sha256 of an intermediate ``.npz`` is recorded as it is written: a hidden file beside it."""
+    path = Path(path)
+    return path.with_name(f".{path.name}.sha256")
+
+
 def save_npz(path: str | os.PathLike, compressed: bool = False, **arrays: np.ndarray) -> None:
     """Write arrays to ``path`` atomically (temporary file, then rename); ``compressed``: zip-deflated
-    (worth it for sparse arrays such as a categorical model's frequencies after categories are lost)."""
+    (worth it for sparse arrays such as a categorical model's frequencies after categories are lost).  Its
+    sha256 is recorded beside it (:func:`digest_file`), which :func:`load_npz` checks."""
     path = Path(path)
+    digest_file(path).unlink(missing_ok=True)
     tmp = _atomic_target(path)
     try:
         with open(tmp, "wb") as fh:
@@ -72,13 +80,19 @@ def save_npz(path: str | os.PathLike, compressed: bool = False, **arrays: np.nda
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
+    save_text(digest_file(path), file_sha256(path) + "\n")
 
 
 def load_npz(path: str | os.PathLike, required: tuple[str, ...] = ()) -> dict[str, np.ndarray]:
-    """Read every array of an ``.npz`` file into memory, checking it is whole."""
+    """Read every array of an ``.npz`` file into memory, checking it is whole and, where its sha256 was recorded
+    as it was written, that it is the file written there (not another generation's, not damaged)."""
     path = Path(path)
     if not path.is_file():
         raise IntermediateFileError(f"intermediate file is missing: {path}", path)
+    recorded = digest_file(path)
+    if recorded.is_file() and recorded.read_text().strip() != file_sha256(path):
+        raise IntermediateFileError(f"{path} is not the file its job wrote (its sha256 differs from the one recorded "
+                                    f"beside it, {recorded.name}): damaged or replaced; delete it and rerun", path)
     try:
         with np.load(path, allow_pickle=False) as data:
             out = {k: data[k] for k in data.files}
@@ -142,10 +156,15 @@ def file_sha256(path: str | os.PathLike) -> str:
 
 
 def folder_digests(directory: str | os.PathLike, exclude: tuple[str, ...] = ()) -> dict[str, str]:
-    """{path relative to the folder: sha256} of every file below ``directory`` (but ``exclude``)."""
+    """{path relative to the folder: sha256} of every file below ``directory`` (but ``exclude`` and the digests
+    :func:`save_npz` keeps beside its files, which this record supersedes)."""
     root = Path(directory)
     return {p.relative_to(root).as_posix(): file_sha256(p) for p in sorted(root.rglob("*"))
-            if p.is_file() and p.relative_to(root).as_posix() not in exclude}
+            if p.is_file() and p.relative_to(root).as_posix() not in exclude and not _is_digest_file(p)}
+
+
+def _is_digest_file(path: Path) -> bool:
+    return path.name.startswith(".") and path.name.endswith(".sha256") and path.with_name(path.name[1:-7]).exists()
 
 
 def check_digests(directory: str | os.PathLike, recorded: Mapping[str, str], record: str) -> None:

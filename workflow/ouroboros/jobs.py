@@ -10,6 +10,9 @@ import csv
 import hashlib
 import logging
 import math
+import os
+import shutil
+import sys
 import time
 from pathlib import Path
 from typing import Iterable, Optional, Sequence
@@ -330,7 +333,35 @@ def collect(chains: Sequence[dict], files: Sequence[Sequence[str]], out_csv,
             generations: Optional[Sequence[int]] = None, out_settings=None, out_summary=None) -> None:
     """The study's tables (see :mod:`ouroboros.tables`): the narrow metrics table, one row per (chain, generation,
     metric); the settings of each (experiment, regime); the last generation's mean / min / max over seeds.
-    Each chain's files must hold generations 0..G (``generations``) with the same metrics in each."""
+    Each chain's files must hold generations 0..G (``generations``) with the same metrics in each.  The tables
+    written are also linked into ``last/`` beside them (:func:`ouroboros.paths.last_tables`): a later collect that
+    fails (after Snakemake deleted its outputs) leaves them there, and says so."""
+    last = Path(out_csv).parent / paths.LAST_TABLES
+    try:
+        _collect(chains, files, out_csv, generations, out_settings, out_summary)
+    except Exception:
+        if (last / Path(out_csv).name).is_file():
+            log.error("the study's last complete tables (written by the previous collect) are kept in %s/", last)
+            print(f"(the study's last complete tables, from the previous collect, are kept in {last}/)",
+                  file=sys.stderr)
+        raise
+    keep_last_tables([f for f in (out_csv, out_settings, out_summary) if f is not None], last)
+
+
+def keep_last_tables(files: Sequence, folder: Path) -> None:
+    """Hard links to the tables just written, in ``folder`` (a copy where the file system has no hard links)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for f in map(Path, files):
+        tmp = folder / f".{f.name}.tmp"
+        tmp.unlink(missing_ok=True)
+        try:
+            os.link(f, tmp)
+        except OSError:
+            shutil.copy2(f, tmp)
+        os.replace(tmp, folder / f.name)
+
+
+def _collect(chains, files, out_csv, generations, out_settings, out_summary) -> None:
     import pandas as pd
 
     frames = []

@@ -140,6 +140,16 @@ def settings_table(study: str) -> str:
     return f"{results(study)}/settings.csv"
 
 
+#: the folder beside a study's tables holding them as the last successful ``collect`` wrote them
+LAST_TABLES = "last"
+
+
+def last_tables(study: str) -> str:
+    """Hard links to the study's tables as the last successful ``collect`` wrote them: Snakemake deletes a job's
+    outputs before it runs, so a ``collect`` that fails would otherwise leave no table at all."""
+    return f"{results(study)}/{LAST_TABLES}"
+
+
 def summary_table(study: str) -> str:
     """The last generation of every experiment x regime x metric: mean / min / max over seeds."""
     return f"{results(study)}/summary.csv"
@@ -271,6 +281,12 @@ def tracking_dir(study: str) -> str:
 def tracking_group(study: str, group: str) -> str:
     """The receipt of one tracking job (a group of chains)."""
     return f"{tracking_dir(study)}/{group}.json"
+
+
+def tracking_outage(study: str) -> str:
+    """What the first tracking job that could not reach the backend in this run said (the others then stop at
+    once instead of waiting for it again); the run's main process removes it as it starts."""
+    return f"{tracking_dir(study)}/outage.txt"
 
 
 def tracking_study(study: str) -> str:
