@@ -3,6 +3,7 @@
 import os
 
 import sys
+from pathlib import Path
 
 from ouroboros import paths
 from ouroboros.backbones import check_entries as check_backbone_entries
@@ -36,6 +37,8 @@ announce(METRICS.headlines())  # what the console (the logger plugin `ouroboros`
 if workflow.is_main_process:
     for _line in check_backbone_entries(PLAN.backbones.values()):
         print(f"Rebuilding the backbone cache entry {_line}", file=sys.stderr)
+    # a tracking outage noted by an earlier run's jobs: this run tries the backend again
+    Path(paths.tracking_outage(STUDY.name)).unlink(missing_ok=True)
     if _PREPARED.costs is not None:  # what the study costs (ouroboros check FILE adds the time)
         print(costs_line(_PREPARED.costs, STUDY.name), file=sys.stderr)
 # what a tracking job needs to find (or create) the study's experiment

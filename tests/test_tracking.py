@@ -303,9 +303,11 @@ def _start_server(port, root: Path):
 def test_unreachable_server_then_real_server(tmp_path, server_port):
     uri = f"http://127.0.0.1:{server_port}"
     cfg = dict(TRACKED, study="remote", tracking={"uri": uri})
-    proc = run_snakemake(tmp_path, cfg, "--cores", "2", "--keep-going", check=False)
+    proc = run_snakemake(tmp_path, cfg, "--cores", "2", check=False)  # the plain command: the profile keeps going
     assert proc.returncode != 0
     assert f"MLflow tracking server {uri} is unreachable" in proc.stderr
+    # said once: the tracking jobs after the first (and its retry) stop at once, naming what the first found
+    assert "not tried: earlier in this run, MLflow tracking server" in proc.stderr
     # every compute output is there
     results = tmp_path / "results/remote"
     assert (results / "metrics.csv").is_file()
@@ -342,3 +344,44 @@ def test_uri_resolution_and_checks(tmp_path):
         resolve_uri("file:///tmp/mlruns", tmp_path)
     with pytest.raises(TrackingError, match="unreachable"):
         check_backend(f"http://127.0.0.1:{_free_port()}", timeout=1)
+
+
+def test_a_server_that_hangs_holds_one_tracking_job_once_and_stops_no_compute(tmp_path, monkeypatch):
+    """A server that answers its health check but never answers the API: the first tracking job gives up after
+    MLflow's request timeout (and its retries), the ones after it stop at once saying so; every compute job
+    runs."""
+    import http.server
+    import threading
+
+    class Hanging(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):
+            if self.path.startswith("/health"):
+                self.send_response(200)
+                self.end_headers()
+                self.wfile.write(b"OK")
+            else:
+                time.sleep(30)
+
+        do_POST = do_GET
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Hanging)
+    server.daemon_threads = True
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    uri = f"http://127.0.0.1:{server.server_address[1]}"
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_TIMEOUT", "1")
+    cfg = dict(TRACKED, study="hang", tracking={"uri": uri})
+    try:
+        proc = run_snakemake(tmp_path, cfg, "--cores", "2", check=False)
+    finally:
+        server.shutdown()
+    assert proc.returncode != 0
+    assert (tmp_path / "results/hang/metrics.csv").is_file()
+    assert "not tried: earlier in this run" in proc.stderr, proc.stderr[-3000:]
+    # only the jobs already waiting on the server when the first gave up waited (2 cores: at most 2); every
+    # other attempt, their retries included, stopped at once (without the note every attempt waits, 60 s x 3)
+    waited = proc.stderr.count("TrackingError: tracking to")
+    stopped = proc.stderr.count("TrackingError: not tried: earlier in this run")
+    assert 1 <= waited <= 2 and stopped >= waited, (waited, stopped)

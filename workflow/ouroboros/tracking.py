@@ -22,6 +22,7 @@ import fcntl
 import functools
 import getpass
 import hashlib
+import inspect
 import json
 import logging
 import os
@@ -68,6 +69,48 @@ def config_hash(obj) -> str:
 
 
 # -- backend access --------------------------------------------------------------
+#: seconds one request to a tracking server may take (MLflow retries it twice): a server that answers its health
+#: check but hangs holds a tracking job about 3 x this long, once per run (see :func:`once_per_outage`)
+REQUEST_TIMEOUT_S = 30
+#: what an exception (or one it was raised from) is called when the backend could not be reached or timed out
+OUTAGE_KINDS = ("URLError", "ConnectionError", "ConnectTimeout", "ReadTimeout", "Timeout", "TimeoutError",
+                "MaxRetryError", "ConnectionRefusedError", "RemoteDisconnected")
+
+
+def _is_outage(exc: BaseException) -> bool:
+    seen = set()
+    while exc is not None and id(exc) not in seen:
+        seen.add(id(exc))
+        if type(exc).__name__ in OUTAGE_KINDS or "Max retries exceeded" in str(exc) or " is unreachable " in str(exc):
+            return True
+        exc = exc.__cause__ or exc.__context__
+    return False
+
+
+def once_per_outage(func):
+    """A tracking job's call, told once per run that the backend is out: the first job that cannot reach it (or
+    times out) writes what it found to :func:`ouroboros.paths.tracking_outage`; the jobs after it in the same
+    run (and its own retry) stop at once with that line instead of waiting for the server again.  The run's main
+    process removes the note as it starts (rules/common.smk), so the next run tries again."""
+    sig = inspect.signature(func)
+
+    @functools.wraps(func)
+    def call(*args, **kwargs):
+        study = sig.bind(*args, **kwargs).arguments["study"]
+        note = Path(paths.tracking_outage(study["study"]))
+        if note.is_file():
+            raise TrackingError(f"not tried: earlier in this run, {note.read_text().strip()}")
+        try:
+            return func(*args, **kwargs)
+        except Exception as exc:
+            if _is_outage(exc):
+                msg = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+                note.parent.mkdir(parents=True, exist_ok=True)
+                note.write_text(msg + "\n")
+            raise
+    return call
+
+
 def check_backend(uri: str, timeout: float = 5.0) -> None:
     """Fail fast, naming the URI, when the backend cannot be reached or written."""
     path = sqlite_path(uri)
@@ -113,7 +156,7 @@ def _client(uri: str):
     os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
     os.environ.setdefault("DO_NOT_TRACK", "true")
     os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "2")
-    os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "60")
+    os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", str(REQUEST_TIMEOUT_S))
     import mlflow
     from mlflow import MlflowClient
 
@@ -579,6 +622,7 @@ def chain_path(chain: ChainSpec, shared: bool) -> str:
     return f"{chain.experiment}/seed{chain.seed}" if shared else chain.path
 
 
+@once_per_outage
 def track_group(name: str, units: Sequence[dict], study: dict, out_receipt, rule: str = "",
                 repo: str = ".") -> dict:
     """Track a group of chains in one job (one MLflow import, one database connection, one model template).
@@ -666,6 +710,7 @@ def _evaluation(tracker: ChainTracker, real_path) -> dict:
             "name": f"{tracker.chain.experiment}/seed{tracker.chain.seed}/real-test"}
 
 
+@once_per_outage
 def track_study(study: dict, config: dict, metrics_csv, plots: Sequence, out_receipt, repo: str = ".") -> dict:
     """The study-level run: the tables and every plot (at its path under the study folder).  ``study``: see
     :func:`ensure_experiment`."""
