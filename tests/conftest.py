@@ -70,7 +70,7 @@ def assert_shared_gen0(results: Path, client, experiment_id: str, exp: str, regi
     every regime: one gen0 folder beside the real data, none in the chains, and gen 1 of every chain has
     the shared model as its model input; each chain's own generation-0 run (its lineage's start) points at the
     shared model too, and logs no model of its own."""
-    assert sorted(p.name for p in (results / exp / "seed0").iterdir()) == ["gen0", "real.npz"]
+    assert sorted(p.name for p in (results / exp / "seed0").iterdir() if not p.name.startswith(".")) == ["gen0", "real.npz"]
     for regime in regimes:
         assert not (results / exp / regime / "seed0" / "gen0" / "model").exists()
     gen0 = [r for r in runs if r.data.tags["ouroboros.chain"] == f"{exp}/seed0"]

@@ -12,6 +12,7 @@ from tiny_hf import make_tiny_llama
 pytest.importorskip("transformers")
 
 from ouroboros import backbones  # noqa: E402
+from ouroboros.targets import make_target  # noqa: E402
 from ouroboros.targets.torch_base import kept  # noqa: E402
 
 
@@ -34,6 +35,12 @@ def test_a_cache_entry_is_keyed_by_its_source_and_a_changed_one_is_not_used(llam
     backbones.build(str(llama), entry)
     assert backbones.stale(entry) is None and backbones.check_weights(entry) is None
     assert backbones.check_entries([str(llama)]) == []
+    # before a job: the config and tokenizer are read from the converted copy (a GGUF's take seconds)
+    assert backbones.ready(str(llama)) == entry
+    target = make_target("lm", {"backbone": "pretrained", "model": str(llama), "seq_len": 8, "prompt_len": 8,
+                                "block_size": 32})
+    readable = target.backbone_._readable()
+    assert readable.kind == "dir" and Path(readable.path) == entry.resolve()
     # the converted weights changed behind the record's back: the entry is moved aside, to be rebuilt
     weights = entry / "model.safetensors"
     data = bytearray(weights.read_bytes())
@@ -41,6 +48,7 @@ def test_a_cache_entry_is_keyed_by_its_source_and_a_changed_one_is_not_used(llam
     weights.write_bytes(bytes(data))
     assert "sha256" in backbones.check_weights(entry)
     assert backbones.stale(entry)  # its time changed
+    assert backbones.ready(str(llama)) is None  # a changed entry is not read
     assert len(backbones.check_entries([str(llama)])) == 1 and not entry.exists()
     # a changed source is another entry
     (llama / "config.json").write_text((llama / "config.json").read_text() + "\n")

@@ -163,6 +163,14 @@ def folder_digests(directory: str | os.PathLike, exclude: tuple[str, ...] = ()) 
             if p.is_file() and p.relative_to(root).as_posix() not in exclude and not _is_digest_file(p)}
 
 
+def drop_digest_files(directory: str | os.PathLike) -> None:
+    """Remove the digests :func:`save_npz` left in a folder whose own record (a model folder's ``target.json``)
+    holds every file's sha256 instead: one record per folder, and nothing hidden in what MLflow logs."""
+    for p in Path(directory).rglob(".*.sha256"):
+        if _is_digest_file(p):
+            p.unlink()
+
+
 def _is_digest_file(path: Path) -> bool:
     return path.name.startswith(".") and path.name.endswith(".sha256") and path.with_name(path.name[1:-7]).exists()
 

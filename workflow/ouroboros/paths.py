@@ -122,6 +122,12 @@ def results(study: str) -> str:
 BACKBONES = "results/backbones"
 
 
+def parameter_counts() -> str:
+    """The torch networks' parameter counts by target and settings, kept between dry runs (a cache: deleting it
+    costs one count)."""
+    return "results/.cache/parameter-counts.json"
+
+
 def backbone_dir(key: str) -> str:
     """A converted pretrained model (:mod:`ouroboros.backbones`): ``results/backbones/{key}/``."""
     return f"{BACKBONES}/{key}"

@@ -10,7 +10,15 @@ from pathlib import Path
 from ouroboros.io import IntermediateFileError
 
 
+#: what a machine with a GPU torch can use shows: NVIDIA's driver (and device files), ROCm's, WSL's
+GPU_DEVICE_FILES = ("/proc/driver/nvidia", "/dev/nvidiactl", "/dev/nvidia0", "/dev/kfd", "/dev/dxg")
+
+
 def cuda_available() -> bool:
+    """Whether torch sees a CUDA (or ROCm) device; without any GPU driver on the machine the answer is known
+    without importing torch (0.8 GB and over a second, in every dry run of a torch study)."""
+    if not any(Path(f).exists() for f in GPU_DEVICE_FILES):
+        return False
     import torch
 
     return torch.cuda.is_available()

@@ -201,9 +201,15 @@ def gguf_problem(path: Path) -> Optional[str]:
     try:
         with open(path, "rb") as f:
             magic = f.read(4)
-        size = path.stat().st_size
+        st = path.stat()
     except OSError as exc:
         return f"cannot be read ({exc.strerror or exc})"
+    return _gguf_problem(str(path.resolve()), st.st_size, st.st_mtime_ns, magic)
+
+
+@functools.lru_cache(maxsize=8)
+def _gguf_problem(path: str, size: int, mtime_ns: int, magic: bytes) -> Optional[str]:
+    """:func:`gguf_problem` once per process per file as it is (each experiment using it asks)."""
     if magic != b"GGUF":
         return "is not a GGUF file (it does not start with the bytes GGUF)"
     from gguf import GGUFReader
