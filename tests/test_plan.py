@@ -34,7 +34,7 @@ def test_one_generation_per_job_groups_start_at_the_shared_generation_0(study):
     groups = plan.tracking_groups(study, chains_per_job=16, every=10, parent_points=1000)
     vae = groups["vae-seed0"]
     assert vae[0].shared and vae[0].gen == 0 and vae[0].dir == paths.gen0_dir("default", "vae", 0)
-    assert [u.gen for u in vae] == [0] + [1, 2, 3, 4] * 2
+    assert [u.gen for u in vae] == [0] + [1, 2, 3, 4] * 3  # replace, mix and accumulate
     assert not any(u.shared for u in vae[1:])
     first = next(u for u in vae if u.gen == 1)
     assert paths.GenerationFiles(vae[0].dir).metrics in first.extra  # generation 0's rows logged with each chain

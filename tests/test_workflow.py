@@ -96,8 +96,9 @@ def test_same_numbers_with_one_core(tiny, tmp_path):
 
 
 def _outputs(root):
-    """Every computed file but the logs and the study tables (rewritten when chains grow)."""
-    tables = {root / "results" / "grow" / f for f in ("metrics.csv", "settings.csv", "summary.csv")}
+    """Every computed file but the logs and the study tables (rewritten when chains grow, with their last/ copy)."""
+    tables = {root / "results" / "grow" / d / f for f in ("metrics.csv", "settings.csv", "summary.csv")
+              for d in ("", "last")}
     return {p: p.stat().st_mtime_ns for p in (root / "results").rglob("*")
             if p.is_file() and "logs" not in p.parts and p not in tables}
 
