@@ -386,3 +386,40 @@ def test_snakemake_refuses_before_any_job_in_one_line(tmp_path, snakemake_run, c
     if case != "yaml":  # Snakemake itself reads --configfile before the workflow starts (README, Reliability)
         errors = [line for line in out.splitlines() if line.startswith("Error: invalid config at ")]
         assert len(errors) == 1, out
+
+
+@pytest.mark.e2e
+@pytest.mark.parametrize("case", ["fifo", "device", "missing", "directory", "binary", "empty", "list", "syntax"])
+def test_snakemake_refuses_a_config_file_it_would_read_itself_in_one_line(tmp_path, snakemake_run, case):
+    """Snakemake opens --configfile before the workflow starts (a FIFO waited for ever, /dev/zero was read until
+    memory ran out, a missing file or a folder was a traceback, an empty or list-valued one a bare WorkflowError):
+    the logger plugin, imported as Snakemake builds its parser, refuses it first in the line ouroboros check gives."""
+    path = {"device": Path("/dev/zero"), "directory": tmp_path / "folder"}.get(case, tmp_path / f"{case}.yaml")
+    if case == "fifo":
+        os.mkfifo(path)
+    elif case == "directory":
+        path.mkdir()
+    elif case != "missing" and case != "device":
+        path.write_bytes({"binary": b"\x7fELF\x02\x01\x01\x00\xd0\xff", "empty": b"", "list": b"- a\n- b\n",
+                          "syntax": b"study: s\nexperiments: [\n"}[case])
+    proc = snakemake_run(tmp_path / "work", None, "--configfile", str(path), "-n", check=False, timeout=60)
+    out = proc.stdout + proc.stderr
+    assert proc.returncode == 1, out
+    assert "Traceback" not in out and "WorkflowError" not in out, out
+    assert [line for line in out.splitlines() if line.startswith("Error: ")] == [out.strip().splitlines()[-1]], out
+    assert str(path) in out, out
+
+
+def test_the_config_files_of_a_command_line_are_read_only_for_this_workflow(tmp_path):
+    from ouroboros import cliargs
+
+    ours = ["snakemake", "-s", str(REPO / "Snakefile"), "--cores", "2", "--configfile", "a.yaml", "b.yaml", "-n"]
+    assert cliargs.configfiles(ours, tmp_path) == [tmp_path / "a.yaml", tmp_path / "b.yaml"]
+    assert cliargs.configfiles(["snakemake", f"--snakefile={REPO / 'Snakefile'}", "--configfile=c.yaml"],
+                               tmp_path) == [tmp_path / "c.yaml"]
+    assert cliargs.configfiles(["snakemake", "--configfile", "a.yaml"], REPO) == [REPO / "a.yaml"]  # ./Snakefile
+    other = tmp_path / "Snakefile"
+    other.write_text("rule all:\n")
+    assert cliargs.configfiles(["snakemake", "--configfile", "a.yaml"], tmp_path) == []  # another workflow's
+    assert cliargs.configfiles(ours + ["--mode", "remote"], tmp_path) == []  # a job step
+    assert cliargs.configfiles(["snakemake", "-s", str(REPO / "Snakefile"), "-n"], tmp_path) == []

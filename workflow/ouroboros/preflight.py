@@ -133,7 +133,8 @@ def load_yaml(path) -> dict:
     """A config file as a mapping; a syntax error names the file, line and column.  Refused before it is read: a
     file that is not a regular file (a FIFO would wait forever, /dev/zero never end) or is larger than
     :data:`MAX_CONFIG_BYTES`; then one that is not UTF-8 text, an empty one, one nested too deep, a key written
-    twice in one mapping.  A file that opts in to Snakemake's YTE templating is flagged (see :func:`yte_warning`)."""
+    twice in one mapping.  A file that opts in to Snakemake's YTE templating is flagged (see :func:`yte_warning`),
+    once per process."""
     path = Path(path)
     try:
         st = path.stat()
@@ -176,9 +177,15 @@ def load_yaml(path) -> dict:
         raise ConfigError(f"{path}: a config file is a mapping of keys (study, experiments, ...), "
                           f"got a {type(data).__name__}")
     if data.get("__use_yte__") is True:
-        print(yte_warning(path), file=sys.stderr)
+        if str(path.resolve()) not in _YTE_FLAGGED:
+            _YTE_FLAGGED.add(str(path.resolve()))
+            print(yte_warning(path), file=sys.stderr)
         data = {k: v for k, v in data.items() if k != "__use_yte__"}
     return data
+
+
+#: the YTE files flagged in this process (the logger plugin reads the files before Snakemake, the workflow after)
+_YTE_FLAGGED: set[str] = set()
 
 
 def yte_warning(path) -> str:

@@ -10,7 +10,27 @@ from dataclasses import dataclass, field
 from snakemake_interface_logger_plugins.base import LogHandlerBase
 from snakemake_interface_logger_plugins.settings import LogHandlerSettingsBase
 
-from ouroboros import console
+from ouroboros import cliargs, console
+
+
+def _refuse_bad_configfiles(argv) -> None:
+    """Snakemake opens ``--configfile`` before the workflow starts (a FIFO hangs, ``/dev/zero`` fills memory, a
+    missing file is a traceback): this module is imported while Snakemake builds its argument parser, so for this
+    workflow's command lines the files are checked here first, each refused in one line (ouroboros.cliargs)."""
+    files = cliargs.configfiles(argv)
+    if not files:
+        return
+    from ouroboros import preflight  # 0.2 s, only for a command line that names config files
+
+    for f in files:
+        try:
+            preflight.load_yaml(f)  # a file opting in to YTE is flagged here, before Snakemake runs its code
+        except preflight.ConfigError as exc:
+            print(f"Error: {exc}", file=sys.stderr)
+            raise SystemExit(1) from None
+
+
+_refuse_bad_configfiles(sys.argv)
 
 
 @dataclass
