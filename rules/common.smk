@@ -11,6 +11,7 @@ from ouroboros.catalogue import MetricCatalogue
 from ouroboros.costs import summary_line as costs_line
 from ouroboros.config import ConfigError, put_package_on_pythonpath, results_config
 from ouroboros.console import announce
+from ouroboros.io import damaged as damaged_intermediates
 from ouroboros.logs import when_nothing_to_do
 from ouroboros.plan import Plan
 from ouroboros.preflight import prepare
@@ -37,6 +38,11 @@ announce(METRICS.headlines())  # what the console (the logger plugin `ouroboros`
 if workflow.is_main_process:
     for _line in check_backbone_entries(PLAN.backbones.values()):
         print(f"Rebuilding the backbone cache entry {_line}", file=sys.stderr)
+    # an intermediate cut short after its job wrote it (its recorded size differs) stops the run here, by name
+    _DAMAGED = damaged_intermediates(paths.results(STUDY.name))
+    if _DAMAGED:
+        print("Error: " + "\n       ".join(_DAMAGED), file=sys.stderr)
+        sys.exit(1)
     # a tracking outage noted by an earlier run's jobs: this run tries the backend again
     Path(paths.tracking_outage(STUDY.name)).unlink(missing_ok=True)
     if _PREPARED.costs is not None:  # what the study costs (ouroboros check FILE adds the time)

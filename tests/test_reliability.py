@@ -325,3 +325,36 @@ def test_an_intermediate_swapped_for_another_generations_is_refused(tmp_path):
         io.load_npz(a)
     io.digest_file(a).unlink()  # a file from before digests were recorded is read as before
     assert io.load_npz(a)["x"][1] == 2.0
+
+
+def test_a_file_cut_short_after_its_job_is_found_by_size(tmp_path):
+    """The sizes recorded as the jobs wrote (an .npz's digest file, a model folder's target.json) find a file cut
+    short later by a stat, naming what to delete; a generation whose weights keep removed is not damaged."""
+    samples = tmp_path / "gen1" / "samples" / "samples.npz"
+    io.save_npz(samples, x=np.arange(1000.0))
+    model = _saved_gmm(tmp_path)
+    assert io.damaged(tmp_path) == []
+    samples.write_bytes(samples.read_bytes()[:-100])
+    state = model / "state.npz"
+    state.write_bytes(state.read_bytes()[:50])
+    found = io.damaged(tmp_path)
+    assert len(found) == 2 and all("its job wrote" in line and "delete the folder" in line for line in found)
+    assert f"delete the folder {model} " in found[0] + found[1]
+    state.unlink()
+    model.with_name("model.pruned.json").write_text("{}")  # removed on purpose (keep: last)
+    assert [line for line in io.damaged(tmp_path) if str(model) in line] == []
+
+
+@pytest.mark.e2e
+def test_a_rerun_stops_on_a_file_cut_short_before_any_job(tmp_path, snakemake_run):
+    """Was "Nothing to be done" until a later extension read it."""
+    cfg = {"study": "cut", "seeds": [0], "generations": 2, "tracking": {"enabled": False},
+           "experiments": [{"name": "gmm", "target": "gmm", "n": 40, "block": 1, "regimes": ["replace"],
+                            "params": {"components": 2, "truth": "blob", "eval_size": 200, "test_size": 50}}]}
+    snakemake_run(tmp_path, cfg, "--cores", "2")
+    samples = tmp_path / "results/cut/gmm/replace/seed0/gen1/samples/samples.npz"
+    samples.write_bytes(samples.read_bytes()[:-10])
+    proc = snakemake_run(tmp_path, cfg, "--cores", "2", check=False)
+    assert proc.returncode == 1
+    assert (f"Error: results/cut/gmm/replace/seed0/gen1/samples/samples.npz has" in proc.stderr
+            and "delete the folder results/cut/gmm/replace/seed0/gen1/samples and rerun" in proc.stderr), proc.stderr

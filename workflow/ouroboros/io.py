@@ -80,7 +80,7 @@ def save_npz(path: str | os.PathLike, compressed: bool = False, **arrays: np.nda
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
-    save_text(digest_file(path), file_sha256(path) + "\n")
+    save_text(digest_file(path), f"{file_sha256(path)} {path.stat().st_size}\n")
 
 
 def load_npz(path: str | os.PathLike, required: tuple[str, ...] = ()) -> dict[str, np.ndarray]:
@@ -90,7 +90,7 @@ def load_npz(path: str | os.PathLike, required: tuple[str, ...] = ()) -> dict[st
     if not path.is_file():
         raise IntermediateFileError(f"intermediate file is missing: {path}", path)
     recorded = digest_file(path)
-    if recorded.is_file() and recorded.read_text().strip() != file_sha256(path):
+    if recorded.is_file() and recorded.read_text().split()[:1] != [file_sha256(path)]:
         raise IntermediateFileError(f"{path} is not the file its job wrote (its sha256 differs from the one recorded "
                                     f"beside it, {recorded.name}): damaged or replaced; delete it and rerun", path)
     try:
@@ -159,8 +159,51 @@ def folder_digests(directory: str | os.PathLike, exclude: tuple[str, ...] = ()) 
     """{path relative to the folder: sha256} of every file below ``directory`` (but ``exclude`` and the digests
     :func:`save_npz` keeps beside its files, which this record supersedes)."""
     root = Path(directory)
-    return {p.relative_to(root).as_posix(): file_sha256(p) for p in sorted(root.rglob("*"))
-            if p.is_file() and p.relative_to(root).as_posix() not in exclude and not _is_digest_file(p)}
+    return {name: file_sha256(root / name) for name in folder_digests_names(root, exclude)}
+
+
+def folder_sizes(directory: str | os.PathLike, exclude: tuple[str, ...] = ()) -> dict[str, int]:
+    """{path relative to the folder: bytes} of the files :func:`folder_digests` records (what a run's start
+    compares cheaply, :func:`damaged`)."""
+    root = Path(directory)
+    return {name: (root / name).stat().st_size for name in folder_digests_names(root, exclude)}
+
+
+def folder_digests_names(root: Path, exclude: tuple[str, ...] = ()) -> list[str]:
+    return [p.relative_to(root).as_posix() for p in sorted(root.rglob("*"))
+            if p.is_file() and p.relative_to(root).as_posix() not in exclude and not _is_digest_file(p)]
+
+
+def damaged(root: str | os.PathLike, limit: int = 5) -> list[str]:
+    """Intermediates under ``root`` whose size is not the one recorded as their job wrote them (an ``.npz``'s
+    digest file, a model folder's ``target.json``), one line each with what to delete, at most ``limit``: a
+    file cut short after its job (a full disk, a copy interrupted) is found as the next run starts, not when a
+    later extension reads it.  Sizes only (a stat per file); :func:`load_npz` and the model's load compare the
+    sha256 when they read."""
+    out = []
+    root = Path(root)
+    for record in root.rglob(".*.npz.sha256"):
+        path = record.with_name(record.name[1:-7])
+        try:
+            fields = record.read_text().split()
+            size = path.stat().st_size
+        except OSError:
+            continue  # the file itself is gone: Snakemake reruns its job
+        if len(fields) > 1 and fields[1].isdigit() and int(fields[1]) != size:
+            out.append(f"{path} has {size:,} bytes, its job wrote {int(fields[1]):,}: {redo(path)}")
+    for record in root.rglob("target.json"):
+        try:
+            sizes = json.loads(record.read_text(encoding="utf-8")).get("sizes") or {}
+        except (OSError, ValueError, AttributeError):
+            continue  # read (and refused by name) by the job that loads it
+        pruned = record.parent.with_name(record.parent.name + ".pruned.json").is_file()  # weights removed by keep
+        for name, wrote in sizes.items():
+            path = record.parent / name
+            size = path.stat().st_size if path.is_file() else None
+            if size != wrote and not (size is None and pruned):
+                found = "is missing" if size is None else f"has {size:,} bytes"
+                out.append(f"{path} {found}, its job wrote {wrote:,}: {redo(path)}")
+    return sorted(out)[:limit]
 
 
 def drop_digest_files(directory: str | os.PathLike) -> None:

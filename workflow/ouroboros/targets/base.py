@@ -332,7 +332,8 @@ class Target(Defaults, abc.ABC):
         io.save_npz(directory / "state.npz", **self.get_state())
         io.drop_digest_files(directory)  # target.json records every file
         io.save_json(directory / "target.json", {"target": self.name, "params": self.params,
-                                                 "files": io.folder_digests(directory, ("target.json",))})
+                                                 "files": io.folder_digests(directory, ("target.json",)),
+                                                 "sizes": io.folder_sizes(directory, ("target.json",))})
 
     @classmethod
     def load(cls, directory: str | Path, like: Optional["Target"] = None) -> "Target":

@@ -215,7 +215,8 @@ class TorchTarget(Target):
         io.drop_digest_files(directory)  # target.json records every file
         io.save_json(directory / "target.json", {"target": self.name, "params": self.params,
                                                  "device": self.device_name(), **self.saved_info(),
-                                                 "files": io.folder_digests(directory, ("target.json",))})
+                                                 "files": io.folder_digests(directory, ("target.json",)),
+                                                 "sizes": io.folder_sizes(directory, ("target.json",))})
 
     def _load_state(self, directory: Path) -> "TorchTarget":
         self.load_extra(directory)
