@@ -47,9 +47,10 @@ if workflow.is_main_process:
     Path(paths.tracking_outage(STUDY.name)).unlink(missing_ok=True)
     if _PREPARED.costs is not None:  # what the study costs (ouroboros check FILE adds the time)
         print(costs_line(_PREPARED.costs, STUDY.name), file=sys.stderr)
-# what a tracking job needs to find (or create) the study's experiment
-TRACKING_STUDY = {"study": STUDY.name, "uri": TRACKING["uri"], "artifacts": TRACKING["artifacts"],
-                  "description": config["description"], "claims": config.get("claims", "")}
+# what a tracking job needs to find (or create) the study's experiment: where (a rerun trigger) and its note
+# (description and claims: derived from the input, so a changed note re-logs no generation)
+TRACKING_STUDY = {"study": STUDY.name, "uri": TRACKING["uri"], "artifacts": TRACKING["artifacts"]}
+TRACKING_NOTE = {"description": config["description"], "claims": config.get("claims", "")}
 
 S = STUDY.name
 LOGS = paths.logs(S)

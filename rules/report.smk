@@ -18,6 +18,22 @@ rule collect:
         "../scripts/collect.py"
 
 
+rule claims:
+    input:
+        paths.metrics_table(S),
+    output:
+        report(paths.claims_table(S), caption="../report/claims.rst", category="Claims"),
+    params:
+        claims=PLAN.claims,
+        repo=workflow.basedir,
+    log:
+        f"{LOGS}/claims.log",
+    conda:
+        "../envs/ouroboros.yaml"
+    script:
+        "../scripts/claims.py"
+
+
 rule plot:
     input:
         paths.metrics_table(S),

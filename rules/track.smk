@@ -12,6 +12,7 @@ rule track_group:
     params:
         plan=track_group_digest,
         study=TRACKING_STUDY,
+        note=lambda w, input: TRACKING_NOTE,
         repo=workflow.basedir,
     log:
         f"{LOGS}/tracking/{{group}}.log",
@@ -27,10 +28,12 @@ rule track_study:
         plots=PLAN.plot_dirs() + PLAN.sample_grid_files() + PLAN.distribution_files()
         + [paths.sweep_plot(S, n) for n in SWEEP_PLOTS],
         groups=[paths.tracking_group(S, g) for g in PLAN.tracking_groups],
+        claims=[paths.claims_table(S)] if PLAN.claims else [],
     output:
         paths.tracking_study(S),
     params:
         study=TRACKING_STUDY,
+        note=lambda w, input: TRACKING_NOTE,
         config=lambda w, input: STUDY.config,  # derived from the input: logged, never a rerun trigger
         settings=PLAN.digest(results_config(STUDY)),
         repo=workflow.basedir,

@@ -35,7 +35,29 @@ def _exp(**kw):
 
 NAN, INF = float("nan"), float("inf")
 E = ["experiments", 0]
+
+
+def _claim(drop=(), statement="s", **check):
+    base = {"kind": "value", "experiment": "gaussian", "regime": "replace", "metric": "var_ratio_mean",
+            "generation": 3, "expected": 1.0, "tolerance": 0.1}
+    check = {k: v for k, v in dict(base, **check).items() if k not in drop}
+    return [{"statement": statement, "check": check}]
+
+
 BAD = [
+    # claims (ouroboros.claims): what they name must be produced, before any job
+    (["claims"], _claim(experiment="nope"), ["claims[0].check.experiment", "'nope' is not an experiment"]),
+    (["claims"], _claim(regime="accumulate"), ["claims[0].check.regime", "not a regime of experiment gaussian",
+                                              "mix-rho0.1, replace"]),
+    (["claims"], _claim(metric="recall"), ["claims[0].check.metric", "not a metric of target gaussian"]),
+    (["claims"], _claim(generation=9), ["claims[0].check.generation", "generation 9 is not run", "0 to 3"]),
+    (["claims"], _claim(drop=("tolerance",)), ["claims[0].check", "a value check needs tolerance"]),
+    (["claims"], _claim(drop=("regime",)), ["claims[0].check", "names its regime"]),
+    (["claims"], _claim(kind="order", drop=("regime",), above="replace"), ["claims[0].check", "above and below"]),
+    (["claims"], _claim(kind="slope"), ["claims"]),
+    (["claims"], _claim(colour=1), ["claims"]),
+    (["claims"], [{"statement": "s", "definition": 9, "check": _claim()[0]["check"]}], ["claims"]),
+    (["claims"], _claim(statement=""), ["claims"]),
     # top level
     (["study"], _DELETE, ["study", "required"]),
     (["study"], "../escape", ["study", "does not match"]),

@@ -6,9 +6,11 @@ naming the file, instead of being read as garbage.
 """
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import os
+import subprocess
 import tempfile
 import zipfile
 from pathlib import Path
@@ -237,3 +239,13 @@ def _json_default(obj: Any):
     if isinstance(obj, np.ndarray):
         return obj.tolist()
     raise TypeError(f"not JSON serialisable: {type(obj).__name__}")
+
+
+@functools.lru_cache(maxsize=None)
+def git_commit(repo: str | os.PathLike) -> str:
+    """The repository's commit (looked up once per process; "unknown" outside a git checkout)."""
+    try:
+        out = subprocess.run(["git", "-C", str(repo), "rev-parse", "HEAD"], capture_output=True, text=True, timeout=10)
+        return out.stdout.strip() if out.returncode == 0 else "unknown"
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"

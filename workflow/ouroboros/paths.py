@@ -156,6 +156,11 @@ def last_tables(study: str) -> str:
     return f"{results(study)}/{LAST_TABLES}"
 
 
+def claims_table(study: str) -> str:
+    """Each checkable claim of the study: what was expected, measured, its interval across seeds, the verdict."""
+    return f"{results(study)}/claims.csv"
+
+
 def summary_table(study: str) -> str:
     """The last generation of every experiment x regime x metric: mean / min / max over seeds."""
     return f"{results(study)}/summary.csv"

@@ -18,7 +18,7 @@ import sys
 from pathlib import Path
 from typing import Optional, Sequence
 
-from ouroboros import backbones, paths
+from ouroboros import backbones, claims, paths
 from ouroboros.config import Chain, ChainSpec, Study
 from ouroboros.preflight import prepare
 from ouroboros.settings import STAGES, results_settings, stage_of
@@ -313,9 +313,17 @@ class Plan:
     def final_outputs(self) -> list[str]:
         outputs = ([paths.metrics_table(self.name)] + self.plot_dirs() + self.sweep_plot_files()
                    + self.sample_grid_files() + self.distribution_files() + self.prune_files())
+        if self.claims:
+            outputs.append(paths.claims_table(self.name))
         if self.tracking["enabled"]:
             outputs.append(paths.tracking_study(self.name))
         return outputs
+
+    @property
+    def claims(self) -> list:
+        """The study's checkable claims (:mod:`ouroboros.claims`), as its ``claims`` job reads them."""
+        raw = self.study.config.get("claims")
+        return raw if isinstance(raw, list) else []
 
     def closing_line(self, configfiles: Sequence[str] = (), done: bool = True, snakefile=None) -> str:
         """Where the results are, printed when the workflow ends well (``done``) or had nothing to do; the
@@ -335,6 +343,9 @@ class Plan:
         state = "is done" if done else "is up to date (nothing to do)"
         lines = [f"Study {self.name} {state}: table {results}/metrics.csv, plots {results}/plots/",
                  f"  report: {command('snakemake', away)}{where} --report {results}/report.html{configs}"]
+        verdicts = claims.verdicts(paths.claims_table(self.name)) if self.claims else None
+        if verdicts:
+            lines.insert(1, f"  claims: {verdicts} ({results}/claims.csv)")
         if self.tracking["enabled"]:
             uri, study = self.tracking["uri"], self.study_page()
             if uri.startswith(("http://", "https://")):

@@ -21,7 +21,7 @@ from typing import Optional, Sequence
 
 import yaml
 
-from ouroboros import costs, paths
+from ouroboros import claims, costs, paths
 from ouroboros.config import Study, load_schema, validate_schema
 from ouroboros.costs import GB, job_bytes, machine_memory  # noqa: F401 (sizes, re-exported)
 from ouroboros.settings import ConfigError
@@ -355,14 +355,14 @@ def prepare(config: dict, basedir, cwd=None, configfiles: Sequence = (), reread:
     builds the study runs, not the checks of what it would run (the VAE's loads its data set) or of sizes."""
     cwd = cwd or os.getcwd()
     if reread:
-        for f in configfiles:
-            load_yaml(f)
+        own_claims(config, [load_yaml(f) for f in configfiles])
     try:
         check_expansion(config)
         schema = load_schema(Path(basedir) / "config" / "schema.yaml")
         validate_schema(config, schema)
         study = Study.from_config(config, schema=schema, validated=True, checked=checked)
         sweeps = {s["name"]: s for s in check_specs(study)}
+        claims.check_study(claims.parse(config.get("claims")), study)
         tr = config["tracking"]
         try:
             uri = resolve_uri(tr["uri"], cwd)
@@ -382,13 +382,23 @@ def prepare(config: dict, basedir, cwd=None, configfiles: Sequence = (), reread:
     return Prepared(study, sweeps, tracking, est)
 
 
+def own_claims(config: dict, loaded: Sequence[dict]) -> None:
+    """A study's claims are the ones written with it: where a later config file names another study and no claims,
+    the earlier file's (the default study's, which name its experiments) are dropped from ``config``."""
+    named = [i for i, data in enumerate(loaded) if "study" in data]
+    if named and not any("claims" in data for data in loaded[named[-1]:]):
+        config["claims"] = ""
+
+
 def check_files(files: Sequence, basedir, cwd=None) -> Prepared:
     """``ouroboros check``: the default config/config.yaml overridden by ``files`` in order, as
     ``snakemake --configfile FILE ...`` reads them, then :func:`prepare`."""
     files = [Path(basedir) / "config" / "config.yaml"] + [Path(f) for f in files]
     config: dict = {}
-    for f in files:
-        config = merge(config, load_yaml(f))
+    loaded = [load_yaml(f) for f in files]
+    for data in loaded:
+        config = merge(config, data)
+    own_claims(config, loaded)
     yte = tuple(str(f) for f in files if uses_yte(f))
     return dataclasses.replace(prepare(config, basedir, cwd, files, reread=False), yte=yte)
 

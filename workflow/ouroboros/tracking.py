@@ -29,7 +29,6 @@ import os
 import re
 import shutil
 import socket
-import subprocess
 import tempfile
 import time
 import urllib.error
@@ -39,7 +38,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable, Optional, Sequence
 
-from ouroboros import io, jobs, mlflow_models, paths
+from ouroboros import claims, io, jobs, mlflow_models, paths
 from ouroboros.chain import METRICS as ENGINE_METRICS
 from ouroboros.chain import unstack_models
 from ouroboros.config import ChainSpec
@@ -177,16 +176,6 @@ def _wrap(uri: str):
     return guard()
 
 
-@functools.lru_cache(maxsize=None)
-def git_commit(repo: str | os.PathLike) -> str:
-    """The repository's commit (looked up once per process)."""
-    try:
-        out = subprocess.run(["git", "-C", str(repo), "rev-parse", "HEAD"], capture_output=True, text=True, timeout=10)
-        return out.stdout.strip() if out.returncode == 0 else "unknown"
-    except (OSError, subprocess.SubprocessError):
-        return "unknown"
-
-
 # -- experiment --------------------------------------------------------------------
 
 
@@ -196,7 +185,7 @@ def source_tags(repo: str | os.PathLike, rule: str = "") -> dict[str, str]:
         user = getpass.getuser()
     except (KeyError, OSError):
         user = "unknown"
-    return {"mlflow.source.git.commit": git_commit(repo), "mlflow.user": user, "mlflow.source.type": "JOB",
+    return {"mlflow.source.git.commit": io.git_commit(repo), "mlflow.user": user, "mlflow.source.type": "JOB",
             "mlflow.source.name": f"snakemake rule {rule}" if rule else "snakemake"}
 
 
@@ -226,7 +215,9 @@ def ensure_experiment(study: dict) -> dict:
         else:
             exp_id = exp.experiment_id
         note = description.strip() or f"Ouroboros study {study['study']}"
-        if (study.get("claims") or "").strip():
+        if isinstance(study.get("claims"), list):
+            note += "\n\nClaims tested: " + "; ".join(c["statement"] for c in study["claims"])
+        elif (study.get("claims") or "").strip():
             note += f"\n\nClaims tested: {study['claims'].strip()}"
         tags = {} if exp is None else exp.tags
         for key, value in (("mlflow.experimentKind", EXPERIMENT_KIND), ("mlflow.note.content", note)):
@@ -726,10 +717,17 @@ def track_study(study: dict, config: dict, metrics_csv, plots: Sequence, out_rec
         tags = {"ouroboros.kind": "study", "study": name, "config_hash": h, "host": socket.gethostname(),
                 **source_tags(repo, "track_study")}
         with mlflow.start_run(experiment_id=experiment["experiment_id"], run_name=f"study {name}", tags=tags) as run:
-            for table in (Path(metrics_csv), Path(metrics_csv).with_name("settings.csv"),
+            claims_csv = Path(metrics_csv).with_name("claims.csv")
+            for table in (claims_csv, Path(metrics_csv), Path(metrics_csv).with_name("settings.csv"),
                           Path(metrics_csv).with_name("summary.csv")):
                 if table.is_file():
                     mlflow.log_artifact(str(table))
+            if claims_csv.is_file():  # the verdicts on the run's page: its tags and a table under Artifacts
+                import pandas as pd
+
+                verdicts = pd.read_csv(claims_csv)
+                mlflow.set_tag("ouroboros.claims", claims.counts(verdicts.to_dict("records")))
+                mlflow.log_table(verdicts, "claims.json")
             base = Path(metrics_csv).parent
             files = [f for p in plots for f in (sorted(x for x in Path(p).rglob("*") if x.is_file()
                                                        and not x.name.startswith(".")) if Path(p).is_dir() else [p])]

@@ -1,0 +1,112 @@
+"""Claims as data (ouroboros.claims): each check's per-seed numbers, its 95% t-interval and verdict, the seeds an
+undecided check needs, and the claims job through Snakemake."""
+import math
+
+import pandas as pd
+import pytest
+
+from conftest import run_snakemake
+from ouroboros import claims as C
+
+
+def _claim(**check):
+    return C.parse([{"statement": "s", "definition": 5, "check": check}])[0]
+
+
+def _table(rows):
+    """(regime, seed, generation, value) rows of one metric of experiment e."""
+    return pd.DataFrame([{"experiment": "e", "regime": r, "seed": s, "generation": g, "metric": "m", "value": v}
+                         for r, s, g, v in rows])
+
+
+def test_the_interval_is_the_t_interval_of_the_seeds_mean():
+    mean, low, high = C.interval([1.0, 2.0, 3.0])
+    assert mean == 2.0 and math.isclose(high - mean, 4.302652729911275 * 1.0 / math.sqrt(3), rel_tol=1e-9)
+    assert math.isnan(C.interval([1.0])[1])
+
+
+@pytest.mark.parametrize("values,expected,tolerance,verdict", [
+    ([0.36, 0.37, 0.365], 0.366, 0.03, "holds"),      # the interval inside the band
+    ([0.50, 0.51, 0.505], 0.366, 0.03, "fails"),      # the interval outside it
+    ([0.30, 0.40, 0.35], 0.366, 0.03, "inconclusive"),  # straddles its edge
+    ([0.366], 0.366, 0.03, "inconclusive"),           # one seed: no interval, never holds
+])
+def test_a_value_check(values, expected, tolerance, verdict):
+    table = _table([("r", s, 5, v) for s, v in enumerate(values)])
+    claim = _claim(kind="value", experiment="e", regime="r", metric="m", generation=5, expected=expected,
+                   tolerance=tolerance)
+    row = C.evaluate([claim], table)[0]
+    assert row["verdict"] == verdict and row["n"] == len(values)
+    assert (row["seeds_needed"] == "") == (verdict != "inconclusive")
+
+
+def test_direction_order_and_bounded_are_read_per_seed():
+    rows = [("a", s, g, v) for s, (v0, v1) in enumerate([(1.0, 2.0), (1.1, 2.3), (0.9, 1.8)]) for g, v in ((0, v0), (4, v1))]
+    rows += [("b", s, 4, v) for s, v in enumerate([1.0, 1.2, 0.9])]
+    table = _table(rows)
+    rises = _claim(kind="direction", experiment="e", regime="a", metric="m", **{"from": 0}, to=4, expect="rises")
+    falls = _claim(kind="direction", experiment="e", regime="a", metric="m", **{"from": 0}, to=4, expect="falls")
+    order = _claim(kind="order", experiment="e", metric="m", generation=4, above="a", below="b")
+    under = _claim(kind="bounded", experiment="e", regime="a", metric="m", to=4, level=3.0)
+    over = _claim(kind="bounded", experiment="e", regime="a", metric="m", to=4, level=1.0)
+    verdicts = [r["verdict"] for r in C.evaluate([rises, falls, order, under, over], table)]
+    assert verdicts == ["holds", "fails", "holds", "holds", "fails"]
+    assert C.evaluate([rises], table)[0]["measured"] == pytest.approx((1.0 + 1.2 + 0.9) / 3)
+
+
+def test_an_undecided_check_says_how_many_seeds_would_decide_it():
+    values = [0.1, -0.05, 0.2, 0.0]  # mean 0.0625, sd 0.111: t-interval [-0.11, 0.24]
+    need = C.seeds_needed(values, (0.0,))
+    sd = pd.Series(values).std()
+    assert need > len(values)
+    half = lambda m: C._t(m) * sd / math.sqrt(m)  # noqa: E731
+    assert half(need) < 0.0625 <= half(need - 1)
+    table = _table([("r", s, g, v) for s, v in enumerate(values) for g, v in ((0, 0.0), (1, v))])
+    row = C.evaluate([_claim(kind="direction", experiment="e", regime="r", metric="m", **{"from": 0}, to=1,
+                             expect="rises")], table)[0]
+    assert row["verdict"] == "inconclusive" and row["seeds_needed"] == need
+
+
+def test_free_text_claims_check_nothing_and_the_counts_read_well():
+    assert C.parse("Fig. 1 holds") == []
+    assert C.counts([{"verdict": "holds"}] * 3 + [{"verdict": "inconclusive"}]) == "3 hold, 1 inconclusive"
+    assert C.counts([{"verdict": "fails"}]) == "1 fails"
+
+
+@pytest.mark.e2e
+def test_the_claims_job_writes_the_table_and_the_closing_line_counts_it(tmp_path):
+    cfg = {"study": "claimed", "seeds": [0, 1, 2], "generations": 30, "tracking": {"enabled": False},
+           "experiments": [{"name": "g", "target": "gaussian", "n": 10, "replicates": 2000,
+                            "regimes": ["replace", "accumulate"]}],
+           "claims": [
+               {"statement": "the variance shrinks as (1 - 1/n)^t", "source": "docs/theory.md", "definition": 5,
+                "check": {"kind": "value", "experiment": "g", "regime": "replace", "metric": "var_ratio_mean",
+                          "generation": 30, "expected": 0.9 ** 30, "tolerance": 0.02}},
+               {"statement": "accumulating keeps more of it", "definition": 5,
+                "check": {"kind": "order", "experiment": "g", "metric": "var_ratio_mean", "generation": 30,
+                          "above": "accumulate", "below": "replace"}},
+               {"statement": "it grows", "check": {"kind": "direction", "experiment": "g", "regime": "replace",
+                                                   "metric": "var_ratio_mean", "from": 0, "to": 30, "expect": "rises"}}]}
+    proc = run_snakemake(tmp_path, cfg, "--cores", "2")
+    table = pd.read_csv(tmp_path / "results/claimed/claims.csv")
+    assert list(table.columns) == C.COLUMNS
+    assert list(table.verdict) == ["holds", "holds", "fails"]
+    assert (table.n == 3).all() and table.definition[0] == "5 collapsing variance"
+    assert table.low[0] <= table.measured[0] <= table.high[0]
+    assert f"claims: 2 hold, 1 fails ({tmp_path}/results/claimed/claims.csv)" in proc.stdout + proc.stderr
+
+
+def test_a_study_file_does_not_inherit_the_default_studys_claims(tmp_path):
+    """config/config.yaml's claims name the default study's experiments: a study file that names its own study
+    and no claims checks none (they were merged in by Snakemake's reading and refused); one that changes only
+    seeds keeps them."""
+    from conftest import REPO
+    from ouroboros import preflight
+
+    own = tmp_path / "own.yaml"
+    own.write_text("study: own\nexperiments: [{target: gaussian, n: 10, regimes: [replace]}]\ngenerations: 2\n")
+    assert preflight.check_files([own], REPO, tmp_path).study.config["claims"] == ""
+    seeds = tmp_path / "seeds.yaml"
+    seeds.write_text("seeds: [0, 1, 2, 3]\n")
+    kept = preflight.check_files([seeds], REPO, tmp_path).study.config["claims"]
+    assert isinstance(kept, list) and len(kept) == 8

@@ -1,0 +1,250 @@
+"""Claims as data: what a study checks of the published results it reproduces, with an interval across seeds
+and a verdict.
+
+A study's ``claims:`` is a list of entries (free text is still accepted, as a description that checks
+nothing).  Each names its source, the statement in words, which of the eight meanings of "model collapse" it
+tests (Schaeffer et al. 2025, :data:`DEFINITIONS`) and a check over the study's metrics table:
+
+- ``value``: a metric at a generation equals ``expected`` within ``tolerance``;
+- ``direction``: a metric ``rises``, ``falls`` or stays ``flat`` (within ``tolerance``) from generation
+  ``from`` to ``to``;
+- ``order``: regime ``above`` has the larger metric than regime ``below`` at a generation (paired by seed);
+- ``bounded``: a metric stays under ``level`` at every generation up to ``to`` (its maximum, per seed).
+
+Each check reduces every seed's chain to one number (the metric, a difference, a maximum), and the verdict
+comes from the 95% t-interval of their mean: ``holds`` when the interval lies on the claim's side of its
+decision boundary, ``fails`` when it lies on the other, ``inconclusive`` when it straddles it or when there is
+one seed (no interval), never ``holds``.  An inconclusive check says how many seeds would decide it at the
+spread observed.
+"""
+from __future__ import annotations
+
+import csv
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Optional, Sequence
+
+from ouroboros import io
+from ouroboros.catalogue import MetricCatalogue
+from ouroboros.settings import ConfigError
+
+#: the eight meanings of "model collapse" that papers mix (Schaeffer et al. 2025, "Position: Model Collapse
+#: Does Not Mean What You Think"); a claim says which one it tests
+DEFINITIONS = {
+    1: "catastrophic increase of population risk",
+    2: "any increase of population risk",
+    3: "asymptotically diverging risk",
+    4: "change in scaling law",
+    5: "collapsing variance",
+    6: "entanglement of real data modes",
+    7: "disappearance of real tail data",
+    8: "appearance of hallucinated data",
+}
+KINDS = ("value", "direction", "order", "bounded")
+#: the interval each verdict is read from
+LEVEL = 0.95
+#: the most seeds an inconclusive check is said to need (beyond: "more than" this)
+MAX_SEEDS = 1000
+COLUMNS = ["claim", "source", "definition", "check", "expected", "measured", "low", "high", "n", "interval",
+           "verdict", "seeds_needed", "commit"]
+
+
+@dataclass(frozen=True)
+class Claim:
+    index: int
+    statement: str
+    source: str
+    definition: int
+    check: dict
+
+    @property
+    def where(self) -> str:
+        return f"claims[{self.index}]"
+
+    def describe(self) -> str:
+        c = self.check
+        chain = f"{c['experiment']}/{c.get('regime', '')}".rstrip("/")
+        if c["kind"] == "value":
+            return f"{c['metric']} of {chain} at generation {c['generation']}"
+        if c["kind"] == "direction":
+            return f"{c['metric']} of {chain}, generation {c['from']} to {c['to']}"
+        if c["kind"] == "order":
+            return f"{c['metric']} of {c['experiment']} at generation {c['generation']}: {c['above']} - {c['below']}"
+        return f"largest {c['metric']} of {chain}, generations 0 to {c['to']}"
+
+    def expected(self) -> str:
+        c = self.check
+        if c["kind"] == "value":
+            return f"{c['expected']:g} +/- {c['tolerance']:g}"
+        if c["kind"] == "direction":
+            return {"rises": "> 0", "falls": "< 0"}.get(c["expect"], f"within +/- {c.get('tolerance', 0):g}")
+        if c["kind"] == "order":
+            return "> 0"
+        return f"< {c['level']:g}"
+
+
+def parse(raw) -> list[Claim]:
+    """The checkable claims of a study's ``claims:`` setting (free text: none)."""
+    if not isinstance(raw, list):
+        return []
+    return [Claim(i, c["statement"], c.get("source", ""), int(c.get("definition", 0)), dict(c["check"]))
+            for i, c in enumerate(raw)]
+
+
+def check_study(claims: Sequence[Claim], study) -> None:
+    """Refuse, before any job, a claim naming an experiment, regime, metric or generation the study does not
+    produce (one line naming the claim's key)."""
+    catalogue = MetricCatalogue(study)
+    for claim in claims:
+        c = claim.check
+        at = f"{claim.where}.check"
+        names = [e.label for e in study.experiments]
+        if c["experiment"] not in names:
+            raise ConfigError(f"invalid config at {at}.experiment: {c['experiment']!r} is not an experiment of this "
+                              f"study ({', '.join(names)})")
+        exp = study.experiment(c["experiment"])
+        regimes = sorted({ch.regime.label for ch in study.chains if ch.experiment.label == exp.label})
+        for key in ("regime", "above", "below"):
+            if key in c and c[key] not in regimes:
+                raise ConfigError(f"invalid config at {at}.{key}: {c[key]!r} is not a regime of experiment "
+                                  f"{exp.label} ({', '.join(regimes)})")
+        if c["kind"] != "order" and "regime" not in c:
+            raise ConfigError(f"invalid config at {at}: a {c['kind']} check names its regime ({', '.join(regimes)})")
+        if c["kind"] == "order" and not ("above" in c and "below" in c):
+            raise ConfigError(f"invalid config at {at}: an order check names the regimes above and below")
+        metrics = catalogue.metrics(exp.target)
+        if c["metric"] not in metrics:
+            raise ConfigError(f"invalid config at {at}.metric: {c['metric']!r} is not a metric of target "
+                              f"{exp.target} (e.g. {', '.join(metrics[:6])})")
+        last = exp.generations
+        for key in ("generation", "from", "to"):
+            if key in c and not 0 <= c[key] <= last:
+                raise ConfigError(f"invalid config at {at}.{key}: generation {c[key]} is not run (experiment "
+                                  f"{exp.label} runs generations 0 to {last})")
+        required = {"value": ("generation", "expected", "tolerance"), "direction": ("from", "to", "expect"),
+                    "order": ("generation",), "bounded": ("to", "level")}[c["kind"]]
+        missing = [k for k in required if k not in c]
+        if missing:
+            raise ConfigError(f"invalid config at {at}: a {c['kind']} check needs {', '.join(missing)}")
+
+
+def _t(n: int) -> float:
+    from scipy import stats
+
+    return float(stats.t.ppf(0.5 + LEVEL / 2, n - 1))
+
+
+def interval(values: Sequence[float]) -> tuple[float, float, float]:
+    """(mean, low, high) of the 95% t-interval of the mean; one value: (it, nan, nan)."""
+    n = len(values)
+    mean = sum(values) / n
+    if n < 2:
+        return mean, math.nan, math.nan
+    sd = math.sqrt(sum((v - mean) ** 2 for v in values) / (n - 1))
+    half = _t(n) * sd / math.sqrt(n)
+    return mean, mean - half, mean + half
+
+
+def seeds_needed(values: Sequence[float], boundaries: Sequence[float]) -> Optional[int]:
+    """The fewest seeds whose interval, at the spread observed, clears the nearest decision boundary; None
+    without a spread (one seed, or all equal)."""
+    n = len(values)
+    if n < 2:
+        return None
+    mean = sum(values) / n
+    sd = math.sqrt(sum((v - mean) ** 2 for v in values) / (n - 1))
+    gap = min(abs(mean - b) for b in boundaries)
+    if sd == 0 or gap == 0:
+        return None if sd == 0 else MAX_SEEDS + 1
+    for m in range(2, MAX_SEEDS + 1):
+        if _t(m) * sd / math.sqrt(m) < gap:
+            return m
+    return MAX_SEEDS + 1
+
+
+def _per_seed(table, experiment: str, regime: str, metric: str):
+    rows = table[(table.experiment == experiment) & (table.regime == regime) & (table.metric == metric)]
+    return {seed: dict(zip(g.generation, g.value)) for seed, g in rows.groupby("seed")}
+
+
+def _values(claim: Claim, table) -> list[float]:
+    """One number per seed: what the check's interval is taken over."""
+    c = claim.check
+    if c["kind"] == "order":
+        a = _per_seed(table, c["experiment"], c["above"], c["metric"])
+        b = _per_seed(table, c["experiment"], c["below"], c["metric"])
+        return [a[s][c["generation"]] - b[s][c["generation"]] for s in sorted(set(a) & set(b))]
+    chains = _per_seed(table, c["experiment"], c["regime"], c["metric"])
+    if c["kind"] == "value":
+        return [g[c["generation"]] for g in chains.values()]
+    if c["kind"] == "direction":
+        return [g[c["to"]] - g[c["from"]] for g in chains.values()]
+    return [max(v for gen, v in g.items() if gen <= c["to"]) for g in chains.values()]
+
+
+def verdict(claim: Claim, values: Sequence[float]) -> dict:
+    """The check's row of ``claims.csv`` but its text columns: measured, interval, n, verdict, seeds needed."""
+    c = claim.check
+    mean, low, high = interval(values)
+    if c["kind"] == "value":
+        lo, hi = c["expected"] - c["tolerance"], c["expected"] + c["tolerance"]
+        holds, fails, bounds = low >= lo and high <= hi, high < lo or low > hi, (lo, hi)
+    elif c["kind"] == "direction" and c["expect"] == "flat":
+        tol = c.get("tolerance", 0.0)
+        holds, fails, bounds = low >= -tol and high <= tol, high < -tol or low > tol, (-tol, tol)
+    elif c["kind"] == "bounded":
+        holds, fails, bounds = high < c["level"], low >= c["level"], (c["level"],)
+    else:  # above zero: rises, or the order; falls: below zero
+        sign = -1.0 if c.get("expect") == "falls" else 1.0
+        holds = sign * (low if sign > 0 else high) > 0
+        fails = sign * (high if sign > 0 else low) < 0
+        bounds = (0.0,)
+    decided = len(values) >= 2 and not math.isnan(low)
+    word = "holds" if decided and holds else "fails" if decided and fails else "inconclusive"
+    need = seeds_needed(values, bounds) if word == "inconclusive" else None
+    return {"measured": mean, "low": low, "high": high, "n": len(values), "verdict": word,
+            "seeds_needed": "" if need is None and word != "inconclusive" else
+            (f"more than {MAX_SEEDS}" if need and need > MAX_SEEDS else (need or "2 or more (one seed has no spread)"))}
+
+
+def evaluate(claims: Sequence[Claim], table, commit: str = "") -> list[dict]:
+    """Every claim's row of ``claims.csv`` from the study's metrics ``table`` (pandas, as collect writes it)."""
+    rows = []
+    for claim in claims:
+        values = _values(claim, table)
+        if not values:
+            raise ValueError(f"{claim.where}: the metrics table holds no {claim.describe()}")
+        rows.append({"claim": claim.statement, "source": claim.source,
+                     "definition": f"{claim.definition} {DEFINITIONS[claim.definition]}" if claim.definition else "",
+                     "check": claim.describe(), "expected": claim.expected(), **verdict(claim, values),
+                     "interval": f"t, {LEVEL:.0%}, over seeds", "commit": commit})
+    return rows
+
+
+def counts(rows: Sequence[dict]) -> str:
+    """The verdicts in one phrase: "3 hold, 1 inconclusive"."""
+    n = {w: sum(r["verdict"] == w for r in rows) for w in ("holds", "fails", "inconclusive")}
+    words = {"holds": "hold" if n["holds"] != 1 else "holds", "fails": "fail" if n["fails"] != 1 else "fails",
+             "inconclusive": "inconclusive"}
+    return ", ".join(f"{k} {words[w]}" for w, k in n.items() if k) or "no claims"
+
+
+def write(raw_claims, metrics_csv, out_csv, repo=".") -> list[dict]:
+    """The ``claims`` job: every checkable claim of the study against its metrics table, to ``claims.csv``."""
+    import pandas as pd
+
+    rows = evaluate(parse(raw_claims), pd.read_csv(metrics_csv), io.git_commit(repo)[:12])
+    tmp = Path(out_csv).with_name(f".{Path(out_csv).name}.tmp")
+    pd.DataFrame(rows, columns=COLUMNS).to_csv(tmp, index=False)
+    tmp.replace(out_csv)
+    return rows
+
+
+def verdicts(claims_csv) -> Optional[str]:
+    """The verdict counts of a written ``claims.csv`` (the closing line's), or None where there is none yet."""
+    try:
+        with open(claims_csv, newline="", encoding="utf-8") as f:
+            return counts(list(csv.DictReader(f)))
+    except (OSError, csv.Error, KeyError):
+        return None
