@@ -196,10 +196,17 @@ def yte_warning(path) -> str:
 
 
 def merge(base: dict, override: dict) -> dict:
-    """Snakemake's rule for several config files: mappings merge key by key, anything else is replaced."""
+    """Snakemake's rule for several config files: mappings merge key by key, anything else is replaced; and
+    ours for claims (:func:`own_claims`): an override naming another study and no claims drops the base's."""
+    out = _merge(base, override)
+    own_claims(out, [base, override])
+    return out
+
+
+def _merge(base: dict, override: dict) -> dict:
     out = copy.deepcopy(base)
     for k, v in override.items():
-        out[k] = merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else copy.deepcopy(v)
+        out[k] = _merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else copy.deepcopy(v)
     return out
 
 
@@ -397,7 +404,7 @@ def check_files(files: Sequence, basedir, cwd=None) -> Prepared:
     config: dict = {}
     loaded = [load_yaml(f) for f in files]
     for data in loaded:
-        config = merge(config, data)
+        config = _merge(config, data)
     own_claims(config, loaded)
     yte = tuple(str(f) for f in files if uses_yte(f))
     return dataclasses.replace(prepare(config, basedir, cwd, files, reread=False), yte=yte)
