@@ -22,7 +22,6 @@ from __future__ import annotations
 import csv
 import math
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Optional, Sequence
 
 from ouroboros import io
@@ -135,25 +134,26 @@ def _t(n: int) -> float:
     return float(stats.t.ppf(0.5 + LEVEL / 2, n - 1))
 
 
-def interval(values: Sequence[float]) -> tuple[float, float, float]:
-    """(mean, low, high) of the 95% t-interval of the mean; one value: (it, nan, nan)."""
+def _mean_sd(values: Sequence[float]) -> tuple[float, float]:
+    """The mean and the sample standard deviation (nan for one value)."""
     n = len(values)
     mean = sum(values) / n
-    if n < 2:
-        return mean, math.nan, math.nan
-    sd = math.sqrt(sum((v - mean) ** 2 for v in values) / (n - 1))
-    half = _t(n) * sd / math.sqrt(n)
+    return mean, math.sqrt(sum((v - mean) ** 2 for v in values) / (n - 1)) if n > 1 else math.nan
+
+
+def interval(values: Sequence[float]) -> tuple[float, float, float]:
+    """(mean, low, high) of the 95% t-interval of the mean; one value: (it, nan, nan)."""
+    mean, sd = _mean_sd(values)
+    half = _t(len(values)) * sd / math.sqrt(len(values)) if len(values) > 1 else math.nan
     return mean, mean - half, mean + half
 
 
 def seeds_needed(values: Sequence[float], boundaries: Sequence[float]) -> Optional[int]:
     """The fewest seeds whose interval, at the spread observed, clears the nearest decision boundary; None
     without a spread (one seed, or all equal)."""
-    n = len(values)
-    if n < 2:
+    if len(values) < 2:
         return None
-    mean = sum(values) / n
-    sd = math.sqrt(sum((v - mean) ** 2 for v in values) / (n - 1))
+    mean, sd = _mean_sd(values)
     gap = min(abs(mean - b) for b in boundaries)
     if sd == 0 or gap == 0:
         return None if sd == 0 else MAX_SEEDS + 1
@@ -195,17 +195,17 @@ def verdict(claim: Claim, values: Sequence[float]) -> dict:
         holds, fails, bounds = low >= -tol and high <= tol, high < -tol or low > tol, (-tol, tol)
     elif c["kind"] == "bounded":
         holds, fails, bounds = high < c["level"], low >= c["level"], (c["level"],)
-    else:  # above zero: rises, or the order; falls: below zero
-        sign = -1.0 if c.get("expect") == "falls" else 1.0
-        holds = sign * (low if sign > 0 else high) > 0
-        fails = sign * (high if sign > 0 else low) < 0
-        bounds = (0.0,)
-    decided = len(values) >= 2 and not math.isnan(low)
+    elif c.get("expect") == "falls":
+        holds, fails, bounds = high < 0, low > 0, (0.0,)
+    else:  # rises, or the order: above zero
+        holds, fails, bounds = low > 0, high < 0, (0.0,)
+    decided = len(values) >= 2
     word = "holds" if decided and holds else "fails" if decided and fails else "inconclusive"
-    need = seeds_needed(values, bounds) if word == "inconclusive" else None
-    return {"measured": mean, "low": low, "high": high, "n": len(values), "verdict": word,
-            "seeds_needed": "" if need is None and word != "inconclusive" else
-            (f"more than {MAX_SEEDS}" if need and need > MAX_SEEDS else (need or "2 or more (one seed has no spread)"))}
+    need = ""
+    if word == "inconclusive":
+        m = seeds_needed(values, bounds)
+        need = "2 or more (no spread to estimate from)" if m is None else f"more than {MAX_SEEDS}" if m > MAX_SEEDS else m
+    return {"measured": mean, "low": low, "high": high, "n": len(values), "verdict": word, "seeds_needed": need}
 
 
 def evaluate(claims: Sequence[Claim], table, commit: str = "") -> list[dict]:
@@ -235,9 +235,7 @@ def write(raw_claims, metrics_csv, out_csv, repo=".") -> list[dict]:
     import pandas as pd
 
     rows = evaluate(parse(raw_claims), pd.read_csv(metrics_csv), io.git_commit(repo)[:12])
-    tmp = Path(out_csv).with_name(f".{Path(out_csv).name}.tmp")
-    pd.DataFrame(rows, columns=COLUMNS).to_csv(tmp, index=False)
-    tmp.replace(out_csv)
+    io.save_text(out_csv, pd.DataFrame(rows, columns=COLUMNS).to_csv(index=False))
     return rows
 
 

@@ -157,21 +157,20 @@ def file_sha256(path: str | os.PathLike) -> str:
     return h.hexdigest()
 
 
-def folder_digests(directory: str | os.PathLike, exclude: tuple[str, ...] = ()) -> dict[str, str]:
-    """{path relative to the folder: sha256} of every file below ``directory`` (but ``exclude`` and the digests
-    :func:`save_npz` keeps beside its files, which this record supersedes)."""
+def folder_record(directory: str | os.PathLike, exclude: tuple[str, ...] = ()) -> dict[str, dict]:
+    """What a model folder's ``target.json`` records of the files its job wrote: ``files`` (sha256, checked as
+    they are read) and ``sizes`` (bytes, compared as each run starts: :func:`damaged`).  The digests
+    :func:`save_npz` left in the folder are removed: this record replaces them (and MLflow logs nothing hidden)."""
     root = Path(directory)
-    return {name: file_sha256(root / name) for name in folder_digests_names(root, exclude)}
+    for p in root.rglob(".*.sha256"):
+        if _is_digest_file(p):
+            p.unlink()
+    names = _recorded_names(root, exclude)
+    return {"files": {name: file_sha256(root / name) for name in names},
+            "sizes": {name: (root / name).stat().st_size for name in names}}
 
 
-def folder_sizes(directory: str | os.PathLike, exclude: tuple[str, ...] = ()) -> dict[str, int]:
-    """{path relative to the folder: bytes} of the files :func:`folder_digests` records (what a run's start
-    compares cheaply, :func:`damaged`)."""
-    root = Path(directory)
-    return {name: (root / name).stat().st_size for name in folder_digests_names(root, exclude)}
-
-
-def folder_digests_names(root: Path, exclude: tuple[str, ...] = ()) -> list[str]:
+def _recorded_names(root: Path, exclude: tuple[str, ...] = ()) -> list[str]:
     return [p.relative_to(root).as_posix() for p in sorted(root.rglob("*"))
             if p.is_file() and p.relative_to(root).as_posix() not in exclude and not _is_digest_file(p)]
 
@@ -185,7 +184,7 @@ def damaged(root: str | os.PathLike, limit: int = 5) -> list[str]:
     out = []
     root = Path(root)
     for record in root.rglob(".*.npz.sha256"):
-        path = record.with_name(record.name[1:-7])
+        path = _digested(record)
         try:
             fields = record.read_text().split()
             size = path.stat().st_size
@@ -208,20 +207,17 @@ def damaged(root: str | os.PathLike, limit: int = 5) -> list[str]:
     return sorted(out)[:limit]
 
 
-def drop_digest_files(directory: str | os.PathLike) -> None:
-    """Remove the digests :func:`save_npz` left in a folder whose own record (a model folder's ``target.json``)
-    holds every file's sha256 instead: one record per folder, and nothing hidden in what MLflow logs."""
-    for p in Path(directory).rglob(".*.sha256"):
-        if _is_digest_file(p):
-            p.unlink()
+def _digested(record: Path) -> Path:
+    """The file a digest file ``.NAME.sha256`` records."""
+    return record.with_name(record.name[1:-len(".sha256")])
 
 
 def _is_digest_file(path: Path) -> bool:
-    return path.name.startswith(".") and path.name.endswith(".sha256") and path.with_name(path.name[1:-7]).exists()
+    return path.name.startswith(".") and path.name.endswith(".sha256") and _digested(path).exists()
 
 
 def check_digests(directory: str | os.PathLike, recorded: Mapping[str, str], record: str) -> None:
-    """Every file ``recorded`` (as :func:`folder_digests` wrote it in ``record``) holds the bytes it was written
+    """Every file ``recorded`` (as :func:`folder_record` wrote it in ``record``) holds the bytes it was written
     with: a file swapped for another (a valid model of another generation) or damaged is refused by name."""
     root = Path(directory)
     for name, sha in recorded.items():

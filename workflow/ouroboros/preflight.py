@@ -402,10 +402,8 @@ def check_files(files: Sequence, basedir, cwd=None) -> Prepared:
     ``snakemake --configfile FILE ...`` reads them, then :func:`prepare`."""
     files = [Path(basedir) / "config" / "config.yaml"] + [Path(f) for f in files]
     config: dict = {}
-    loaded = [load_yaml(f) for f in files]
-    for data in loaded:
-        config = _merge(config, data)
-    own_claims(config, loaded)
+    for f in files:
+        config = merge(config, load_yaml(f))
     yte = tuple(str(f) for f in files if uses_yte(f))
     return dataclasses.replace(prepare(config, basedir, cwd, files, reread=False), yte=yte)
 

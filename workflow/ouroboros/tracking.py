@@ -725,9 +725,8 @@ def track_study(study: dict, config: dict, metrics_csv, plots: Sequence, out_rec
             if claims_csv.is_file():  # the verdicts on the run's page: its tags and a table under Artifacts
                 import pandas as pd
 
-                verdicts = pd.read_csv(claims_csv)
-                mlflow.set_tag("ouroboros.claims", claims.counts(verdicts.to_dict("records")))
-                mlflow.log_table(verdicts, "claims.json")
+                mlflow.set_tag("ouroboros.claims", claims.verdicts(claims_csv))
+                mlflow.log_table(pd.read_csv(claims_csv), "claims.json")
             base = Path(metrics_csv).parent
             files = [f for p in plots for f in (sorted(x for x in Path(p).rglob("*") if x.is_file()
                                                        and not x.name.startswith(".")) if Path(p).is_dir() else [p])]

@@ -330,10 +330,8 @@ class Target(Defaults, abc.ABC):
         directory = Path(directory)
         directory.mkdir(parents=True, exist_ok=True)
         io.save_npz(directory / "state.npz", **self.get_state())
-        io.drop_digest_files(directory)  # target.json records every file
         io.save_json(directory / "target.json", {"target": self.name, "params": self.params,
-                                                 "files": io.folder_digests(directory, ("target.json",)),
-                                                 "sizes": io.folder_sizes(directory, ("target.json",))})
+                                                 **io.folder_record(directory, ("target.json",))})
 
     @classmethod
     def load(cls, directory: str | Path, like: Optional["Target"] = None) -> "Target":

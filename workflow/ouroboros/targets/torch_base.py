@@ -212,11 +212,9 @@ class TorchTarget(Target):
         if curve:  # (step, loss): per epoch (VAE) or per optimiser step (LM); logged to MLflow as train_loss
             io.save_text(directory / "training_curve.csv",
                          "step,loss\n" + "".join(f"{int(a)},{float(b)!r}\n" for a, b in curve))
-        io.drop_digest_files(directory)  # target.json records every file
         io.save_json(directory / "target.json", {"target": self.name, "params": self.params,
                                                  "device": self.device_name(), **self.saved_info(),
-                                                 "files": io.folder_digests(directory, ("target.json",)),
-                                                 "sizes": io.folder_sizes(directory, ("target.json",))})
+                                                 **io.folder_record(directory, ("target.json",))})
 
     def _load_state(self, directory: Path) -> "TorchTarget":
         self.load_extra(directory)
