@@ -20,11 +20,13 @@ rule collect:
 
 rule claims:
     input:
-        paths.metrics_table(S),
+        metrics=paths.metrics_table(S),
+        settings=paths.settings_table(S),
     output:
         report(paths.claims_table(S), caption="../report/claims.rst", category="Claims"),
     params:
         claims=PLAN.claims,
+        context=PLAN.claim_context(),
         repo=workflow.basedir,
     log:
         f"{LOGS}/claims.log",

@@ -4,7 +4,8 @@ from ouroboros.logs import run_job
 
 
 def check():
-    claims.write(snakemake.params.claims, snakemake.input[0], snakemake.output[0], snakemake.params.repo)
+    claims.write(snakemake.params.claims, snakemake.input.metrics, snakemake.output[0], snakemake.params.repo,
+                 **snakemake.params.context)
 
 
 run_job(snakemake, check)

@@ -2,6 +2,8 @@
 undecided check needs, and the claims job through Snakemake."""
 import math
 
+import numpy as np
+
 import pandas as pd
 import pytest
 
@@ -110,3 +112,61 @@ def test_a_study_file_does_not_inherit_the_default_studys_claims(tmp_path):
     seeds.write_text("seeds: [0, 1, 2, 3]\n")
     kept = preflight.check_files([seeds], REPO, tmp_path).study.config["claims"]
     assert isinstance(kept, list) and len(kept) == 8
+
+
+def _sweep_rows(seeds_slopes, ns=(10, 100, 1000), K=2):
+    """(the metrics rows, experiments) of a sweep of n: experiment a{n}'s metric ``last`` is c * n^slope per seed."""
+    rows, exps = [], []
+    for n in ns:
+        exps.append({"label": f"a{n}", "name": f"a{n}", "target": "categorical", "params": {"K": K}, "n": n,
+                     "lam": 1.0, "generations": 1, "curation": None, "regimes": [{"kind": "replace"}]})
+        for seed, (c, slope) in enumerate(seeds_slopes):
+            rows += [{"experiment": f"a{n}", "regime": "replace", "seed": seed, "generation": g, "metric": "m",
+                      "value": c * n ** slope, "n": n, "K": K} for g in (0, 1)]
+    return pd.DataFrame(rows), exps
+
+
+@pytest.mark.parametrize("slopes,check,verdict", [
+    ([(1.0, 0.98), (2.0, 1.01), (0.5, 1.0)], {"expected": 1.0, "tolerance": 0.1}, "holds"),
+    ([(1.0, 0.5), (2.0, 0.52), (0.5, 0.49)], {"expected": 1.0, "tolerance": 0.1}, "fails"),
+    ([(1.0, 0.5), (2.0, 0.52), (0.5, 0.49)], {"expect": "rises"}, "holds"),
+    ([(1.0, -0.5), (2.0, 0.52)], {"expect": "rises"}, "inconclusive"),
+])
+def test_a_slope_check_fits_log_value_on_log_x_per_seed(slopes, check, verdict):
+    table, exps = _sweep_rows(slopes)
+    sweeps = {"w": {"name": "w", "metric": "m", "statistic": "last", "x": "n", "panels": "K"}}
+    claim = _claim(kind="slope", sweep="w", where={"K": 2}, **check)
+    row = C.evaluate([claim], table, sweeps=sweeps, experiments=exps)[0]
+    assert row["verdict"] == verdict and row["n"] == len(slopes)
+    assert row["measured"] == pytest.approx(sum(s for _, s in slopes) / len(slopes))
+    assert "log-log slope of sweep w against its x (K = 2)" == row["check"]
+    with pytest.raises(ValueError, match="two or more points"):  # a where that leaves one x per seed
+        C.evaluate([_claim(kind="slope", sweep="w", where={"experiment": "a10"}, **check)], table, sweeps=sweeps,
+                   experiments=exps)
+
+
+def test_expected_closed_form_is_the_targets_theory_and_a_slopes_is_the_theorys_slope():
+    """value: the Gaussian's closed form (1 - 1/n)^t at the generation; slope: the exact two-category
+    fixation times' log-log slope over the sweep's n (the same numbers the sweep plot draws dashed)."""
+    from ouroboros.targets.categorical import fixation_time_two_categories
+
+    exp = {"label": "g", "name": "g", "target": "gaussian", "params": {"d": 1, "ddof": 0}, "n": 100, "lam": 1.0,
+           "generations": 5, "curation": None, "regimes": [{"kind": "replace"}]}
+    claim = _claim(kind="value", experiment="g", regime="replace", metric="var_ratio_mean", generation=5,
+                   expected="closed_form", tolerance=0.01, relative=True)
+    theory = C.closed_form_value(claim.check, [exp])
+    assert theory == pytest.approx((99 / 100) ** 5, rel=1e-9)  # the variance against generation 0's fit
+    table = pd.DataFrame([{"experiment": "g", "regime": "replace", "seed": s, "generation": 5,
+                           "metric": "var_ratio_mean", "value": theory * (1 + d)} for s, d in enumerate((-1e-3, 0, 1e-3))])
+    row = C.evaluate([claim], table, experiments=[exp])[0]
+    assert row["verdict"] == "holds" and row["expected"].startswith("closed form ") and "+/- 1%" in row["expected"]
+
+    ns = (10, 100, 1000)
+    table, exps = _sweep_rows([(1.0, 1.0), (1.0, 1.0)], ns=ns)
+    exps = [dict(e, generations=1) for e in exps]
+    sweeps = {"w": {"name": "w", "metric": "fixed", "statistic": "mean_time", "x": "n"}}
+    table["metric"] = "fixed"
+    slope = _claim(kind="slope", sweep="w", expected="closed_form", tolerance=0.1)
+    resolved = C.resolve(slope, table, sweeps, exps)
+    exact = [fixation_time_two_categories(n, 0.5) for n in ns]
+    assert resolved.check["expected"] == pytest.approx(float(np.polyfit(np.log(ns), np.log(exact), 1)[0]))

@@ -116,3 +116,17 @@ def test_the_probe_times_a_block_study_and_a_torch_target(tmp_path, monkeypatch)
     assert any(line.startswith("  memory: the largest job") for line in lines)
     assert any(line.startswith("  disk: about") for line in lines)
     assert any(line.startswith("  time: about") for line in lines)
+
+
+def test_a_sweep_of_block_experiments_with_other_regime_labels_is_timed(tmp_path, monkeypatch):
+    """The sweep's later experiments borrow the first one's probe, whose regimes carry other labels (mad-fresh:
+    mix-nr0-... probed, mix-nr5-... run; the first 8 experiments are probed): timed from the probe, not a KeyError."""
+    monkeypatch.chdir(tmp_path)
+    cfg = {"study": "swept", "seeds": [0], "generations": 20, "tracking": {"enabled": False},
+           "experiments": [{"name": "mad", "target": "gaussian", "n": 20, "replicates": 10, "params": {"d": 1},
+                            "regimes": [{"kind": "mix", "n_real": 0, "n_synthetic": 20, "fresh": True}],
+                            "sweep": {"regime.n_real": [0, 5]}}]}
+    prepared = preflight.prepare(preflight.merge(preflight.load_yaml(REPO / "config" / "config.yaml"), cfg), REPO,
+                                 tmp_path)
+    est = costs.timed(prepared.costs, prepared.study, 2, str(tmp_path), probes=1)  # as beyond 8 sweep points
+    assert est.job_seconds > 0 and any(j.regime == "mix-nr5-ns20-fresh" for j in est.jobs)

@@ -5,11 +5,14 @@ A study's ``claims:`` is a list of entries (free text is still accepted, as a de
 nothing).  Each names its source, the statement in words, which of the eight meanings of "model collapse" it
 tests (Schaeffer et al. 2025, :data:`DEFINITIONS`) and a check over the study's metrics table:
 
-- ``value``: a metric at a generation equals ``expected`` within ``tolerance``;
+- ``value``: a metric at a generation equals ``expected`` (a number, or ``closed_form``: the target's theory
+  for that metric, regime and generation) within ``tolerance`` (a fraction of it with ``relative: true``);
 - ``direction``: a metric ``rises``, ``falls`` or stays ``flat`` (within ``tolerance``) from generation
   ``from`` to ``to``;
 - ``order``: regime ``above`` has the larger metric than regime ``below`` at a generation (paired by seed);
-- ``bounded``: a metric stays under ``level`` at every generation up to ``to`` (its maximum, per seed).
+- ``bounded``: a metric stays under ``level`` at every generation up to ``to`` (its maximum, per seed);
+- ``slope``: the log-log slope of a sweep plot's numbers against its ``x`` (per seed, over the sweep points
+  that ``where`` selects) equals ``expected`` within ``tolerance``, or ``rises`` / ``falls``.
 
 Each check reduces every seed's chain to one number (the metric, a difference, a maximum), and the verdict
 comes from the 95% t-interval of their mean: ``holds`` when the interval lies on the claim's side of its
@@ -24,9 +27,16 @@ import math
 from dataclasses import dataclass
 from typing import Optional, Sequence
 
+import numpy as np
+
 from ouroboros import io
+from ouroboros import regimes as R
 from ouroboros.catalogue import MetricCatalogue
 from ouroboros.settings import ConfigError
+from ouroboros.sweeps import per_seed_table
+from ouroboros.tables import read_study
+from ouroboros.targets import make_target
+from ouroboros.targets.capabilities import closed_form
 
 #: the eight meanings of "model collapse" that papers mix (Schaeffer et al. 2025, "Position: Model Collapse
 #: Does Not Mean What You Think"); a claim says which one it tests
@@ -40,7 +50,7 @@ DEFINITIONS = {
     7: "disappearance of real tail data",
     8: "appearance of hallucinated data",
 }
-KINDS = ("value", "direction", "order", "bounded")
+KINDS = ("value", "direction", "order", "bounded", "slope")
 #: the interval each verdict is read from
 LEVEL = 0.95
 #: the most seeds an inconclusive check is said to need (beyond: "more than" this)
@@ -63,6 +73,9 @@ class Claim:
 
     def describe(self) -> str:
         c = self.check
+        if c["kind"] == "slope":
+            where = ", ".join(f"{k} = {v}" for k, v in c.get("where", {}).items())
+            return f"log-log slope of sweep {c['sweep']} against its x" + (f" ({where})" if where else "")
         chain = f"{c['experiment']}/{c.get('regime', '')}".rstrip("/")
         if c["kind"] == "value":
             return f"{c['metric']} of {chain} at generation {c['generation']}"
@@ -74,9 +87,11 @@ class Claim:
 
     def expected(self) -> str:
         c = self.check
-        if c["kind"] == "value":
-            return f"{c['expected']:g} +/- {c['tolerance']:g}"
-        if c["kind"] == "direction":
+        if c["kind"] in ("value", "slope") and "expected" in c:
+            tol = f"{c['tolerance']:.0%}" if c.get("relative") else f"{c['tolerance']:g}"
+            where = "closed form " if c.get("closed_form") else ""
+            return f"{where}{c['expected']:.4g} +/- {tol}"
+        if c["kind"] in ("direction", "slope"):
             return {"rises": "> 0", "falls": "< 0"}.get(c["expect"], f"within +/- {c.get('tolerance', 0):g}")
         if c["kind"] == "order":
             return "> 0"
@@ -98,6 +113,12 @@ def check_study(claims: Sequence[Claim], study) -> None:
     for claim in claims:
         c = claim.check
         at = f"{claim.where}.check"
+        if c["kind"] == "slope":
+            _check_slope(c, at, study)
+            continue
+        missing = [k for k in ("experiment", "metric") if k not in c]
+        if missing:
+            raise ConfigError(f"invalid config at {at}: a {c['kind']} check needs {', '.join(missing)}")
         names = [e.label for e in study.experiments]
         if c["experiment"] not in names:
             raise ConfigError(f"invalid config at {at}.experiment: {c['experiment']!r} is not an experiment of this "
@@ -126,6 +147,73 @@ def check_study(claims: Sequence[Claim], study) -> None:
         missing = [k for k in required if k not in c]
         if missing:
             raise ConfigError(f"invalid config at {at}: a {c['kind']} check needs {', '.join(missing)}")
+        if c.get("expected") == "closed_form":
+            if c["kind"] != "value":
+                raise ConfigError(f"invalid config at {at}.expected: closed_form is for value and slope checks")
+            if closed_form_value(c, study.experiments) is None:
+                raise ConfigError(f"invalid config at {at}.expected: target {exp.target} has no closed form for "
+                                  f"{c['metric']} under regime {c['regime']} (give a number)")
+
+
+def _check_slope(c: dict, at: str, study) -> None:
+    """A slope check names one of the study's sweep plots (over a setting, not generations), selects its points
+    with ``where`` (columns the sweep draws by), and says what it expects."""
+    sweeps = {s["name"]: s for s in study.config.get("plots", {}).get("sweeps", [])}
+    if "sweep" not in c:
+        raise ConfigError(f"invalid config at {at}: a slope check names its sweep plot ({', '.join(sweeps) or 'none'})")
+    if c["sweep"] not in sweeps:
+        raise ConfigError(f"invalid config at {at}.sweep: {c['sweep']!r} is not a sweep plot of this study "
+                          f"(plots.sweeps: {', '.join(sweeps) or 'none'})")
+    spec = sweeps[c["sweep"]]
+    if spec["x"] == "generation":
+        raise ConfigError(f"invalid config at {at}.sweep: sweep plot {c['sweep']!r} draws curves over generations; "
+                          f"a slope is taken over a swept setting")
+    columns = [k for k in (spec.get("panels"), spec.get("lines", "regime"), spec.get("y")) if k]
+    columns += [k for k in ("regime", "regime_kind", "experiment") if k not in columns]
+    for key in c.get("where", {}):
+        if key not in columns:
+            raise ConfigError(f"invalid config at {at}.where.{key}: sweep plot {c['sweep']!r} has no {key!r} to "
+                              f"select by ({', '.join(columns)})")
+    if "expected" in c and "tolerance" not in c:
+        raise ConfigError(f"invalid config at {at}: a slope check with an expected value needs its tolerance")
+    if "expected" not in c and c.get("expect") not in ("rises", "falls"):
+        raise ConfigError(f"invalid config at {at}: a slope check needs expected and tolerance, or expect: rises "
+                          f"or falls")
+
+
+def closed_form_value(c: dict, experiments: Sequence) -> Optional[float]:
+    """The closed form of a value check's metric at its generation (``expected: closed_form``), or None where
+    the target's theory gives none for that metric and regime.  ``experiments``: the study's (objects), or
+    their dicts as ``Plan.plot_experiments`` gives them to the job."""
+    def get(e, key):
+        return e[key] if isinstance(e, dict) else getattr(e, key)
+
+    exp = next(e for e in experiments if get(e, "label") == c["experiment"])
+    regimes = [R.from_spec(r) if isinstance(r, dict) else r for r in get(exp, "regimes")]
+    regime = next(r for r in regimes if r.label == c["regime"])
+    value = closed_form(make_target(get(exp, "target"), get(exp, "params")), c["metric"],
+                        np.array([c["generation"]]), regime, get(exp, "n"), get(exp, "lam"), get(exp, "curation"))
+    return None if value is None else float(np.asarray(value, dtype=float)[0])
+
+
+def resolve(claim: Claim, table=None, sweeps: Optional[dict] = None, experiments: Sequence[dict] = ()) -> Claim:
+    """The claim with ``expected: closed_form`` replaced by the number (and ``closed_form: true`` kept to say so):
+    a value check's theory at its generation, a slope check's slope of the theory over the sweep's points."""
+    if claim.check.get("expected") != "closed_form":
+        return claim
+    if claim.check["kind"] == "slope":
+        value = closed_form_slope(claim.check, table, sweeps or {}, experiments)
+    else:
+        value = closed_form_value(claim.check, experiments)
+    if value is None:
+        raise ValueError(f"{claim.where}: no closed form for {claim.describe()}")
+    return Claim(claim.index, claim.statement, claim.source, claim.definition,
+                 {**claim.check, "expected": value, "closed_form": True})
+
+
+def needs_experiments(raw) -> bool:
+    """Whether the claims job needs the study's experiments (a slope check, or a value against a closed form)."""
+    return any(c.check["kind"] == "slope" or c.check.get("expected") == "closed_form" for c in parse(raw))
 
 
 def _t(n: int) -> float:
@@ -168,9 +256,41 @@ def _per_seed(table, experiment: str, regime: str, metric: str):
     return {seed: dict(zip(g.generation, g.value)) for seed, g in rows.groupby("seed")}
 
 
-def _values(claim: Claim, table) -> list[float]:
+def _slopes(c: dict, table, sweeps: dict, experiments: Sequence[dict]) -> list[float]:
+    """Per seed, the least-squares slope of log(value) on log(x) over the sweep points ``where`` selects."""
+    out = []
+    for _, g in _sweep_points(c, table, sweeps, experiments).groupby("seed"):
+        out.append(_slope(c, g[sweeps[c["sweep"]]["x"]], g["value"]))
+    return out
+
+
+def _sweep_points(c: dict, table, sweeps: dict, experiments: Sequence[dict]):
+    rows = per_seed_table(table, sweeps[c["sweep"]], experiments)
+    for key, want in c.get("where", {}).items():
+        rows = rows[rows[key].astype(str) == str(want)]
+    return rows
+
+
+def _slope(c: dict, x, y) -> float:
+    x, y = np.asarray(x, dtype=float), np.asarray(y, dtype=float)
+    if len(set(x)) < 2 or (x <= 0).any() or (y <= 0).any() or not np.isfinite(y).all():
+        raise ValueError(f"sweep {c['sweep']}: a log-log slope needs two or more points with positive x and "
+                         f"value, got x = {x.tolist()}, value = {y.tolist()}")
+    return float(np.polyfit(np.log(x), np.log(y), 1)[0])
+
+
+def closed_form_slope(c: dict, table, sweeps: dict, experiments: Sequence[dict]) -> Optional[float]:
+    """The log-log slope of the theory the sweep plot draws, over the same points (``expected: closed_form``)."""
+    points = _sweep_points(c, table, sweeps, experiments)
+    theory = points.groupby(sweeps[c["sweep"]]["x"])["theory"].first()
+    return None if theory.isna().any() else _slope(c, theory.index, theory.to_numpy())
+
+
+def _values(claim: Claim, table, sweeps: Optional[dict] = None, experiments: Sequence[dict] = ()) -> list[float]:
     """One number per seed: what the check's interval is taken over."""
     c = claim.check
+    if c["kind"] == "slope":
+        return _slopes(c, table, sweeps or {}, experiments)
     if c["kind"] == "order":
         a = _per_seed(table, c["experiment"], c["above"], c["metric"])
         b = _per_seed(table, c["experiment"], c["below"], c["metric"])
@@ -187,8 +307,9 @@ def verdict(claim: Claim, values: Sequence[float]) -> dict:
     """The check's row of ``claims.csv`` but its text columns: measured, interval, n, verdict, seeds needed."""
     c = claim.check
     mean, low, high = interval(values)
-    if c["kind"] == "value":
-        lo, hi = c["expected"] - c["tolerance"], c["expected"] + c["tolerance"]
+    if c["kind"] in ("value", "slope") and "expected" in c:
+        tol = c["tolerance"] * abs(c["expected"]) if c.get("relative") else c["tolerance"]
+        lo, hi = c["expected"] - tol, c["expected"] + tol
         holds, fails, bounds = low >= lo and high <= hi, high < lo or low > hi, (lo, hi)
     elif c["kind"] == "direction" and c["expect"] == "flat":
         tol = c.get("tolerance", 0.0)
@@ -208,11 +329,14 @@ def verdict(claim: Claim, values: Sequence[float]) -> dict:
     return {"measured": mean, "low": low, "high": high, "n": len(values), "verdict": word, "seeds_needed": need}
 
 
-def evaluate(claims: Sequence[Claim], table, commit: str = "") -> list[dict]:
-    """Every claim's row of ``claims.csv`` from the study's metrics ``table`` (pandas, as collect writes it)."""
+def evaluate(claims: Sequence[Claim], table, commit: str = "", sweeps: Optional[dict] = None,
+             experiments: Sequence[dict] = ()) -> list[dict]:
+    """Every claim's row of ``claims.csv`` from the study's metrics ``table`` (pandas, as collect writes it, with
+    the settings joined for slope checks), its sweep plots by name and experiments (``Plan.plot_experiments``)."""
     rows = []
     for claim in claims:
-        values = _values(claim, table)
+        claim = resolve(claim, table, sweeps, experiments)
+        values = _values(claim, table, sweeps, experiments)
         if not values:
             raise ValueError(f"{claim.where}: the metrics table holds no {claim.describe()}")
         rows.append({"claim": claim.statement, "source": claim.source,
@@ -230,11 +354,12 @@ def counts(rows: Sequence[dict]) -> str:
     return ", ".join(f"{k} {words[w]}" for w, k in n.items() if k) or "no claims"
 
 
-def write(raw_claims, metrics_csv, out_csv, repo=".") -> list[dict]:
+def write(raw_claims, metrics_csv, out_csv, repo=".", sweeps: Optional[dict] = None,
+          experiments: Sequence[dict] = ()) -> list[dict]:
     """The ``claims`` job: every checkable claim of the study against its metrics table, to ``claims.csv``."""
     import pandas as pd
 
-    rows = evaluate(parse(raw_claims), pd.read_csv(metrics_csv), io.git_commit(repo)[:12])
+    rows = evaluate(parse(raw_claims), read_study(metrics_csv), io.git_commit(repo)[:12], sweeps, experiments)
     io.save_text(out_csv, pd.DataFrame(rows, columns=COLUMNS).to_csv(index=False))
     return rows
 

@@ -79,7 +79,10 @@ class Jobs:
 
     def extra_seconds(self, rates: dict) -> float:
         """A block job's (or its evaluation job's) seconds from the chain engine's probe of its regime."""
-        r = rates["regimes"][self.regime]
+        probed = rates["regimes"]
+        # an experiment that borrows another's probe (same target, other settings: a sweep) may run regimes the
+        # probe did not: their cost per generation is still c0 + c1 x its own fit items, from the first probed
+        r = probed.get(self.regime) or next(iter(probed.values()))
         if self.rule == "block":
             return sum(r["c0"] + r["c1"] * k for k in self.fit_items)
         return len(self.fit_items) * r["evaluate"]

@@ -325,6 +325,14 @@ class Plan:
         raw = self.study.config.get("claims")
         return raw if isinstance(raw, list) else []
 
+    def claim_context(self) -> dict:
+        """What the claims job reads beside the metrics: the sweep plots its slope checks fit, by name, and the
+        experiments, where a check needs them (a slope, or a closed form); else nothing."""
+        names = {c["check"].get("sweep") for c in self.claims if c["check"]["kind"] == "slope"}
+        experiments = self.plot_experiments() if claims.needs_experiments(self.claims) else []
+        return {"sweeps": {name: spec for name, spec in self.sweep_plots.items() if name in names},
+                "experiments": experiments}
+
     def closing_line(self, configfiles: Sequence[str] = (), done: bool = True, snakefile=None) -> str:
         """Where the results are, printed when the workflow ends well (``done``) or had nothing to do; the
         commands as this interpreter's environment spells them (``.venv/bin/snakemake``).  A run in another folder

@@ -153,16 +153,36 @@ def curve_table(sub, spec: dict, exps: dict):
     return pd.concat(frames, ignore_index=True)
 
 
-def sweep_table(table, spec: dict, experiments: Sequence[dict]):
-    """One row per (panel, line, x, y): measured mean, min, max over seeds, theory, censored."""
-    import pandas as pd
-
+def _rows_of(table, spec: dict, experiments: Sequence[dict]):
     exps = {e["label"]: e for e in experiments_of(spec, experiments)}
     sub = table[(table["metric"] == spec["metric"]) & table["experiment"].isin(list(exps))]
     if sub.empty:
         raise ValueError(f"no rows of metric {spec['metric']!r} for the experiments of sweep plot {spec['name']!r}")
+    return sub, exps
+
+
+def sweep_table(table, spec: dict, experiments: Sequence[dict]):
+    """One row per (panel, line, x, y): measured mean, min, max over seeds, theory, censored."""
+    sub, exps = _rows_of(table, spec, experiments)
     if spec["x"] == "generation":
         return curve_table(sub, spec, exps)
+    per_seed = per_seed_table(table, spec, experiments)
+    keys = [k for k in (spec.get("panels"), spec.get("lines", "regime"), spec["x"], spec.get("y")) if k]
+    group = list(dict.fromkeys(keys))
+    aggs = dict(measured=("value", "mean"), measured_min=("value", "min"), measured_max=("value", "max"),
+                seeds=("seed", "nunique"), theory=("theory", "mean"), censored=("censored", "any"),
+                regime_kind=("regime_kind", "first"), experiments=("experiment", lambda s: " ".join(sorted(set(s)))))
+    aggs = {k: v for k, v in aggs.items() if k not in group}
+    return per_seed.groupby(group, sort=True, dropna=False).agg(**aggs).reset_index()
+
+
+def per_seed_table(table, spec: dict, experiments: Sequence[dict]):
+    """One row per (experiment, regime, seed) of a sweep over a setting: the sweep's columns, the chain's summary
+    (``value``), whether it is censored, and the theory (what :func:`sweep_table` averages, and slope claims
+    fit)."""
+    import pandas as pd
+
+    sub, exps = _rows_of(table, spec, experiments)
     keys = [k for k in (spec.get("panels"), spec.get("lines", "regime"), spec["x"], spec.get("y")) if k]
     rows = []
     for (label, regime, seed), g in sub.groupby(["experiment", "regime", "seed"], sort=False):
@@ -176,12 +196,7 @@ def sweep_table(table, spec: dict, experiments: Sequence[dict]):
         rows.append(row)
     per_seed = pd.DataFrame(rows)
     per_seed["theory"] = per_seed["theory"].astype(float)
-    group = list(dict.fromkeys(keys))
-    aggs = dict(measured=("value", "mean"), measured_min=("value", "min"), measured_max=("value", "max"),
-                seeds=("seed", "nunique"), theory=("theory", "mean"), censored=("censored", "any"),
-                regime_kind=("regime_kind", "first"), experiments=("experiment", lambda s: " ".join(sorted(set(s)))))
-    aggs = {k: v for k, v in aggs.items() if k not in group}
-    return per_seed.groupby(group, sort=True, dropna=False).agg(**aggs).reset_index()
+    return per_seed
 
 
 # -- the figure ---------------------------------------------------------------------------------------------
