@@ -170,3 +170,37 @@ def test_expected_closed_form_is_the_targets_theory_and_a_slopes_is_the_theorys_
     resolved = C.resolve(slope, table, sweeps, exps)
     exact = [fixation_time_two_categories(n, 0.5) for n in ns]
     assert resolved.check["expected"] == pytest.approx(float(np.polyfit(np.log(ns), np.log(exact), 1)[0]))
+
+
+def test_the_readmes_reference_table_is_the_one_the_records_give():
+    """README.md's reference table is written by `ouroboros claims --table` from docs/claims/*.csv: a figure
+    edited by hand, or a record not rewritten into the README, fails here."""
+    from pathlib import Path
+
+    from ouroboros import reference
+
+    repo = Path(__file__).resolve().parents[1]
+    assert sorted((repo / reference.RECORDS).glob("*.csv")), "no claims recorded in docs/claims/"
+    assert reference.current(repo / "README.md", repo), "README's reference table is stale: ouroboros claims --table"
+
+
+def test_claims_table_records_a_run_and_rewrites_the_readme(tmp_path):
+    from ouroboros import cli, reference
+
+    (tmp_path / "README.md").write_text(f"# x\n\n{reference.BEGIN}\nold\n{reference.END}\n\nafter\n")
+    results = tmp_path / "results" / "toy"
+    results.mkdir(parents=True)
+    rows = C.evaluate([_claim(kind="value", experiment="e", regime="r", metric="m", generation=5, expected=0.366,
+                              tolerance=0.03)], _table([("r", s, 5, v) for s, v in enumerate([0.36, 0.37, 0.365])]),
+                      commit="abc123")
+    pd.DataFrame(rows, columns=C.COLUMNS).to_csv(results / "claims.csv", index=False)
+    assert cli.main(["claims", "--check", "--repo", str(tmp_path)]) == 1
+    assert cli.main(["claims", "--table", "--repo", str(tmp_path), "--results", str(tmp_path / "results")]) == 0
+    text = (tmp_path / "README.md").read_text()
+    assert "| `toy` | s (; 5 collapsing variance) | 0.366 +/- 0.03 | 0.365 [0.353, 0.377], 3 | **holds** |" in text
+    assert "`abc123`" in text and text.endswith("after\n") and "\nold\n" not in text
+    assert cli.main(["claims", "--check", "--repo", str(tmp_path)]) == 0
+    (tmp_path / "README.md").write_text(text.replace("0.365 [", "0.364 ["))  # a figure edited by hand
+    assert cli.main(["claims", "--check", "--repo", str(tmp_path)]) == 1
+    assert cli.main(["claims", "--table", "--repo", str(tmp_path), "--results", str(tmp_path / "results"),
+                     "--study", "missing"]) == 1

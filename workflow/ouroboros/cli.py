@@ -17,7 +17,7 @@ import sys
 from pathlib import Path
 from typing import Optional, Sequence
 
-from ouroboros import costs, preflight
+from ouroboros import costs, preflight, reference
 from ouroboros.settings import ConfigError
 
 REPO = Path(__file__).resolve().parents[2]
@@ -87,8 +87,39 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                        help="skip the time estimate (its probe runs each experiment's fit, sample and evaluate at a "
                             "small size: seconds, a minute for a pretrained model)")
     check.set_defaults(func=_check)
+    cl = sub.add_parser("claims", help="the README's reference table of every shipped study's claims")
+    cl.add_argument("--table", action="store_true",
+                    help="record results/*/claims.csv (or the --study ones) in docs/claims/ and rewrite the README's "
+                         "reference table from the records")
+    cl.add_argument("--study", action="append", default=[], help="record only this study's claims (repeatable)")
+    cl.add_argument("--check", action="store_true", help="exit 1 where the README's table is not the records'")
+    cl.add_argument("--repo", default=str(REPO), help="the checkout holding README.md and docs/ (default: this one)")
+    cl.add_argument("--results", default="results", help="the results folder the runs wrote (default: results)")
+    cl.set_defaults(func=_claims)
     args = parser.parse_args(argv)
     return args.func(args)
+
+
+def _claims(args) -> int:
+    repo = Path(args.repo)
+    readme = repo / "README.md"
+    if args.check:
+        ok = reference.current(readme, repo)
+        print("the README's reference table is the records'" if ok else
+              "the README's reference table differs from docs/claims/: run ouroboros claims --table")
+        return 0 if ok else 1
+    if not args.table:
+        print("ouroboros claims: say --table (record and rewrite) or --check", file=sys.stderr)
+        return 2
+    try:
+        done = reference.record(repo, Path(args.results), args.study)
+    except FileNotFoundError as exc:
+        print(f"Error: {exc}", file=sys.stderr)
+        return 1
+    changed = reference.rewrite(readme, repo)
+    print(f"recorded {', '.join(done) or 'no study'} in {reference.RECORDS}/; README.md's reference table "
+          f"{'rewritten' if changed else 'unchanged'}")
+    return 0
 
 
 if __name__ == "__main__":
