@@ -33,10 +33,8 @@ from ouroboros import io
 from ouroboros import regimes as R
 from ouroboros.catalogue import MetricCatalogue
 from ouroboros.settings import ConfigError
-from ouroboros.sweeps import per_seed_table
+from ouroboros.sweeps import experiment_records, per_seed_table, theory_value
 from ouroboros.tables import read_study
-from ouroboros.targets import make_target
-from ouroboros.targets.capabilities import closed_form
 
 #: the eight meanings of "model collapse" that papers mix (Schaeffer et al. 2025, "Position: Model Collapse
 #: Does Not Mean What You Think"); a claim says which one it tests
@@ -150,7 +148,7 @@ def check_study(claims: Sequence[Claim], study) -> None:
         if c.get("expected") == "closed_form":
             if c["kind"] != "value":
                 raise ConfigError(f"invalid config at {at}.expected: closed_form is for value and slope checks")
-            if closed_form_value(c, study.experiments) is None:
+            if closed_form_value(c, experiment_records(study)) is None:
                 raise ConfigError(f"invalid config at {at}.expected: target {exp.target} has no closed form for "
                                   f"{c['metric']} under regime {c['regime']} (give a number)")
 
@@ -181,19 +179,12 @@ def _check_slope(c: dict, at: str, study) -> None:
                           f"or falls")
 
 
-def closed_form_value(c: dict, experiments: Sequence) -> Optional[float]:
-    """The closed form of a value check's metric at its generation (``expected: closed_form``), or None where
-    the target's theory gives none for that metric and regime.  ``experiments``: the study's (objects), or
-    their dicts as ``Plan.plot_experiments`` gives them to the job."""
-    def get(e, key):
-        return e[key] if isinstance(e, dict) else getattr(e, key)
-
-    exp = next(e for e in experiments if get(e, "label") == c["experiment"])
-    regimes = [R.from_spec(r) if isinstance(r, dict) else r for r in get(exp, "regimes")]
-    regime = next(r for r in regimes if r.label == c["regime"])
-    value = closed_form(make_target(get(exp, "target"), get(exp, "params")), c["metric"],
-                        np.array([c["generation"]]), regime, get(exp, "n"), get(exp, "lam"), get(exp, "curation"))
-    return None if value is None else float(np.asarray(value, dtype=float)[0])
+def closed_form_value(c: dict, experiments: Sequence[dict]) -> Optional[float]:
+    """The closed form of a value check's metric at its generation (``expected: closed_form``), the one the plots
+    draw, or None where the target's theory gives none for that metric and regime."""
+    exp = next(e for e in experiments if e["label"] == c["experiment"])
+    regime = next(r for r in exp["regimes"] if R.from_spec(r).label == c["regime"])
+    return theory_value({"metric": c["metric"]}, exp, regime, c["generation"])
 
 
 def resolve(claim: Claim, table=None, sweeps: Optional[dict] = None, experiments: Sequence[dict] = ()) -> Claim:
@@ -332,7 +323,7 @@ def verdict(claim: Claim, values: Sequence[float]) -> dict:
 def evaluate(claims: Sequence[Claim], table, commit: str = "", sweeps: Optional[dict] = None,
              experiments: Sequence[dict] = ()) -> list[dict]:
     """Every claim's row of ``claims.csv`` from the study's metrics ``table`` (pandas, as collect writes it, with
-    the settings joined for slope checks), its sweep plots by name and experiments (``Plan.plot_experiments``)."""
+    the settings joined for slope checks), its sweep plots by name and experiments (``sweeps.experiment_records``)."""
     rows = []
     for claim in claims:
         claim = resolve(claim, table, sweeps, experiments)

@@ -21,8 +21,9 @@ from typing import Optional, Sequence
 from ouroboros import backbones, claims, paths
 from ouroboros.config import Chain, ChainSpec, Study
 from ouroboros.preflight import prepare
-from ouroboros.settings import STAGES, results_settings, stage_of
+from ouroboros.settings import STAGES, stage_of
 from ouroboros.targets import target_class
+from ouroboros.sweeps import experiment_records
 from ouroboros.trackconf import UI_VIEW
 from ouroboros.units import (  # noqa: F401 (the units of work, re-exported for the rules and scripts)
     BlockUnit,
@@ -247,10 +248,7 @@ class Plan:
         return list(dict.fromkeys(e.target for e in self.study.experiments))
 
     def plot_experiments(self, target: Optional[str] = None) -> list[dict]:
-        return [{"label": e.label, "name": e.name, "target": e.target,
-                 "params": results_settings(target_class(e.target).params_schema, e.params), "n": e.n, "lam": e.lam,
-                 "generations": e.generations, "curation": e.curation, "regimes": [r.to_spec() for r in e.regimes]}
-                for e in self.study.experiments if target is None or e.target == target]
+        return experiment_records(self.study, target)
 
     def plot_dirs(self) -> list[str]:
         return [paths.plot_dir(self.name, t) for t in self.targets()]

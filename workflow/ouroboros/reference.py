@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import csv
 import datetime as dt
-import io as _io
+from io import StringIO
 from pathlib import Path
 from typing import Sequence
+
+from ouroboros import io
 
 BEGIN = "<!-- reference table: written by `ouroboros claims --table`; do not edit by hand -->"
 END = "<!-- end of the reference table -->"
@@ -35,11 +37,11 @@ def record(repo: Path, results: Path, studies: Sequence[str] = ()) -> list[str]:
             row["date"] = when
         target = repo / RECORDS / f"{path.parent.name}.csv"
         target.parent.mkdir(parents=True, exist_ok=True)
-        buf = _io.StringIO()
+        buf = StringIO()
         writer = csv.DictWriter(buf, fieldnames=list(rows[0]), lineterminator="\n")
         writer.writeheader()
         writer.writerows(rows)
-        target.write_text(buf.getvalue(), encoding="utf-8")
+        io.save_text(target, buf.getvalue())
         out.append(path.parent.name)
     return out
 
@@ -77,7 +79,7 @@ def rewrite(readme: Path, repo: Path) -> bool:
     _, tail = rest.split(END, 1)
     new = f"{head}{BEGIN}\n{table(repo)}\n{END}{tail}"
     if new != text:
-        readme.write_text(new, encoding="utf-8")
+        io.save_text(readme, new)
     return new != text
 
 

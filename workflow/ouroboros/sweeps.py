@@ -32,7 +32,7 @@ import numpy as np
 
 from ouroboros import regimes as R
 from ouroboros.chain import METRICS as ENGINE_METRICS
-from ouroboros.settings import ConfigError
+from ouroboros.settings import ConfigError, results_settings
 from ouroboros.tables import read_study
 from ouroboros.targets import make_target, target_class
 from ouroboros.targets.capabilities import closed_form, expected_time
@@ -113,13 +113,22 @@ def _statistic(gens: np.ndarray, values: np.ndarray, spec: dict) -> tuple[float,
     return (float(gens[np.argmax(hit)]), False) if hit.any() else (float("nan"), True)
 
 
-def theory_value(spec: dict, exp: dict, regime_spec) -> Optional[float]:
-    """The closed form of the summary for one (experiment, regime), or None."""
+def experiment_records(study, target: Optional[str] = None) -> list[dict]:
+    """The study's experiments as the plot, sweep and claims jobs read them (JSON-able: a rule's params)."""
+    return [{"label": e.label, "name": e.name, "target": e.target,
+             "params": results_settings(target_class(e.target).params_schema, e.params), "n": e.n, "lam": e.lam,
+             "generations": e.generations, "curation": e.curation, "regimes": [r.to_spec() for r in e.regimes]}
+            for e in study.experiments if target is None or e.target == target]
+
+
+def theory_value(spec: dict, exp: dict, regime_spec, generation: Optional[int] = None) -> Optional[float]:
+    """The closed form of the summary for one (experiment, regime), or None; ``generation``: the metric's at that
+    generation instead of the last."""
     target = make_target(exp["target"], exp["params"])
     regime = R.from_spec(regime_spec)
     stat = spec.get("statistic", "last")
     if stat == "last":
-        G = int(exp["generations"])
+        G = int(exp["generations"] if generation is None else generation)
         value = closed_form(target, spec["metric"], np.array([G]), regime, exp["n"], exp["lam"], exp.get("curation"))
         return None if value is None else float(np.asarray(value)[0])
     if stat == "mean_time":
@@ -163,8 +172,8 @@ def _rows_of(table, spec: dict, experiments: Sequence[dict]):
 
 def sweep_table(table, spec: dict, experiments: Sequence[dict]):
     """One row per (panel, line, x, y): measured mean, min, max over seeds, theory, censored."""
-    sub, exps = _rows_of(table, spec, experiments)
     if spec["x"] == "generation":
+        sub, exps = _rows_of(table, spec, experiments)
         return curve_table(sub, spec, exps)
     per_seed = per_seed_table(table, spec, experiments)
     keys = [k for k in (spec.get("panels"), spec.get("lines", "regime"), spec["x"], spec.get("y")) if k]
