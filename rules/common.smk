@@ -8,6 +8,7 @@ from pathlib import Path
 from ouroboros import paths
 from ouroboros.backbones import check_entries as check_backbone_entries
 from ouroboros.catalogue import MetricCatalogue
+from ouroboros.claims import counts as claims_counts, report_rows as claims_report_rows
 from ouroboros.costs import summary_line as costs_line
 from ouroboros.config import ConfigError, put_package_on_pythonpath, results_config
 from ouroboros.console import announce
@@ -54,6 +55,11 @@ TRACKING_NOTE = {"description": config["description"], "claims": config.get("cla
 
 S = STUDY.name
 LOGS = paths.logs(S)
+# `snakemake --report`: the first page lists each claim with the verdict of the last claims job (the report's page is
+# rendered from the config alone); only then, so no job's config carries an earlier run's verdicts
+if any(arg == "--report" or arg.startswith("--report=") for arg in sys.argv):
+    _ROWS = claims_report_rows(paths.claims_table(S))
+    config["claims_verdicts"] = {"counts": claims_counts(_ROWS), "rows": _ROWS} if _ROWS else {}
 # output patterns: a generation's folder in its node ({regime}/seed{s}, or seed{s} for the shared generation 0),
 # a chain's curated data, a block
 CHAIN_LOG = paths.chain_log_dir(S, "{exp}", "{regime}", "{seed}")

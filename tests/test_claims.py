@@ -56,6 +56,20 @@ def test_direction_order_and_bounded_are_read_per_seed():
     assert C.evaluate([rises], table)[0]["measured"] == pytest.approx((1.0 + 1.2 + 0.9) / 3)
 
 
+def test_an_order_can_compare_two_experiments_paired_by_seed():
+    table = _table([("r", s, 4, v) for s, v in enumerate([1.0, 1.2, 0.9])])
+    other = _table([("r", s, 4, v) for s, v in enumerate([2.0, 1.9, 2.1])]).assign(experiment="f")
+    table = pd.concat([table, other], ignore_index=True)
+    order = _claim(kind="order", metric="m", generation=4, above={"experiment": "f", "regime": "r"},
+                   below={"experiment": "e", "regime": "r"})
+    row = C.evaluate([order], table)[0]
+    assert row["verdict"] == "holds" and row["measured"] == pytest.approx((1.0 + 0.7 + 1.2) / 3)
+    assert row["check"] == "m at generation 4: f/r - e/r"
+    mixed = _claim(kind="order", experiment="e", metric="m", generation=4, above={"experiment": "f", "regime": "r"},
+                   below="r")
+    assert C.evaluate([mixed], table)[0]["measured"] == row["measured"]
+
+
 def test_an_undecided_check_says_how_many_seeds_would_decide_it():
     values = [0.1, -0.05, 0.2, 0.0]  # mean 0.0625, sd 0.111: t-interval [-0.11, 0.24]
     need = C.seeds_needed(values, (0.0,))
@@ -96,6 +110,14 @@ def test_the_claims_job_writes_the_table_and_the_closing_line_counts_it(tmp_path
     assert (table.n == 3).all() and table.definition[0] == "5 collapsing variance"
     assert table.low[0] <= table.measured[0] <= table.high[0]
     assert f"claims: 2 hold, 1 fails ({tmp_path}/results/claimed/claims.csv)" in proc.stdout + proc.stderr
+    # the report's first page: the counts and each claim's verdict (rendered from the config at report time only)
+    run_snakemake(tmp_path, cfg, "--report", "report.html")
+    html = (tmp_path / "report.html").read_text()
+    assert "Claims checked: 2 hold, 1 fails" in html and "<strong>fails</strong>: it grows" in html
+    # the MLflow study run's description
+    note = C.note(tmp_path / "results/claimed/claims.csv")
+    assert note.startswith("**Claims checked: 2 hold, 1 fails**") and "- **fails**: it grows" in note
+    assert "claims_verdicts" not in (tmp_path / "results/claimed/settings.csv").read_text()
 
 
 def test_a_study_file_does_not_inherit_the_default_studys_claims(tmp_path):

@@ -10,6 +10,7 @@ tests (Schaeffer et al. 2025, :data:`DEFINITIONS`) and a check over the study's 
 - ``direction``: a metric ``rises``, ``falls`` or stays ``flat`` (within ``tolerance``) from generation
   ``from`` to ``to``;
 - ``order``: regime ``above`` has the larger metric than regime ``below`` at a generation (paired by seed);
+  either side may be ``{experiment: E, regime: R}``, to compare experiments (a curation against none);
 - ``bounded``: a metric stays under ``level`` at every generation up to ``to`` (its maximum, per seed);
 - ``slope``: the log-log slope of a sweep plot's numbers against its ``x`` (per seed, over the sweep points
   that ``where`` selects) equals ``expected`` within ``tolerance``, or ``rises`` / ``falls``.
@@ -74,13 +75,16 @@ class Claim:
         if c["kind"] == "slope":
             where = ", ".join(f"{k} = {v}" for k, v in c.get("where", {}).items())
             return f"log-log slope of sweep {c['sweep']} against its x" + (f" ({where})" if where else "")
+        if c["kind"] == "order":
+            (ea, ra), (eb, rb) = sides(c)
+            if ea == eb:
+                return f"{c['metric']} of {ea} at generation {c['generation']}: {ra} - {rb}"
+            return f"{c['metric']} at generation {c['generation']}: {ea}/{ra} - {eb}/{rb}"
         chain = f"{c['experiment']}/{c.get('regime', '')}".rstrip("/")
         if c["kind"] == "value":
             return f"{c['metric']} of {chain} at generation {c['generation']}"
         if c["kind"] == "direction":
             return f"{c['metric']} of {chain}, generation {c['from']} to {c['to']}"
-        if c["kind"] == "order":
-            return f"{c['metric']} of {c['experiment']} at generation {c['generation']}: {c['above']} - {c['below']}"
         return f"largest {c['metric']} of {chain}, generations 0 to {c['to']}"
 
     def expected(self) -> str:
@@ -104,6 +108,54 @@ def parse(raw) -> list[Claim]:
             for i, c in enumerate(raw)]
 
 
+def sides(c: dict) -> list[tuple[str, str]]:
+    """An order check's (experiment, regime) above and below: a side is a regime of ``experiment``, or a mapping
+    ``{experiment, regime}`` naming its own experiment."""
+    out = []
+    for key in ("above", "below"):
+        side = c[key]
+        out.append((side.get("experiment", c.get("experiment")), side["regime"]) if isinstance(side, dict)
+                   else (c.get("experiment"), side))
+    return out
+
+
+def _check_produced(c: dict, at: str, exp, catalogue) -> None:
+    """The check's metric is one the experiment's target reports, at generations the experiment runs."""
+    metrics = catalogue.metrics(exp.target)
+    if c["metric"] not in metrics:
+        raise ConfigError(f"invalid config at {at}.metric: {c['metric']!r} is not a metric of target "
+                          f"{exp.target} (e.g. {', '.join(metrics[:6])})")
+    for key in ("generation", "from", "to"):
+        if key in c and not 0 <= c[key] <= exp.generations:
+            raise ConfigError(f"invalid config at {at}.{key}: generation {c[key]} is not run (experiment "
+                              f"{exp.label} runs generations 0 to {exp.generations})")
+
+
+def _check_order(c: dict, at: str, study, catalogue) -> None:
+    if not ("above" in c and "below" in c):
+        raise ConfigError(f"invalid config at {at}: an order check names the regimes above and below")
+    missing = [k for k in ("metric", "generation") if k not in c]
+    if missing:
+        raise ConfigError(f"invalid config at {at}: an order check needs {', '.join(missing)}")
+    if c.get("expected") == "closed_form":
+        raise ConfigError(f"invalid config at {at}.expected: closed_form is for value and slope checks")
+    names = [e.label for e in study.experiments]
+    for key, (experiment, regime) in zip(("above", "below"), sides(c)):
+        where = f"{at}.{key}" if isinstance(c[key], dict) else at
+        if experiment is None:
+            raise ConfigError(f"invalid config at {where}: an order check names its experiment ({', '.join(names)})")
+        if experiment not in names:
+            raise ConfigError(f"invalid config at {where}.experiment: {experiment!r} is not an experiment of this "
+                              f"study ({', '.join(names)})")
+        exp = study.experiment(experiment)
+        regimes = sorted({ch.regime.label for ch in study.chains if ch.experiment.label == exp.label})
+        if regime not in regimes:
+            at_regime = f"{at}.{key}.regime" if isinstance(c[key], dict) else f"{at}.{key}"
+            raise ConfigError(f"invalid config at {at_regime}: {regime!r} is not a regime of experiment "
+                              f"{exp.label} ({', '.join(regimes)})")
+        _check_produced(c, at, exp, catalogue)
+
+
 def check_study(claims: Sequence[Claim], study) -> None:
     """Refuse, before any job, a claim naming an experiment, regime, metric or generation the study does not
     produce (one line naming the claim's key)."""
@@ -114,6 +166,9 @@ def check_study(claims: Sequence[Claim], study) -> None:
         if c["kind"] == "slope":
             _check_slope(c, at, study)
             continue
+        if c["kind"] == "order":
+            _check_order(c, at, study, catalogue)
+            continue
         missing = [k for k in ("experiment", "metric") if k not in c]
         if missing:
             raise ConfigError(f"invalid config at {at}: a {c['kind']} check needs {', '.join(missing)}")
@@ -123,25 +178,14 @@ def check_study(claims: Sequence[Claim], study) -> None:
                               f"study ({', '.join(names)})")
         exp = study.experiment(c["experiment"])
         regimes = sorted({ch.regime.label for ch in study.chains if ch.experiment.label == exp.label})
-        for key in ("regime", "above", "below"):
-            if key in c and c[key] not in regimes:
-                raise ConfigError(f"invalid config at {at}.{key}: {c[key]!r} is not a regime of experiment "
-                                  f"{exp.label} ({', '.join(regimes)})")
-        if c["kind"] != "order" and "regime" not in c:
+        if "regime" not in c:
             raise ConfigError(f"invalid config at {at}: a {c['kind']} check names its regime ({', '.join(regimes)})")
-        if c["kind"] == "order" and not ("above" in c and "below" in c):
-            raise ConfigError(f"invalid config at {at}: an order check names the regimes above and below")
-        metrics = catalogue.metrics(exp.target)
-        if c["metric"] not in metrics:
-            raise ConfigError(f"invalid config at {at}.metric: {c['metric']!r} is not a metric of target "
-                              f"{exp.target} (e.g. {', '.join(metrics[:6])})")
-        last = exp.generations
-        for key in ("generation", "from", "to"):
-            if key in c and not 0 <= c[key] <= last:
-                raise ConfigError(f"invalid config at {at}.{key}: generation {c[key]} is not run (experiment "
-                                  f"{exp.label} runs generations 0 to {last})")
+        if c["regime"] not in regimes:
+            raise ConfigError(f"invalid config at {at}.regime: {c['regime']!r} is not a regime of experiment "
+                              f"{exp.label} ({', '.join(regimes)})")
+        _check_produced(c, at, exp, catalogue)
         required = {"value": ("generation", "expected", "tolerance"), "direction": ("from", "to", "expect"),
-                    "order": ("generation",), "bounded": ("to", "level")}[c["kind"]]
+                    "bounded": ("to", "level")}[c["kind"]]
         missing = [k for k in required if k not in c]
         if missing:
             raise ConfigError(f"invalid config at {at}: a {c['kind']} check needs {', '.join(missing)}")
@@ -283,8 +327,9 @@ def _values(claim: Claim, table, sweeps: Optional[dict] = None, experiments: Seq
     if c["kind"] == "slope":
         return _slopes(c, table, sweeps or {}, experiments)
     if c["kind"] == "order":
-        a = _per_seed(table, c["experiment"], c["above"], c["metric"])
-        b = _per_seed(table, c["experiment"], c["below"], c["metric"])
+        (ea, ra), (eb, rb) = sides(c)
+        a = _per_seed(table, ea, ra, c["metric"])
+        b = _per_seed(table, eb, rb, c["metric"])
         return [a[s][c["generation"]] - b[s][c["generation"]] for s in sorted(set(a) & set(b))]
     chains = _per_seed(table, c["experiment"], c["regime"], c["metric"])
     if c["kind"] == "value":
@@ -353,6 +398,44 @@ def write(raw_claims, metrics_csv, out_csv, repo=".", sweeps: Optional[dict] = N
     rows = evaluate(parse(raw_claims), read_study(metrics_csv), io.git_commit(repo)[:12], sweeps, experiments)
     io.save_text(out_csv, pd.DataFrame(rows, columns=COLUMNS).to_csv(index=False))
     return rows
+
+
+def _number(text) -> str:
+    try:
+        v = float(text)
+    except (TypeError, ValueError):
+        return str(text or "")
+    return "" if v != v else f"{v:.3g}"
+
+
+def measured_text(row: dict) -> str:
+    """A claims.csv row's measurement in words: "0.365 [0.341, 0.388], 3" (mean, 95% interval, seeds)."""
+    interval = f" [{_number(row['low'])}, {_number(row['high'])}]" if _number(row.get("low")) else ""
+    return f"{_number(row['measured'])}{interval}, {row['n']}"
+
+
+def report_rows(claims_csv) -> list[dict]:
+    """The rows of a written ``claims.csv`` for the report's first page (statement, source, expected, measured,
+    verdict, seeds needed); [] where the claims job has not run yet."""
+    try:
+        with open(claims_csv, newline="", encoding="utf-8") as f:
+            rows = list(csv.DictReader(f))
+    except OSError:
+        return []
+    return [{"statement": r["claim"], "source": r["source"], "expected": r["expected"], "measured": measured_text(r),
+             "verdict": r["verdict"], "seeds_needed": r.get("seeds_needed", "")} for r in rows]
+
+
+def note(claims_csv) -> str:
+    """The study run's description in MLflow (markdown): the verdict counts and one line per claim."""
+    rows = report_rows(claims_csv)
+    lines = [f"**Claims checked: {counts(rows)}** (95% t-interval of the mean across seeds; the table: "
+             f"claims.json under Artifacts)", ""]
+    for r in rows:
+        need = f"; seeds needed: {r['seeds_needed']}" if r["seeds_needed"] else ""
+        lines.append(f"- **{r['verdict']}**: {r['statement']} ({r['source']}). Expected {r['expected']}; measured "
+                     f"{r['measured']} seeds{need}.")
+    return "\n".join(lines)
 
 
 def verdicts(claims_csv) -> Optional[str]:

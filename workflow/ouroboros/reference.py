@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Sequence
 
 from ouroboros import io
+from ouroboros.claims import measured_text
 
 BEGIN = "<!-- reference table: written by `ouroboros claims --table`; do not edit by hand -->"
 END = "<!-- end of the reference table -->"
@@ -46,14 +47,6 @@ def record(repo: Path, results: Path, studies: Sequence[str] = ()) -> list[str]:
     return out
 
 
-def _number(text: str) -> str:
-    try:
-        v = float(text)
-    except (TypeError, ValueError):
-        return text or ""
-    return "" if v != v else f"{v:.3g}"
-
-
 def table(repo: Path) -> str:
     """The reference table (markdown) from the records, one row per claim, studies in name order."""
     lines = ["| study | claim (source; meaning of collapse) | expected | measured [95% interval], seeds | verdict | "
@@ -61,11 +54,10 @@ def table(repo: Path) -> str:
     for path in sorted((repo / RECORDS).glob("*.csv")):
         with open(path, newline="", encoding="utf-8") as f:
             for row in csv.DictReader(f):
-                interval = f" [{_number(row['low'])}, {_number(row['high'])}]" if _number(row["low"]) else ""
                 need = f" (seeds needed: {row['seeds_needed']})" if row.get("seeds_needed") else ""
                 meaning = f"; {row['definition']}" if row.get("definition") else ""
                 lines.append(f"| `{path.stem}` | {row['claim']} ({row['source']}{meaning}) | {row['expected']} | "
-                             f"{_number(row['measured'])}{interval}, {row['n']} | **{row['verdict']}**{need} | "
+                             f"{measured_text(row)} | **{row['verdict']}**{need} | "
                              f"`{row['commit']}`, {row['date']} |")
     return "\n".join(lines)
 

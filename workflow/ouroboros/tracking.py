@@ -726,7 +726,10 @@ def track_study(study: dict, config: dict, metrics_csv, plots: Sequence, out_rec
                 import pandas as pd
 
                 mlflow.set_tag("ouroboros.claims", claims.verdicts(claims_csv))
-                mlflow.log_table(pd.read_csv(claims_csv), "claims.json")
+                mlflow.set_tag("mlflow.note.content", claims.note(claims_csv))  # the run's description
+                table = pd.read_csv(claims_csv)
+                first = ["verdict", "claim", "measured", "low", "high", "n", "expected"]  # the verdict in view
+                mlflow.log_table(table[first + [c for c in table.columns if c not in first]], "claims.json")
             base = Path(metrics_csv).parent
             files = [f for p in plots for f in (sorted(x for x in Path(p).rglob("*") if x.is_file()
                                                        and not x.name.startswith(".")) if Path(p).is_dir() else [p])]
