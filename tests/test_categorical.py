@@ -185,3 +185,93 @@ def test_mean_time_to_fixation_with_ten_categories_is_near_the_diffusion_value()
     assert abs(fixed_at.mean() - theory) < 4 * se + 0.03 * theory, (fixed_at.mean(), theory)
     assert chain.job.target().expected_time("fixed", make_chain("categorical", {"K": 10}, regime="accumulate").regime,
                                         n, 1.0) is None
+
+
+def _chain_of(regime, params, n, R, G=10, lam=1.0):
+    from ouroboros.config import Chain, Experiment
+
+    exp = Experiment(label="law", target="categorical", params=params, n=n, replicates=R, lam=lam, generations=G,
+                     block=G + 1, regimes=(regime,))
+    return Chain("test-laws", exp, regime, 0)
+
+
+def test_top_k_sampling_draws_only_the_k_most_probable_categories():
+    from ouroboros.targets.categorical import top_k_cut
+
+    p = np.array([[0.1, 0.4, 0.2, 0.3], [0.25, 0.25, 0.25, 0.25]])
+    np.testing.assert_allclose(top_k_cut(p, 2), [[0, 4 / 7, 0, 3 / 7], [0.5, 0.5, 0, 0]])  # ties: lower index
+    np.testing.assert_array_equal(top_k_cut(p, 0), p)
+    np.testing.assert_array_equal(top_k_cut(p, 4), p)
+    for method in ("sample", "counts"):
+        t = make_target("categorical", {"K": 4, "top_k": 2, "method": method}).set_state({"p": p})
+        drawn = t.sample(4000, 1.0, generator("topk", method))
+        c = drawn.c if method == "counts" else D.Counts.from_items(drawn, 4).c
+        assert c[0, 0] == c[0, 2] == 0 and c[1, 2] == c[1, 3] == 0 and np.all(c.sum(axis=1) == 4000)
+        assert abs(c[0, 1] / 4000 - 4 / 7) < 0.03
+
+
+@pytest.mark.parametrize("params", [
+    {"K": 3000, "truth": "zipf", "beta": 2.0, "source_top_k": 30},  # a generator that cut the tail at k = 30
+    {"K": 3000, "truth": "zipf", "beta": 2.0, "source_beta": 3.0},  # a generator with a narrower tail
+    {"K": 3000, "truth": "zipf", "beta": 1.5},
+])
+def test_missing_mass_of_a_memoriser_matches_the_tale_of_tails_law(params):
+    """Generation 0 memorises T = n draws of the generator q: its test error (the truth's mass on categories it
+    never saw) has expectation sum p_i (1 - q_i)^T (Dohmatob et al. 2024).  Within 4 standard errors over 3,000
+    replicates; the law with q = p (no cut) is many standard errors away wherever the generator differs."""
+    from ouroboros.regimes import make_regime
+
+    n, R = 2000, 3000
+    chain = _chain_of(make_regime("replace"), {**params, "method": "counts"}, n, R)
+    run = _run(chain)
+    model, _, metrics = run.step(0)
+    p = model.truth_p
+    missing = np.sum(np.where(model.p_ > 0, 0.0, p), axis=1)
+    assert metrics["missing_mass"] == pytest.approx(missing.mean())
+    theory = model.closed_form("missing_mass", np.array([0, 1]), chain.regime, n, 1.0)
+    assert np.isnan(theory[1])
+    se = missing.std() / np.sqrt(R)
+    assert abs(missing.mean() - theory[0]) < 4 * se, (missing.mean(), theory[0], se)
+    if "source_beta" in params or "source_top_k" in params:
+        uncut = float(np.sum(p * (1 - p) ** n))
+        assert abs(uncut - theory[0]) > 10 * se
+        assert theory[0] > uncut  # the generator's missing tail is a floor more data cannot remove
+
+
+@pytest.mark.parametrize("spec,method", [
+    ({"kind": "replace"}, "counts"),
+    ({"kind": "accumulate"}, "counts"),
+    ({"kind": "accumulate"}, "sample"),
+    ({"kind": "mix", "rho": 0.3, "fresh": True}, "sample"),
+    ({"kind": "mix", "n_real": 10, "n_synthetic": 30, "fresh": True, "real_weight": 0.618}, "counts"),
+])
+def test_collision_probability_and_risk_follow_their_exact_recursions(spec, method):
+    """E sum p_t^2 (Seddik et al. 2024's collision probability) and the risk E||p_t - p||^2 under replace, a
+    fresh real share (weighted or not) and accumulate (Dey and Donoho 2024), with real data from a generator
+    q != p: within 4 standard errors at every generation (20,000 replicates).  Accumulate's risk ratio stays
+    below pi^2 / 6 where replace's grows as (1 - (1 - 1/n)^(t+1)) n."""
+    from ouroboros.regimes import from_spec
+
+    regime = from_spec(spec)
+    n, R, G = 20, 20000, 10
+    params = {"K": 6, "truth": "zipf", "beta": 1.0, "source_beta": 1.5, "method": method}
+    chain = _chain_of(regime, params, n, R, G)
+    run = _run(chain)
+    col, err = [], []
+    for t in range(G + 1):
+        model, _, _ = run.step(t)
+        col.append(np.sum(model.p_ ** 2, axis=1))
+        err.append(np.sum((model.p_ - model.truth_p) ** 2, axis=1))
+    target = chain.job.target()
+    for name, values in (("collision", np.array(col)), ("sq_error", np.array(err))):
+        theory = target.closed_form(name, np.arange(G + 1), regime, n, 1.0)
+        se = values.std(axis=1) / np.sqrt(R)
+        assert np.all(np.abs(values.mean(axis=1) - theory) < 4 * se), (name, values.mean(axis=1), theory)
+    if spec["kind"] == "accumulate":
+        same = make_target("categorical", {"K": 6, "truth": "zipf"})
+        risk = same.closed_form("sq_error", np.arange(2001), regime, n, 1.0)
+        assert risk[-1] / risk[0] < np.pi ** 2 / 6 and risk[-1] / risk[0] > 1.6
+        assert same.closed_form("sq_error", np.array([2000]), from_spec("replace"), n, 1.0)[0] / risk[0] > n * 0.99
+    assert target.closed_form("collision", np.arange(3), regime, n, 0.9) is None  # a sampling bias: no law
+    assert make_target("categorical", {**params, "top_k": 3}).closed_form("collision", np.arange(3), regime, n,
+                                                                         1.0) is None

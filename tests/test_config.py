@@ -87,7 +87,7 @@ BAD = [
     (["experiments", 0, "regimes"], ["replace", "resample"], ["regimes", "accumulate-subsample"]),
     (["experiments", 0, "regimes", 1], {"kind": "mix", "rho": 1.5}, ["regimes[1].rho", "maximum"]),
     (["experiments", 0, "regimes", 1], {"kind": "mix", "rho": -0.1}, ["regimes[1].rho", "minimum"]),
-    (["experiments", 0, "regimes", 1], {"kind": "mix", "share": 0.1}, ["regimes[1]", "share", "allowed keys: fresh, n_real, n_synthetic, rho"]),
+    (["experiments", 0, "regimes", 1], {"kind": "mix", "share": 0.1}, ["regimes[1]", "share", "allowed keys: fresh, n_real, n_synthetic, real_weight, rho"]),
     (["experiments", 0, "mix"], {"rho": 0.1}, ["experiments[0].mix", "unknown key", "allowed keys"]),
     (["experiments", 0, "lam"], float("nan"), ["lam", "not a finite number"]),
     (["experiments", 0, "lam"], float("inf"), ["lam", "not a finite number"]),

@@ -141,6 +141,11 @@ def test_replace_variance_ratio_in_ten_dimensions():
     ({"kind": "mix", "rho": 0.3, "fresh": True}, 0.9, "sufficient", 1),
     ({"kind": "replace"}, 1.0, "sufficient", 3),
     ({"kind": "window", "k": 1}, 0.8, "sample", 1),  # the real set plus S_{t-1}: Bertrand's loop as a window
+    # golden-ratio weighting (He, Xu and Cheng 2026): the real part weighs w in a weighted refit
+    ({"kind": "mix", "n_real": 30, "n_synthetic": 30, "fresh": True, "real_weight": 0.618}, 1.0, "sufficient", 1),
+    ({"kind": "mix", "n_real": 10, "n_synthetic": 40, "fresh": True, "real_weight": 0.2}, 0.9, "sample", 2),
+    ({"kind": "accumulate"}, 1.0, "sufficient", 2),  # Dey and Donoho's accumulation: pooled refit
+    ({"kind": "accumulate"}, 0.8, "sample", 1),
 ])
 def test_fresh_and_fixed_real_loops_match_the_moment_recursion(spec, lam, method, d):
     """E[sigma_t^2] and E||mu_t||^2 under the fresh-data loop and a fixed real set plus synthetic data follow

@@ -33,6 +33,7 @@ from ouroboros.config import Chain, ChainSpec
 from ouroboros.curation import Context
 from ouroboros.regimes import Pool, Sources
 from ouroboros.targets.base import Target
+from ouroboros.targets.capabilities import stats_sufficient
 
 log = logging.getLogger("ouroboros")
 
@@ -123,7 +124,8 @@ class ChainRun:
             synthetic, pool = {j: self.held[j] for j in wanted}, None
         return Sources(t=t, n=self.n, real=self.real["train"] if self.regime.uses_real(t) else None,
                        synthetic=synthetic, pool=pool, rng=self.chain.rng(t, "trainset"),
-                       draw_real=lambda rng, m: self.template.draw_real(rng, m, self.replicates))
+                       draw_real=lambda rng, m: self.template.draw_real(rng, m, self.replicates),
+                       summarize=self.template.summarize if stats_sufficient(self.template) else None)
 
     def trainset(self, t: int) -> D.Data:
         """Generation t's training set: the real training set at t = 0, else what the regime builds."""

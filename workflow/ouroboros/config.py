@@ -515,7 +515,7 @@ def _expand(config: dict, raw: dict, index: int, exp_schema: dict, checked: bool
         regimes = []
         for i, entry in enumerate(entries):
             regime = R.from_spec_at(entry, f"{w}.regimes[{i}]")
-            problem = None if checked else regime.check(exp["n"]) or target.for_regime(
+            problem = None if checked else regime.check(exp["n"]) or regime.check_target(target) or target.for_regime(
                 regime, curation=cur).check(regime, exp["n"], exp["replicates"])
             if problem:
                 raise ConfigError(f"invalid config at {w}: regime {regime.label}: {problem}")

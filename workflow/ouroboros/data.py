@@ -44,6 +44,11 @@ class Summary:
     def arrays(self, prefix: str = "") -> dict[str, np.ndarray]:
         raise NotImplementedError
 
+    def scaled(self, factor: float) -> "Summary":
+        """The statistics of the same items, each weighing ``factor`` items (a number, or one per replicate, (R,)):
+        merged with other parts, the fit is the weighted maximum likelihood."""
+        raise NotImplementedError
+
 
 def summary_from_arrays(arrays: dict[str, np.ndarray], prefix: str = "") -> "Summary":
     """The summary saved by ``Summary.arrays(prefix)`` (its family recognised by its keys)."""
@@ -117,6 +122,10 @@ class Stats(Summary):
         m2 = self.m2 + other.m2 + np.einsum("ri,rj->rij", delta, delta) * (na * nb / safe)[:, None, None]
         return Stats(n, mean, m2)
 
+    def scaled(self, factor: float) -> "Stats":
+        f = np.asarray(factor, float)
+        return Stats(self.count * f, self.mean, self.m2 * (f[..., None, None] if f.ndim else f))
+
     def arrays(self, prefix: str = "") -> dict[str, np.ndarray]:
         return {f"{prefix}count": self.count, f"{prefix}mean": self.mean, f"{prefix}m2": self.m2}
 
@@ -155,6 +164,10 @@ class Counts(Summary):
 
     def merge(self, other: "Counts") -> "Counts":
         return Counts(self.c + other.c)
+
+    def scaled(self, factor: float) -> "Counts":
+        f = np.asarray(factor, float)
+        return Counts(self.c * (f[:, None] if f.ndim else f))
 
     def arrays(self, prefix: str = "") -> dict[str, np.ndarray]:
         return {f"{prefix}c": self.c}
@@ -197,6 +210,11 @@ class Gram(Summary):
     def merge(self, other: "Gram") -> "Gram":
         return Gram(self.count + other.count, self.xx + other.xx, self.xy + other.xy, self.yy + other.yy)
 
+    def scaled(self, factor: float) -> "Gram":
+        f = np.asarray(factor, float)
+        col = f[:, None] if f.ndim else f
+        return Gram(self.count * f, self.xx * (f[:, None, None] if f.ndim else f), self.xy * col, self.yy * f)
+
     def arrays(self, prefix: str = "") -> dict[str, np.ndarray]:
         return {f"{prefix}count": self.count, f"{prefix}xx": self.xx, f"{prefix}xy": self.xy, f"{prefix}yy": self.yy}
 
@@ -238,7 +256,7 @@ def compact(points: np.ndarray, valid: np.ndarray) -> Data:
 def counts(data: Data) -> np.ndarray:
     """Items per replicate, shaped (R,)."""
     if isinstance(data, Summary):
-        return data.count.astype(int)
+        return np.rint(data.count).astype(int)  # weighted parts (Summary.scaled) sum to a float
     if isinstance(data, Masked):
         return data.mask.sum(axis=1)
     return np.full(np.shape(data)[0], np.shape(data)[1])

@@ -16,7 +16,8 @@ A sweep plot is configured under ``plots.sweeps`` of a study (see config/schema.
           y: lam                           # optional: a heatmap of x by y, one per line
 
 ``x: generation`` draws the metric's curves over generations instead (one line per ``lines`` value, e.g.
-``lines: experiment`` to compare experiments on one axes).
+``lines: experiment`` to compare experiments on one axes); ``relative: true`` divides each seed's curve by its
+generation-0 value (a risk ratio).  ``generation: g`` takes the metric at generation g instead of the last.
 
 Measured values are averaged over seeds (bars: min to max over seeds); the theory is the target's
 ``closed_form`` at the last generation (``last``) or its ``expected_time`` (``mean_time``).  Beside each
@@ -93,6 +94,16 @@ def check_specs(study) -> list[dict]:
             if spec.get(key) is not None and spec[key] not in columns:
                 raise ConfigError(f"invalid config at {at}.{key}: {spec[key]!r} is not a setting of these "
                                   f"experiments; allowed values: {', '.join(sorted(columns))}")
+        if spec.get("relative") and spec.get("x") != "generation":
+            raise ConfigError(f"invalid config at {at}.relative: a ratio to generation 0 is for curves (x: generation)")
+        if spec.get("generation") is not None:
+            if spec.get("statistic", "last") != "last" or spec.get("x") == "generation":
+                raise ConfigError(f"invalid config at {at}.generation: a generation is for the statistic last "
+                                  "against a swept setting")
+            short = sorted(e.label for e in exps if e.generations < spec["generation"])
+            if short:
+                raise ConfigError(f"invalid config at {at}.generation: experiments {short} stop before generation "
+                                  f"{spec['generation']}")
         if spec.get("statistic") == "time_to" and spec.get("threshold") is None:
             raise ConfigError(f"invalid config at {at}: statistic time_to needs a threshold")
     return specs
@@ -103,7 +114,12 @@ def _statistic(gens: np.ndarray, values: np.ndarray, spec: dict) -> tuple[float,
     """(the summary of one chain's metric over generations, whether it is censored by the last generation)."""
     stat = spec.get("statistic", "last")
     if stat == "last":
-        return float(values[-1]), False
+        if spec.get("generation") is None:
+            return float(values[-1]), False
+        at = np.flatnonzero(gens == spec["generation"])
+        if not at.size:
+            raise ValueError(f"sweep plot {spec['name']!r}: no row at generation {spec['generation']}")
+        return float(values[at[0]]), False
     if stat == "mean_time":
         if not np.array_equal(gens, np.arange(gens[0], gens[0] + gens.size)) or gens[0] != 0:
             raise ValueError("statistic mean_time needs the metric at every generation from 0")
@@ -128,6 +144,7 @@ def theory_value(spec: dict, exp: dict, regime_spec, generation: Optional[int] =
     regime = R.from_spec(regime_spec)
     stat = spec.get("statistic", "last")
     if stat == "last":
+        generation = spec.get("generation") if generation is None else generation
         G = int(exp["generations"] if generation is None else generation)
         value = closed_form(target, spec["metric"], np.array([G]), regime, exp["n"], exp["lam"], exp.get("curation"))
         return None if value is None else float(np.asarray(value)[0])
@@ -149,6 +166,11 @@ def curve_table(sub, spec: dict, exps: dict):
         gens = wide.index.to_numpy()
         theory = closed_form(make_target(exp["target"], exp["params"]), spec["metric"], gens, R.from_spec(regime_spec),
                              exp["n"], exp["lam"], exp.get("curation"))
+        if spec.get("relative"):  # a risk ratio: each seed by its own generation 0, the theory by its own
+            if gens[0] != 0:
+                raise ValueError(f"sweep plot {spec['name']!r}: a ratio to generation 0 needs generation 0's rows")
+            wide = wide / wide.iloc[0]
+            theory = None if theory is None else np.asarray(theory, float) / np.asarray(theory, float)[0]
         frame = pd.DataFrame({"generation": gens, "measured": wide.mean(axis=1).to_numpy(),
                               "measured_min": wide.min(axis=1).to_numpy(), "measured_max": wide.max(axis=1).to_numpy(),
                               "seeds": wide.shape[1], "theory": np.nan if theory is None else np.asarray(theory, float),
@@ -234,7 +256,9 @@ def plot_sweep(metrics_csv, spec: dict, experiments: Sequence[dict], out_png, ou
     panel_key, line_key, x, y = spec.get("panels"), spec.get("lines", "regime"), spec["x"], spec.get("y")
     stat = spec.get("statistic", "last")
     curves = x == "generation"
-    ylabel = spec["metric"] if curves else {"last": f"{spec['metric']} at the last generation", "mean_time": f"mean time until {spec['metric']} = 1",
+    at = "the last generation" if spec.get("generation") is None else f"generation {spec['generation']}"
+    curve_label = f"{spec['metric']} / its generation-0 value" if spec.get("relative") else spec["metric"]
+    ylabel = curve_label if curves else {"last": f"{spec['metric']} at {at}", "mean_time": f"mean time until {spec['metric']} = 1",
               "time_to": f"generations until {spec['metric']} {'>=' if spec.get('crossing') == 'above' else '<='} "
                          f"{spec.get('threshold')}"}[stat]
     marker = None if curves else "o"

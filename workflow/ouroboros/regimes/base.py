@@ -44,7 +44,8 @@ class Sources:
     ``real``: the real training set (R, n, ...) where :meth:`Regime.uses_real` says so, else None;
     ``synthetic``: S_j for each j in :meth:`Regime.sources` (t), in generation order (regimes that pool get
     them folded in ``pool`` instead: real + S_0 + ... + S_{t-1}); ``draw_real(rng, m)``: m fresh real items
-    per replicate; ``rng``: generation t's ``trainset`` stream.
+    per replicate; ``rng``: generation t's ``trainset`` stream; ``summarize``: the target's sufficient statistics
+    of points (None where its fit needs the points: a regime that weighs parts needs them).
     """
 
     t: int
@@ -54,6 +55,15 @@ class Sources:
     pool: Optional[D.Data]
     rng: np.random.Generator
     draw_real: Callable[[np.random.Generator, int], D.Data] = field(repr=False)
+    summarize: Optional[Callable[[D.Data], D.Summary]] = field(default=None, repr=False)
+
+    def statistics(self, part: D.Data) -> D.Summary:
+        """A part of the training set as the target's sufficient statistics."""
+        if isinstance(part, D.Summary):
+            return part
+        if self.summarize is None:
+            raise TypeError("this regime weighs its parts, which needs a target whose fit reads sufficient statistics")
+        return self.summarize(part)
 
     @property
     def previous(self) -> D.Data:
@@ -119,6 +129,13 @@ class Regime:
         """Synthetic items each generation's model must supply (after curation)."""
         return n - self.n_real(n)
 
+    def weights(self, n: int) -> tuple[float, float]:
+        """The shares of the refit's weight on the real and on the synthetic items of a training set after
+        generation 0 (default: by their counts; a weighted regime sets them)."""
+        total = self.n_real(n) + self.n_synthetic(n)
+        w = self.n_real(n) / total if total else 0.0
+        return w, 1.0 - w
+
     def train_size(self, n: int, t: int) -> int:
         """Items in generation t's training set (a cost estimate's; curation that keeps fewer is not counted):
         the real items and n_synthetic from each generation it reads (for a pool, every earlier one)."""
@@ -173,6 +190,10 @@ class Regime:
 
     def check(self, n: int) -> Optional[str]:
         """A message if the regime cannot run with n items per training set, else None."""
+        return None
+
+    def check_target(self, target) -> Optional[str]:
+        """A message if the regime cannot run with this target (a weighted fit needs sufficient statistics)."""
         return None
 
     # -- the training set ---------------------------------------------------------------

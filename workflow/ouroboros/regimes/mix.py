@@ -11,10 +11,18 @@ synthetic data of Bertrand et al. 2024.
 The real items are a fresh random subset of the real training set each
 generation (all of it when n_real = n), or, with ``fresh``, newly drawn real
 data each generation.
+
+``real_weight`` w weighs the two parts in the refit instead of by their counts: a weighted maximum
+likelihood in which the real items together weigh w and the synthetic ones 1 - w (He, Xu and Cheng 2026,
+"golden-ratio weighting": for a Gaussian mean with fresh real data and equal part sizes, the stationary error
+is smallest at w = 1 / phi, about 0.618).  It needs a target whose fit reads sufficient statistics (each part
+is summarised and scaled, :meth:`ouroboros.data.Summary.scaled`).
 """
 from __future__ import annotations
 
 from typing import Optional
+
+import numpy as np
 
 from ouroboros import data as D
 from ouroboros.regimes.base import Regime
@@ -35,6 +43,9 @@ class Mix(Regime):
                                   "then unused)"},
         "n_synthetic": {"type": ["integer", "null"], "minimum": 0, "default": None,
                         "description": "synthetic items per training set (set with n_real)"},
+        "real_weight": {"type": ["number", "null"], "minimum": 0, "maximum": 1, "default": None,
+                        "description": "weight of the real items, together, in a weighted refit (the synthetic ones "
+                                       "weigh 1 - real_weight); null: every item weighs the same"},
     }, stage="fit")
 
     def __init__(self, **settings):
@@ -59,20 +70,34 @@ class Mix(Regime):
         return self.settings["n_real"] is not None
 
     @property
+    def real_weight(self):
+        """The real items' weight in the refit, or None (weighted by their counts)."""
+        w = self.settings["real_weight"]
+        return None if w is None else float(w)
+
+    @property
     def label(self) -> str:
-        """``mix-rho0.1``, ``mix-rho0.1-fresh``, ``mix-nr100-ns900-fresh``."""
+        """``mix-rho0.1``, ``mix-rho0.1-fresh``, ``mix-nr100-ns900-fresh``, ``mix-nr100-ns100-fresh-w0.618``."""
         if self.by_count:
             core = f"mix-nr{self.settings['n_real']}-ns{self.settings['n_synthetic']}"
         else:
             core = f"mix-rho{self.rho:g}"
-        return core + ("-fresh" if self.fresh else "")
+        return core + ("-fresh" if self.fresh else "") + ("" if self.real_weight is None else f"-w{self.real_weight:g}")
 
     def columns(self) -> dict:
-        """rho, fresh and, by count, n_real, n_synthetic (rho is then the real fraction they make)."""
+        """rho, fresh and, by count, n_real, n_synthetic (rho is then the real fraction they make); real_weight
+        where set."""
+        weight = {} if self.real_weight is None else {"real_weight": self.real_weight}
         if not self.by_count:
-            return {"rho": self.rho, "fresh": self.fresh}
+            return {"rho": self.rho, "fresh": self.fresh, **weight}
         return {"rho": self.real_fraction(0), "fresh": self.fresh, "n_real": self.settings["n_real"],
-                "n_synthetic": self.settings["n_synthetic"]}
+                "n_synthetic": self.settings["n_synthetic"], **weight}
+
+    def weights(self, n: int) -> tuple[float, float]:
+        """The share of the refit's weight on the real part and on the synthetic part."""
+        if self.real_weight is None:
+            return super().weights(n)
+        return self.real_weight, 1.0 - self.real_weight
 
     def n_real(self, n):
         return int(self.settings["n_real"]) if self.by_count else int(round(self.rho * n))
@@ -94,6 +119,9 @@ class Mix(Regime):
         return self.fresh
 
     def check(self, n: int) -> Optional[str]:
+        if self.real_weight is not None and (self.n_real(n) == 0 or self.n_synthetic(n) == 0):
+            return (f"mix with real_weight weighs real against synthetic items, but its training sets hold "
+                    f"{self.n_real(n)} real and {self.n_synthetic(n)} synthetic items; give both parts items")
         if self.by_count and not self.fresh and self.n_real(n) > n:
             return (f"mix with n_real={self.n_real(n)} reuses the real training set of n={n} items: n_real must "
                     "be at most n (or set fresh: true)")
@@ -104,6 +132,14 @@ class Mix(Regime):
                     "under another name; raise n or choose rho (or give n_real and n_synthetic)")
         return None
 
+    def check_target(self, target) -> Optional[str]:
+        from ouroboros.targets.capabilities import stats_sufficient
+
+        if self.real_weight is not None and not stats_sufficient(target):
+            return (f"real_weight needs a weighted refit, which target {target.name!r} does not have (it needs a "
+                    "target whose fit reads sufficient statistics: gaussian, categorical, linreg)")
+        return None
+
     def build(self, src):
         m = self.n_real(src.n)
         parts = []
@@ -111,4 +147,13 @@ class Mix(Regime):
             parts.append(src.draw_real(src.rng, m) if self.fresh else D.subsample(src.real, m, src.rng))
         if self.n_synthetic(src.n):
             parts.append(src.previous)
-        return D.concat(parts)
+        if self.real_weight is None:
+            return D.concat(parts)
+        real, synthetic = (src.statistics(p) for p in parts)
+        total = self.n_real(src.n) + self.n_synthetic(src.n)
+        w_real, w_syn = self.weights(src.n)
+
+        def per_item(weight, part):  # each item's weight, so that the part weighs ``weight`` of ``total`` items
+            return weight * total / np.where(part.count > 0, part.count, 1.0)
+
+        return real.scaled(per_item(w_real, real)).merge(synthetic.scaled(per_item(w_syn, synthetic)))

@@ -258,11 +258,14 @@ class GaussianTarget(ExactMethod, SufficientStatistics, Curatable, ClosedForm, T
         E[std_t] = lam^(t/2) * kappa^(t + 1) with kappa = E[sqrt(chi2_{n-1} / (n - ddof))] (generation 0
         fits the real data).  With curation, see :func:`selection_law`.
 
-        ``var_mean`` and ``mean_sq`` also under the fresh-data loop (``mix`` with ``fresh``) and a fixed real
-        set plus synthetic data (``mix`` reusing all n real items): see :func:`mix_moments`.
+        ``var_mean`` and ``mean_sq`` also under the fresh-data loop (``mix`` with ``fresh``, weighted or not) and
+        a fixed real set plus synthetic data (``mix`` reusing all n real items): see :func:`mix_moments`; and
+        under ``accumulate``: see :func:`accumulate_moments`.
         """
         if metric in ("var_mean", "mean_sq") and not curation:
-            moments = mix_moments(regime, n, lam, self.d, self.ddof, int(np.max(generations)) if np.size(generations) else 0)
+            G = int(np.max(generations)) if np.size(generations) else 0
+            moments = (accumulate_moments(n, lam, self.d, self.ddof, G) if accumulates_everything(regime, n)
+                       else mix_moments(regime, n, lam, self.d, self.ddof, G))
             if moments is None:
                 return None
             return moments[metric][np.asarray(generations, dtype=int)]
@@ -289,6 +292,36 @@ class GaussianTarget(ExactMethod, SufficientStatistics, Curatable, ClosedForm, T
         return None
 
 
+def accumulates_everything(regime: Regime, n: int) -> bool:
+    """Whether generation t fits the pool real + S_0 + ... + S_{t-1} whole, n synthetic items a generation."""
+    return regime.pools and not regime.needs_points and regime.n_synthetic(n) == n
+
+
+def accumulate_moments(n: int, lam: float, d: int, ddof: int, G: int) -> dict:
+    """E[sigma_t^2] (``var_mean``) and E||mu_t||^2 (``mean_sq``) for t = 0..G under ``accumulate``, truth N(0, I_d),
+    exact (Dey and Donoho 2024's accumulation of a maximum-likelihood refit).
+
+    Generation t fits the pool of N_t = n (t + 1) items: the real ones and n drawn from each earlier model.
+    Folding S_{t-1} (n items from N(mu_{t-1}, lam Sigma_{t-1})) into the pool moves the mean by eta / (t + 1),
+    E||eta||^2 = d lam v_{t-1} / n, and adds to the centred scatter (per dimension, W) the sample's own,
+    (n - 1) lam v_{t-1}, and the gap's, (N_{t-1} n / N_t) lam v_{t-1} / n:
+
+        m_t = m_{t-1} + d lam v_{t-1} / (n (t + 1)^2),   W_t = W_{t-1} + lam v_{t-1} (n - 1 + t / (t + 1)),
+        v_t = W_t / (N_t - ddof),   from m_0 = d / n, W_0 = n - 1.
+
+    With lam = 1 the variance stays near 1, so the mean's risk m_t / m_0 stays below sum 1/j^2 < pi^2 / 6 (where
+    replacing grows it as t + 1)."""
+    v = np.empty(G + 1)
+    m = np.empty(G + 1)
+    W = n - 1.0
+    v[0], m[0] = W / (n - ddof), d / n
+    for t in range(1, G + 1):
+        m[t] = m[t - 1] + d * lam * v[t - 1] / (n * (t + 1) ** 2)
+        W += lam * v[t - 1] * (n - 1 + t / (t + 1))
+        v[t] = W / (n * (t + 1) - ddof)
+    return {"var_mean": v, "mean_sq": m}
+
+
 def mix_moments(regime: Regime, n: int, lam: float, d: int, ddof: int, G: int) -> Optional[dict]:
     """E[sigma_t^2] (``var_mean``) and E||mu_t||^2 (``mean_sq``) for t = 0..G, truth N(0, I_d), exact.
 
@@ -297,9 +330,13 @@ def mix_moments(regime: Regime, n: int, lam: float, d: int, ddof: int, G: int) -
     mix, window with k = 1), its real items fresh or the whole real set.  The fitted moments are linear in the previous ones, so their
     expectations follow a linear recursion (v: variance per dimension, m: E||mu||^2):
 
-    * fresh real items each generation (Alemohammad et al.'s fresh-data loop; replace is n_r = 0):
-      v' = [(N - 1)(rho + (1 - rho) lam v) + N rho (1 - rho) m / d] / (N - ddof),
-      m' = (1 - rho)^2 m + d (rho + (1 - rho) lam v) / N;
+    * fresh real items each generation (Alemohammad et al.'s fresh-data loop; replace is n_r = 0), the real part
+      weighing w in the refit (w = rho unless the regime sets ``real_weight``; the fit is the weighted MLE):
+      v' = N [w (1 - 1/n_r) + (1 - w)(1 - 1/n_s) lam v + w (1 - w)(m / d + 1/n_r + lam v / n_s)] / (N - ddof),
+      m' = (1 - w)^2 m + d (w^2 / n_r + (1 - w)^2 lam v / n_s)
+      (with w = rho: v' = [(N - 1)(rho + (1 - rho) lam v) + N rho (1 - rho) m / d] / (N - ddof)); the stationary
+      m at lam = 1 and v = 1 is d (w^2 + (1 - w)^2) / (n (1 - (1 - w)^2)) for n_r = n_s = n, smallest where
+      w^2 + w - 1 = 0, w = 1 / phi (He, Xu and Cheng 2026);
     * the same n real items every generation (Bertrand et al.'s fixed real set plus synthetic data), with
       delta = E||mu - mean of the real set||^2 and m = d / n + delta:
       v' = [(n - 1) + lam v (n_s - 1 + n / N) + n n_s delta / (N d)] / (N - ddof),
@@ -319,14 +356,20 @@ def mix_moments(regime: Regime, n: int, lam: float, d: int, ddof: int, G: int) -
     if N - ddof <= 0 or n - ddof <= 0:
         return None
     rho = nr / N
+    w = regime.weights(n)[0]  # the real items' share of the refit (rho unless the regime weighs them)
+    if not fresh and not np.isclose(w, rho):
+        return None
     v = np.empty(G + 1)
     m = np.empty(G + 1)
     v[0], m[0] = (n - 1) / (n - ddof), d / n
     delta = 0.0
     for t in range(1, G + 1):
-        if fresh:
-            v[t] = ((N - 1) * (rho + (1 - rho) * lam * v[t - 1]) + N * rho * (1 - rho) * m[t - 1] / d) / (N - ddof)
-            m[t] = (1 - rho) ** 2 * m[t - 1] + d * (rho + (1 - rho) * lam * v[t - 1]) / N
+        if fresh:  # weighted: w of the real part's biased variance, 1 - w of the synthetic's, w (1 - w) of the gap
+            real_var = w * (1 - 1 / nr) if nr else 0.0
+            syn_var = (1 - w) * (1 - 1 / ns) * lam * v[t - 1] if ns else 0.0
+            gap = m[t - 1] / d + (1 / nr if nr else 0.0) + (lam * v[t - 1] / ns if ns else 0.0)
+            v[t] = N * (real_var + syn_var + w * (1 - w) * gap) / (N - ddof)
+            m[t] = (1 - w) ** 2 * m[t - 1] + d * ((w ** 2 / nr if nr else 0.0) + ((1 - w) ** 2 * lam * v[t - 1] / ns if ns else 0.0))
         else:
             v[t] = ((n - 1) + lam * v[t - 1] * (ns - 1 + n / N) + n * ns * delta / (N * d)) / (N - ddof)
             delta = (1 - rho) ** 2 * (delta + (d * lam * v[t - 1] / ns if ns else 0.0))
