@@ -110,3 +110,35 @@ def test_too_few_rows_for_least_squares_is_refused():
     assert "cannot fit d=10" in t.check(make_regime("replace"), 8, 2)
     assert t.check(make_regime("replace"), 12, 2) is None
     assert make_target("linreg", {"d": 10, "ridge": 1.0}).check(make_regime("replace"), 8, 2) is None
+
+
+@pytest.mark.parametrize("n,share,regime", [(400, 0.5, "replace"), (400, 0.1, "replace"), (800, 0.2, "accumulate")])
+def test_strong_model_collapse_matches_the_isotropic_law(n, share, regime):
+    """A share p of the real rows labelled by w* + Delta: generation 0's error is sigma^2 d / (n - d - 1) plus
+    ||Delta||^2 [p^2 + p (1 - p) phi / (1 - phi)] (Dohmatob et al. 2025), and later generations add only their
+    own noise; within 4 standard errors (3,000 replicates, n >= 40 d where the deterministic equivalent's own
+    error is below them).  Dropping the p (1 - p) term, or the floor p^2, is many standard errors off."""
+    from conftest import run_chain
+
+    d, R, G = 10, 3000, 3
+    chain = make_chain("linreg", {"d": d, "synthetic_share": share, "shift": 1.0, "design": "fresh"
+                                  if regime == "replace" else "fixed"}, regime=regime, n=n, replicates=R)
+    target = chain.job.target()
+    assert target.shifted_rows(n) == round(share * n)
+    _, run = run_chain(chain, 0)
+    errors = [np.sum((run.model.w_ - target.w_star) ** 2, axis=1)]
+    for t in range(1, G + 1):
+        model, _, _ = run.step(t)
+        errors.append(np.sum((model.w_ - target.w_star) ** 2, axis=1))
+    errors = np.array(errors)
+    theory = target.closed_form("w_error_mean", np.arange(G + 1), chain.regime, n, 1.0)
+    se = errors.std(axis=1) / np.sqrt(R)
+    assert np.all(np.abs(errors.mean(axis=1) - theory) < 4 * se), (errors.mean(axis=1), theory, se)
+    p, phi, c = share, d / n, d / (n - d - 1)
+    for wrong in (c + p * p, c + p * (1 - p) * phi / (1 - phi), c + p):
+        assert abs(errors[0].mean() - wrong) > 6 * se[0]
+    real = target.real_data(np.random.default_rng(1), n, 2)["train"]
+    k = target.shifted_rows(n)
+    resid = real[..., -1] - real[..., :-1] @ target.w_star
+    shifted = real[:, :k, :-1] @ target.delta
+    np.testing.assert_allclose(np.corrcoef(resid[:, :k].ravel(), shifted.ravel())[0, 1], 1 / np.sqrt(2), atol=0.15)

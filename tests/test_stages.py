@@ -143,6 +143,8 @@ TARGETS = {
                     {"evaluate": ("cat", "tail_mass", 0.2), "sample": ("cat", "method", "sample")}),
     "linreg": ([{"name": "linreg", "target": "linreg", "n": 20, "replicates": 5, "block": 1, "params": {"d": 3}}],
                {"sample": ("linreg", "lam", 0.9)}),
+    "kde": ([{"name": "kde", "target": "kde", "n": 20, "replicates": 4, "block": 2, "params": {"test_size": 30}}],
+            {"sample": ("kde", "lam", 0.9)}),
     "vae": ([{"name": "vae", "target": "vae", "n": 150,
               "params": {"epochs": 1, "judge_epochs": 1, "iwae_k": 2, "batch_size": 64, "device": "cpu",
                          "eval_max": 100}}],

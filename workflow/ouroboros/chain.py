@@ -238,16 +238,41 @@ class BlockResult:
     state: dict[str, np.ndarray] = field(default_factory=dict)
 
     def stacked_models(self) -> dict[str, np.ndarray]:
+        """Every generation's model state, stacked on a leading axis.  An array whose shape changes between
+        generations (a KDE's points under accumulate) is padded with zeros to the largest, and its shapes kept
+        beside it as ``{key}__shape`` (:func:`unstack_models` cuts each back)."""
         out = {"generation": np.arange(self.first, self.last + 1)}
         for key in self.models[0]:
-            out[key] = np.stack([m[key] for m in self.models])
+            arrays = [np.asarray(m[key]) for m in self.models]
+            shapes = np.array([a.shape for a in arrays], dtype=np.int64)
+            if (shapes == shapes[0]).all():
+                out[key] = np.stack(arrays)
+                continue
+            padded = np.zeros((len(arrays), *shapes.max(axis=0)), dtype=arrays[0].dtype)
+            for i, a in enumerate(arrays):
+                padded[(i, *(slice(0, s) for s in a.shape))] = a
+            out[key], out[f"{key}{RAGGED}"] = padded, shapes
         return out
+
+
+#: suffix of the shapes kept beside a model array padded when stacked (see :meth:`BlockResult.stacked_models`)
+RAGGED = "__shape"
 
 
 def unstack_models(arrays: dict[str, np.ndarray], template: Target) -> list[tuple[int, Target]]:
     gens = arrays["generation"]
-    keys = [k for k in arrays if k != "generation"]
-    return [(int(g), template.clone().set_state({k: arrays[k][i] for k in keys})) for i, g in enumerate(gens)]
+    keys = [k for k in arrays if k != "generation" and not k.endswith(RAGGED)]
+
+    def state(i: int) -> dict[str, np.ndarray]:
+        out = {}
+        for k in keys:
+            a = arrays[k][i]
+            if f"{k}{RAGGED}" in arrays:
+                a = a[tuple(slice(0, int(s)) for s in arrays[f"{k}{RAGGED}"][i])]
+            out[k] = a
+        return out
+
+    return [(int(g), template.clone().set_state(state(i))) for i, g in enumerate(gens)]
 
 
 def split_metrics(values: dict) -> tuple[dict[str, float], dict[str, np.ndarray]]:

@@ -159,7 +159,7 @@ def job_bytes(chain) -> tuple[int, str]:
         items += job.n_synthetic * e.generations
     elif not chain.regime.pools:  # the synthetic data held besides the last generation's (a window)
         items += job.n_synthetic * max(0, chain.regime.most_sources(e.generations) - 1)
-    models = e.block if e.block > 1 else 2
+    models = min(e.block, e.generations + 1) if e.block > 1 else 2  # a block holds at most the chain's generations
     per_replicate = items * target.item_bytes() + models * target.model_bytes()
     total = 2 * e.replicates * per_replicate  # working copies
     how = (f"{e.replicates:,} replicates x ({items:,} items x {target.item_bytes()} B"

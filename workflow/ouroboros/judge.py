@@ -4,7 +4,8 @@
 The VAE and the diffusion target share it: :func:`judge_reference` trains the judge and stores it with the
 real test images' features and class histogram (plain arrays in the reference folder);
 :func:`judge_metrics` scores a generation's images against them (class entropy and KL, Frechet distance,
-k-NN precision and recall in judge-feature space, pixel diversity).  torch is imported only here.
+k-NN precision and recall, density and coverage and the Vendi score in judge-feature space, pixel
+diversity).  torch is imported only here.
 """
 from __future__ import annotations
 
@@ -24,8 +25,14 @@ METRICS = {
     "precision": "k-NN (k = 5) manifold precision in judge-feature space",
     "recall": "k-NN (k = 5) manifold recall in judge-feature space",
     "pixel_diversity": "mean pairwise Euclidean distance between generated images",
+    "density": "density of generated images against real test images in judge-feature space (Naeem et al. 2020, "
+               "k = 5: 1 when they match, above 1 when they crowd the real modes)",
+    "coverage": "share of real test images whose 5-NN ball in judge-feature space holds a generated image "
+                "(Naeem et al. 2020)",
+    "vendi": "Vendi score of generated images under the cosine similarity of their judge features: their "
+             "effective number of distinct images",
 }
-UNITS = {"class_entropy": "nats", "class_kl": "nats"}
+UNITS = {"class_entropy": "nats", "class_kl": "nats", "coverage": "share", "vendi": "effective images"}
 
 
 def judge_reference(x_train, y_train, x_test, y_test, rng: np.random.Generator, epochs: int) -> dict[str, np.ndarray]:
@@ -89,6 +96,8 @@ def judge_metrics(x_gen: np.ndarray, reference: dict, cap: int) -> dict[str, flo
     real_feats = reference["real_feats"][:cap]
     out["fd_judge"] = M.frechet_distance(feats, real_feats)
     out["precision"], out["recall"] = M.precision_recall(real_feats, feats, k=5)
+    out["density"], out["coverage"] = M.density_coverage(real_feats, feats, k=5)
+    out["vendi"] = M.vendi(M.cosine_kernel(feats))
     out["pixel_diversity"] = M.mean_pairwise_distance(sub[:1000])
     return out
 

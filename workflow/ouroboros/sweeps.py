@@ -290,8 +290,11 @@ def plot_sweep(metrics_csv, spec: dict, experiments: Sequence[dict], out_png, ou
                 if not cens.empty:
                     ax.plot(cens[x], cens["measured"], "o", mfc="white", mec=colour, ms=7, zorder=3)
                 th = d.dropna(subset=["theory"])
-                if not th.empty:
-                    ax.plot(th[x], th["theory"], "--", color=colour, lw=1, alpha=0.9, label=f"theory ({names[lv]})")
+                if not th.empty:  # a single point (a law at generation 0 only) as a cross
+                    ax.plot(th[x], th["theory"], "--", color=colour, lw=1, alpha=0.9, label=f"theory ({names[lv]})",
+                            marker="x" if len(th) == 1 else None, ms=8, mew=1.5)
+            for line in spec.get("hlines") or []:
+                ax.axhline(line["y"], color="0.3", ls=":", lw=1.2, label=line.get("label") or f"{line['y']:g}")
             if data["censored"].any():
                 ax.plot([], [], "o", mfc="white", mec="k", label="not reached by the last generation (lower bound)")
             ax.set_xlabel(x)

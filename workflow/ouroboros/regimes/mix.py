@@ -27,6 +27,7 @@ import numpy as np
 from ouroboros import data as D
 from ouroboros.regimes.base import Regime
 from ouroboros.settings import ConfigError, settings_schema
+from ouroboros.targets.capabilities import stats_sufficient
 
 
 class Mix(Regime):
@@ -133,8 +134,6 @@ class Mix(Regime):
         return None
 
     def check_target(self, target) -> Optional[str]:
-        from ouroboros.targets.capabilities import stats_sufficient
-
         if self.real_weight is not None and not stats_sufficient(target):
             return (f"real_weight needs a weighted refit, which target {target.name!r} does not have (it needs a "
                     "target whose fit reads sufficient statistics: gaussian, categorical, linreg)")

@@ -37,6 +37,10 @@ POINT_METRICS = {
     "sample_std": "std of the samples (sqrt(trace(cov) / d)) over the truth's (gmm)",
     "point_precision": "k-NN (k = 5) precision of the samples against real test points (gmm)",
     "point_recall": "k-NN (k = 5) recall of the samples against real test points (gmm)",
+    "point_density": "density of the samples against real test points (Naeem et al. 2020, k = 5; gmm)",
+    "point_coverage": "coverage of real test points by the samples (Naeem et al. 2020, k = 5; gmm)",
+    "point_vendi": "Vendi score of the samples, Gaussian kernel of scale 0.1 x the truth's std: their effective "
+                   "number of distinct points (gmm)",
 }
 
 
@@ -343,12 +347,16 @@ class Points(DataKind):
         maha = np.sqrt(np.einsum("mi,ij,mj->m", diff, np.linalg.inv(reference["truth_cov"]), diff))
         cap = self.p["eval_max"]
         precision, recall = M.precision_recall(real["test"][0][:cap], x_gen[:cap], k=5)
+        density, coverage = M.density_coverage(real["test"][0][:cap], x_gen[:cap], k=5)
+        scale = 0.1 * np.sqrt(np.trace(reference["truth_cov"]) / len(reference["truth_cov"]))
+        vendi = M.vendi(M.rbf_kernel(x_gen[:cap], scale))
         return {"kl_truth_model": scores["kl_truth_model"], "kl_model_truth": scores["kl_model_truth"],
                 "nll_real": scores["nll_real"],
                 "truth_nll_samples": float(-self.truth_logpdf(x_gen[None]).mean()),
                 "tail_mass_ratio": float(np.mean(maha > reference["tail_radius"]) / 0.01),
                 "sample_std": float(np.sqrt(np.trace(cov) / np.trace(reference["truth_cov"]))),
-                "point_precision": precision, "point_recall": recall}
+                "point_precision": precision, "point_recall": recall, "point_density": density,
+                "point_coverage": coverage, "point_vendi": vendi}
 
     def duplicates(self, x, settings, reference):
         """The default Euclidean test."""

@@ -13,6 +13,10 @@ noise, not their designs; the R replicates each have their own design).  The fit
 or ridge with ``ridge`` > 0: w_hat = (X^T X + ridge I)^-1 X^T y.  It depends on the data only through
 X^T X, X^T y (:class:`~ouroboros.data.Gram`), so the accumulate regimes pool those, not the rows.
 w* has norm ``w_norm`` along (1, ..., 1).
+
+Strong model collapse (Dohmatob, Feng, Subramonian and Kempe, ICLR 2025): with ``synthetic_share`` p > 0 the
+real data are a mixture: round(p n) of the n rows are labelled by a shifted generator w2* = w* + Delta
+(``shift`` = ||Delta||, Delta orthogonal to w*), the others by w*; every metric still scores against w*.
 """
 from __future__ import annotations
 
@@ -50,6 +54,11 @@ class LinRegTarget(SufficientStatistics, ClosedForm, Target):
         "ridge": {"stage": "fit", "type": "number", "minimum": 0, "default": 0.0,
                   "description": "ridge penalty of the refit (0: ordinary least squares)"},
         "w_norm": {"stage": "data", "type": "number", "minimum": 0, "default": 1.0, "description": "norm of the true weights w*"},
+        "synthetic_share": {"stage": "data", "type": "number", "minimum": 0, "maximum": 1, "default": 0.0,
+                            "description": "share p of the real data's rows labelled by a shifted generator "
+                                           "w* + Delta (strong model collapse); 0: all by w*"},
+        "shift": {"stage": "data", "type": "number", "minimum": 0, "default": 1.0,
+                  "description": "||Delta||, the shifted generator's distance from w* (orthogonal to w*)"},
         "design_seed": {"stage": "data", "type": "integer", "minimum": 0, "default": 0,
                         "description": "seed of the fixed design (inputs per replicate)"},
     })
@@ -62,11 +71,24 @@ class LinRegTarget(SufficientStatistics, ClosedForm, Target):
         "w_drift": "||w_hat_t - w_hat_0||^2, mean over replicates",
     }
 
-    def __init__(self, d=10, noise_var=1.0, design="fixed", ridge=0.0, w_norm=1.0, design_seed=0):
-        super().__init__(d=d, noise_var=noise_var, design=design, ridge=ridge, w_norm=w_norm, design_seed=design_seed)
+    def __init__(self, d=10, noise_var=1.0, design="fixed", ridge=0.0, w_norm=1.0, synthetic_share=0.0, shift=1.0,
+                 design_seed=0):
+        super().__init__(d=d, noise_var=noise_var, design=design, ridge=ridge, w_norm=w_norm,
+                         synthetic_share=synthetic_share, shift=shift, design_seed=design_seed)
         self.d, self.sigma = int(d), float(np.sqrt(noise_var))
         self.ridge, self.design = float(ridge), design
         self.w_star = np.full(self.d, float(w_norm) / np.sqrt(self.d))
+        self.share = float(synthetic_share)
+        delta = np.zeros(self.d)
+        if self.d == 1:
+            delta[0] = 1.0
+        else:  # orthogonal to w* (along the ones): (1, -1, 0, ...) / sqrt(2)
+            delta[:2] = [1.0, -1.0]
+        self.delta = float(shift) * delta / np.linalg.norm(delta)
+
+    def shifted_rows(self, n: int) -> int:
+        """Rows of n real ones that the shifted generator labels: round(p n)."""
+        return int(round(self.share * n))
 
     def check(self, regime: Regime, n: int, replicates: int) -> Optional[str]:
         if self.ridge == 0 and not regime.pools:
@@ -103,7 +125,12 @@ class LinRegTarget(SufficientStatistics, ClosedForm, Target):
 
     def draw_real(self, rng, m, replicates):
         w = np.broadcast_to(self.w_star, (replicates, self.d))
-        return self._rows(self._inputs(rng, m, replicates), w, self.sigma, rng)
+        rows = self._rows(self._inputs(rng, m, replicates), w, self.sigma, rng)
+        k = self.shifted_rows(m)
+        if k:  # the first k rows labelled by w* + Delta (same inputs, same noise)
+            rows = rows.copy()
+            rows[:, :k, -1] += rows[:, :k, :-1] @ self.delta
+        return rows
 
     def summarize(self, points):
         return Gram.from_points(points)
@@ -151,15 +178,31 @@ class LinRegTarget(SufficientStatistics, ClosedForm, Target):
         * accumulate, fixed design: generation t averages the fits of its t + 1 label sets, so
           e_t = e_{t-1} + eta_t / (t + 1) and E||e_t||^2 = c sum_{j=0..t} lam_j / (j + 1)^2 <= c pi^2 / 6
           (bounded; Gerstgrasser et al. 2024, Theorem 1).
+
+        With a shifted share p of the real rows (strong model collapse), generation 0's fit adds
+        (X^T X)^-1 X_s^T X_s Delta, whose squared norm has, for isotropic Gaussian inputs, the deterministic
+        equivalent ||Delta||^2 [p^2 + p (1 - p) phi / (1 - phi)], phi = d / n (Dohmatob et al. 2025's
+        isotropic case; exact as n and d grow at fixed phi: at n = 10 d it is about 2% low, at n = 40 d within
+        0.5%).  Its floor p^2 ||Delta||^2 stays however large n grows.  Later generations fit only their own
+        noise on top, so the term carries over unchanged (replace and accumulate alike).
         """
         if metric != "w_error_mean" or self.ridge or curation or n <= self.d + 1:
             return None
         t = np.asarray(generations, dtype=float)
         c = self.sigma ** 2 * self.d / (n - self.d - 1)
+        bias = self.shift_error(n)
         if regime.fully_synthetic(n):
-            return c * (1 + lam * t)
+            return bias + c * (1 + lam * t)
         if regime.pools and not regime.needs_points and self.design == "fixed":  # every label set kept
             j = np.arange(int(np.max(t)) + 1 if np.size(t) else 1)
             terms = np.where(j == 0, 1.0, lam) / (j + 1.0) ** 2
-            return c * np.cumsum(terms)[t.astype(int)]
+            return bias + c * np.cumsum(terms)[t.astype(int)]
         return None
+
+    def shift_error(self, n: int) -> float:
+        """The deterministic equivalent of E||(X^T X)^-1 X_s^T X_s Delta||^2 (see :meth:`closed_form`)."""
+        p = self.shifted_rows(n) / n
+        if not p:
+            return 0.0
+        phi = self.d / n
+        return float(self.delta @ self.delta) * (p * p + p * (1 - p) * phi / (1 - phi))

@@ -45,6 +45,7 @@ import numpy as np
 
 from ouroboros import data as D
 from ouroboros import io
+from ouroboros import metrics as M
 from ouroboros import text as T
 from ouroboros.mlflow_models import log_lm_model
 from ouroboros.nets.lm import Backbone, join_items, make_backbone
@@ -277,6 +278,9 @@ class LMTarget(LMCosts, Curatable, MlflowFlavor, TorchTarget):
         out["unigram_entropy"] = T.unigram_entropy(seqs)
         out["tail_coverage"] = T.tail_coverage(seqs, reference["tail"])
         out["repetition_rate"] = T.repetition_rate(seqs, self.p["repetition_n"])
+        few = seqs[: self.p["diversity_max"]]
+        out["self_bleu"] = M.self_bleu(few, max_samples=len(few))
+        out["vendi"] = M.vendi(M.ngram_kernel(few, 2)) if few else 0.0
         out["ppl_gen0"] = per_seq  # a distribution: stored per sequence, not a metric
         return out
 

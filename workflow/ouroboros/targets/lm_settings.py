@@ -90,6 +90,8 @@ PARAMS = settings_schema({
                         "description": "score ppl_real on at most this many test tokens (0: all)"},
     "tail_mass": {"stage": "evaluate", "type": "number", "exclusiveMinimum": 0, "maximum": 0.5, "default": 0.1},
     "repetition_n": {"stage": "evaluate", "type": "integer", "minimum": 1, "default": 4},
+    "diversity_max": {"stage": "evaluate", "type": "integer", "minimum": 2, "default": 100,
+                      "description": "samples (the first ones) the Vendi score and self-BLEU compare pairwise"},
 })
 
 METRICS = {
@@ -104,12 +106,17 @@ METRICS = {
     "distinct_2": "distinct token bigrams / bigrams of the synthetic text",
     "distinct_3": "distinct token trigrams / trigrams of the synthetic text",
     "unigram_entropy": "entropy of the synthetic text's token frequencies (nats)",
-    "tail_coverage": "share of the real vocabulary's rarest tokens (10% of real token mass) still in the synthetic text",
+    "tail_coverage": "rare-token survival: share of the real vocabulary's rarest tokens (10% of real token mass) still "
+                     "in the synthetic text",
+    "self_bleu": "self-BLEU: mean BLEU-4 of each sample against the other samples (nltk; the first diversity_max "
+                 "samples): high when the samples repeat one another",
+    "vendi": "Vendi score of the samples under the cosine similarity of their 1- and 2-gram counts (the first "
+             "diversity_max samples): their effective number of distinct samples",
     "repetition_rate": "share of token n-grams repeating an earlier n-gram of the same sample",
 }
 UNITS = {"ppl_real": "per token", "ppl_real_blocks": "per token", "ppl_gen0_mean": "per token",
          "ppl_gen0_p05": "per token", "ppl_gen0_p95": "per token", "unigram_entropy": "nats per token",
-         "tail_coverage": "share", "repetition_rate": "share"}
+         "tail_coverage": "share", "repetition_rate": "share", "vendi": "effective samples"}
 DISTRIBUTIONS = {
     "ppl_gen0": "per-sequence perplexity of the generation's synthetic text under the generation-0 model",
 }

@@ -18,6 +18,7 @@ REGISTRY: dict[str, str] = {
     "categorical": "ouroboros.targets.categorical:CategoricalTarget",
     "linreg": "ouroboros.targets.linreg:LinRegTarget",
     "diffusion": "ouroboros.targets.diffusion:DiffusionTarget",
+    "kde": "ouroboros.targets.kde:KDETarget",
 }
 
 
