@@ -72,6 +72,7 @@ def test_bandwidth_rules_sampling_and_log_density_by_hand():
     by_hand = np.log(np.mean(np.exp(-np.sum((y[:, None] - x[0][None]) ** 2, axis=2) / (2 * 0.25)), axis=1)
                      / (2 * np.pi * 0.25))
     np.testing.assert_allclose(fixed.log_density(y)[0], by_hand)
+    np.testing.assert_allclose(fixed.log_density(y, replicates=1, max_elements=3)[0], by_hand)  # in chunks
     masked = make_target("kde", {"bandwidth": 0.01}).fit(D.Masked(x, np.array([[True, False, False, True]])))
     drawn = masked.sample(4000, 1.0, generator("kde", "masked"))
     near = np.min(np.linalg.norm(drawn[0][:, None] - x[0][[0, 3]][None], axis=2), axis=1)

@@ -45,6 +45,22 @@ def test_statistics_per_chain_then_over_seeds():
     assert cross.loc[5, "measured"] == pytest.approx(1.5) and np.isnan(cross.loc[50, "measured"])
 
 
+def test_a_chosen_generation_and_a_ratio_to_generation_zero():
+    """``generation: g`` summarises each chain by its value at g (and the theory at g); ``relative`` divides each
+    seed's curve by its own generation 0 (and the theory by its own)."""
+    rows = []
+    for seed, values in ((0, [2.0, 4.0, 6.0, 8.0]), (1, [4.0, 4.0, 8.0, 8.0])):
+        rows += [("a", "replace", "replace", seed, g, "heterozygosity", v, 5, 1.0, 2) for g, v in enumerate(values)]
+    table = _table(rows)
+    exps = [_experiment("a", 5)]
+    at0 = sweep_table(table, {"name": "t", "metric": "heterozygosity", "x": "n", "generation": 0}, exps)
+    assert at0["measured"].iloc[0] == pytest.approx(3.0)
+    assert at0["theory"].iloc[0] == pytest.approx(0.5 * (1 - 1 / 5))  # H_truth (1 - 1/n)^(0 + 1), K = 2
+    curves = sweep_table(table, {"name": "t", "metric": "heterozygosity", "x": "generation", "relative": True}, exps)
+    assert curves["measured"].tolist() == pytest.approx([1.0, 1.5, 2.5, 3.0])  # seed 0: 1, 2, 3, 4; seed 1: 1, 1, 2, 2
+    assert curves["theory"].tolist() == pytest.approx([(1 - 1 / 5) ** g for g in range(4)])
+
+
 def test_a_gap_in_generations_is_refused_for_mean_time():
     table = _table([("a", "replace", "replace", 0, g, "fixed", 0.0, 5, 1.0, 2) for g in (0, 1, 3)])
     with pytest.raises(ValueError, match="every generation"):
@@ -61,6 +77,10 @@ BASE = {"study": "s", "tracking": {"enabled": False}, "generations": 3,
     ({"name": "a", "metric": "fixed", "x": "K", "experiments": ["other"]}, "unknown experiments ['other']"),
     ({"name": "a", "metric": "fixed", "x": "K", "statistic": "time_to"}, "time_to needs a threshold"),
     ({"name": "a", "metric": "fixed", "x": "generation", "y": "K"}, "take no y"),
+    ({"name": "a", "metric": "fixed", "x": "K", "relative": True}, "a ratio to generation 0 is for curves"),
+    ({"name": "a", "metric": "fixed", "x": "K", "generation": 7}, "stop before generation 7"),
+    ({"name": "a", "metric": "fixed", "x": "K", "generation": 1, "statistic": "mean_time"},
+     "a generation is for the statistic last"),
 ])
 def test_bad_sweep_plots_are_refused_naming_the_key(sweep, message):
     cfg = dict(BASE, plots={"sweeps": [sweep]})

@@ -17,6 +17,7 @@ import numpy as np
 from scipy.special import logsumexp
 
 from ouroboros import data as D
+from ouroboros import metrics as M
 from ouroboros.data import Data, Stats
 from ouroboros.regimes import Regime
 from ouroboros.targets.base import Target
@@ -116,9 +117,10 @@ class GMMTarget(Curatable, MlflowFlavor, Target):
         },
     }
     reference_settings = ("eval_size",)
-    units = {"nll_real": "nats per point", "kl_truth_model": "nats", "kl_model_truth": "nats"}
+    units = {"nll_real": "nats per point", "kl_truth_model": "nats", "kl_model_truth": "nats", "coverage": "share",
+             "vendi": "effective points"}
     default_metric_data = "model"
-    metric_data = {"nll_real": "real"}
+    metric_data = {"nll_real": "real", "density": "real", "coverage": "real"}
     metrics = {
         "kl_truth_model": "KL(truth || model), Monte Carlo on a fixed truth sample",
         "kl_model_truth": "KL(model || truth), Monte Carlo on fixed base noise pushed through the model",
@@ -127,6 +129,12 @@ class GMMTarget(Curatable, MlflowFlavor, Target):
         "component_std_max": "largest component std (sqrt(trace/d)), mean over replicates",
         "weight_entropy": "entropy of the mixture weights, mean over replicates",
         "tail_mass_ratio": "model probability beyond the truth's 99th-percentile Mahalanobis radius, over 1%",
+        "density": "density of 500 model points against 1,000 held-out real points (Naeem et al. 2020, k = 5: 1 when "
+                   "they match, above 1 when the model crowds the real modes), mean over replicates",
+        "coverage": "share of 1,000 held-out real points whose 5-NN ball holds one of 500 model points (Naeem et "
+                    "al. 2020), mean over replicates",
+        "vendi": "Vendi score of 300 model points, Gaussian kernel of scale 0.1 x the truth's std: their effective "
+                 "number of distinct points, mean over replicates",
     }
 
     def __init__(self, components=3, truth="separated", reg_covar=1e-6, max_iter=100, eval_size=10000, test_size=2000,
@@ -282,6 +290,9 @@ class GMMTarget(Curatable, MlflowFlavor, Target):
         diff = xm - reference["truth_mean"]
         maha = np.sqrt(np.einsum("rmi,ij,rmj->rm", diff, np.linalg.inv(reference["truth_cov"]), diff))
         tail = np.mean(maha > reference["tail_radius"], axis=1) / (1 - TAIL_LEVEL)
+        density, coverage = M.density_coverage(real["test"][0][:1000], xm[:, :500], k=5)
+        scale = 0.1 * np.sqrt(np.trace(reference["truth_cov"]) / self.d)
+        vendi = np.mean([M.vendi(M.rbf_kernel(x[:300], scale)) for x in xm])
         return {
             "kl_truth_model": float(kl_tm.mean()),
             "kl_model_truth": float(kl_mt.mean()),
@@ -290,4 +301,7 @@ class GMMTarget(Curatable, MlflowFlavor, Target):
             "component_std_max": float(comp_std.max(axis=1).mean()),
             "weight_entropy": float(entropy.mean()),
             "tail_mass_ratio": float(tail.mean()),
+            "density": float(np.mean(density)),
+            "coverage": float(np.mean(coverage)),
+            "vendi": float(vendi),
         }
