@@ -83,6 +83,7 @@ class GaussianTarget(ExactMethod, SufficientStatistics, Curatable, ClosedForm, T
         "var_ratio_mean": "mean over replicates of sigma_t^2 / sigma_0^2",
         "var_ratio_median": "median over replicates of sigma_t^2 / sigma_0^2",
         "var_mean": "mean over replicates of the fitted variance sigma_t^2 = trace(Sigma) / d (the truth's is 1)",
+        "var_sq_error": "mean over replicates of (sigma_t^2 - 1)^2, the variance's risk (sigma_t^2 = trace(Sigma) / d)",
         "mean_sq": "mean over replicates of ||mu_t||^2, the squared distance of the fitted mean to the truth's",
         "mean_drift": "mean over replicates of ||mu_t - mu_0||",
         "w2_to_truth": "mean over replicates of the Wasserstein-2 distance to the truth N(0, I)",
@@ -242,6 +243,7 @@ class GaussianTarget(ExactMethod, SufficientStatistics, Curatable, ClosedForm, T
         out.update(mean_and_median("std", std))
         out.update(mean_and_median("var_ratio", ratio))
         out["var_mean"] = float(np.mean(var))
+        out["var_sq_error"] = float(np.mean((var - 1.0) ** 2))
         out["mean_sq"] = float(np.mean(np.sum(self.mean_ ** 2, axis=1)))
         out["mean_drift"] = float(np.mean(np.linalg.norm(self.mean_ - gen0.mean_, axis=1)))
         out["w2_to_truth"] = float(np.mean(self.w2_to_standard_normal()))
@@ -260,7 +262,8 @@ class GaussianTarget(ExactMethod, SufficientStatistics, Curatable, ClosedForm, T
 
         ``var_mean`` and ``mean_sq`` also under the fresh-data loop (``mix`` with ``fresh``, weighted or not) and
         a fixed real set plus synthetic data (``mix`` reusing all n real items): see :func:`mix_moments`; and
-        under ``accumulate``: see :func:`accumulate_moments`.
+        under ``accumulate``: see :func:`accumulate_moments`.  ``var_sq_error`` for d = 1 under replace and
+        accumulate: :func:`variance_risk`.
         """
         if metric in ("var_mean", "mean_sq") and not curation:
             G = int(np.max(generations)) if np.size(generations) else 0
@@ -269,6 +272,12 @@ class GaussianTarget(ExactMethod, SufficientStatistics, Curatable, ClosedForm, T
             if moments is None:
                 return None
             return moments[metric][np.asarray(generations, dtype=int)]
+        if metric == "var_sq_error":
+            if curation or self.d != 1:
+                return None
+            G = int(np.max(generations)) if np.size(generations) else 0
+            risk = variance_risk(n, lam, self.ddof, G, accumulates_everything(regime, n), regime.fully_synthetic(n))
+            return None if risk is None else risk[np.asarray(generations, dtype=int)]
         if not regime.fully_synthetic(n):
             return None
         t = np.asarray(generations, dtype=float)
@@ -320,6 +329,35 @@ def accumulate_moments(n: int, lam: float, d: int, ddof: int, G: int) -> dict:
         W += lam * v[t - 1] * (n - 1 + t / (t + 1))
         v[t] = W / (n * (t + 1) - ddof)
     return {"var_mean": v, "mean_sq": m}
+
+
+def variance_risk(n: int, lam: float, ddof: int, G: int, pooled: bool, replaced: bool) -> Optional[np.ndarray]:
+    """E[(sigma_t^2 - 1)^2] for t = 0..G, d = 1, truth N(0, 1), exact under replace (``replaced``) or accumulate
+    (``pooled``), else None.
+
+    The centred scatter M of the fit's data is a product of independent factors, so its first two moments
+    multiply: generation 0 has M_0 ~ chi2_{n-1} (E M = n - 1, E M^2 = (n - 1)(n + 1)); replacing,
+    sigma_t^2 = lam sigma_{t-1}^2 chi2_{n-1} / (n - ddof); accumulating, folding S_{t-1} into a pool of
+    N_{t-1} = n t items gives M_t = M_{t-1} (1 + c Q), c = lam / (N_{t-1} - ddof), Q = chi2_{n-1} + (t / (t + 1))
+    chi2_1 (the sample's scatter and its mean's gap), sigma_t^2 = M_t / (N_t - ddof)."""
+    if not (pooled or replaced):
+        return None
+    m1, m2 = float(n - 1), float((n - 1) * (n + 1))  # E M, E M^2 of generation 0's data
+    out = np.empty(G + 1)
+    for t in range(G + 1):
+        if t:
+            if pooled:
+                c, a = lam / (n * t - ddof), t / (t + 1)
+                eq = n - 1 + a
+                eq2 = 2 * (n - 1) + 2 * a * a + eq * eq
+                m1, m2 = m1 * (1 + c * eq), m2 * (1 + 2 * c * eq + c * c * eq2)
+            else:  # M_t / (n - ddof) = lam (M_{t-1} / (n - ddof)) chi2_{n-1} / (n - ddof): M scales the same way
+                f = lam / (n - ddof)
+                m1, m2 = m1 * f * (n - 1), m2 * f * f * (n - 1) * (n + 1)
+        N = n * (t + 1) if pooled else n
+        v1, v2 = m1 / (N - ddof), m2 / (N - ddof) ** 2
+        out[t] = v2 - 2 * v1 + 1
+    return out
 
 
 def mix_moments(regime: Regime, n: int, lam: float, d: int, ddof: int, G: int) -> Optional[dict]:
