@@ -14,7 +14,8 @@ PACKAGE = Path(__file__).resolve().parents[1] / "workflow" / "ouroboros"
 # sklearn, mlflow, transformers), or pulls one that does; jsonschema (30 ms, some forty modules) only where a
 # config or a setting is validated, which most jobs never do.
 HEAVY = ("torch", "torchvision", "mlflow", "transformers", "diffusers", "peft", "safetensors", "gguf",
-         "accelerate", "sklearn", "scipy", "matplotlib", "pandas", "snakemake", "datasketch", "skops", "jsonschema")
+         "accelerate", "sklearn", "scipy", "matplotlib", "pandas", "snakemake", "datasketch", "skops", "jsonschema",
+         "nltk", "vendi_score")
 # Imported only where a setting asks for them: the hub client (a model named on the hub) and an optional extra
 # (``datasets``, pip install .[hf]) that a study without it must not need.
 ON_DEMAND = ("huggingface_hub", "datasets")

@@ -23,7 +23,7 @@ TINY = {
          "regimes": ["accumulate"], "params": GMM},
     ],
 }
-N_GAUSS_METRICS, N_GMM_METRICS = 10 + 1, 7 + 1  # the target's and the engine's train_items
+N_GAUSS_METRICS, N_GMM_METRICS = 11 + 1, 10 + 1  # the target's and the engine's train_items
 
 
 @pytest.fixture(scope="module")

@@ -24,6 +24,7 @@
 from __future__ import annotations
 
 import warnings
+from collections import Counter
 
 import numpy as np
 
@@ -117,8 +118,6 @@ def cosine_kernel(features: np.ndarray) -> np.ndarray:
 
 def ngram_kernel(seqs, n: int = 2) -> np.ndarray:
     """Cosine similarity of the sequences' n-gram count vectors (1 to n-grams together)."""
-    from collections import Counter
-
     from scipy import sparse
 
     counts = [Counter(tuple(s[i:i + m]) for m in range(1, n + 1) for i in range(len(s) - m + 1)) for s in seqs]
