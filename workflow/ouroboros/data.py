@@ -350,6 +350,18 @@ def concat(parts: Sequence[Data]) -> Data:
     return parts[0] if len(parts) == 1 else np.concatenate(parts, axis=1)
 
 
+def draw_indices(rng: np.random.Generator, weights: np.ndarray, n: int) -> np.ndarray:
+    """n indices per row of ``weights`` (R, K), each drawn with probability proportional to its weight, shaped
+    (R, n): the inverse CDF of every row searched on one sorted axis."""
+    r, k = weights.shape
+    cdf = np.cumsum(weights, axis=1)
+    cdf /= cdf[:, -1:]
+    u = rng.random((r, n))
+    offset = np.arange(r)[:, None]
+    idx = np.searchsorted((cdf + offset).ravel(), (u + offset).ravel(), side="right").reshape(r, n)
+    return np.minimum(idx - k * offset, k - 1)
+
+
 def subsample(points: Data, m: int, rng: np.random.Generator) -> Data:
     """m items drawn without replacement, independently for every replicate.
 

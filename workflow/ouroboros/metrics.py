@@ -109,9 +109,14 @@ def rbf_kernel(x: np.ndarray, scale: float) -> np.ndarray:
 def cosine_kernel(features: np.ndarray) -> np.ndarray:
     """Cosine similarity of feature rows (N, f); an all-zero row is similar only to itself."""
     f = np.asarray(features, dtype=np.float64).reshape(len(features), -1)
-    norm = np.linalg.norm(f, axis=1, keepdims=True)
-    unit = np.where(norm > 0, f / np.where(norm > 0, norm, 1.0), 0.0)
-    k = unit @ unit.T
+    return _cosine_of_gram(f @ f.T)
+
+
+def _cosine_of_gram(gram: np.ndarray) -> np.ndarray:
+    """Cosine similarities from inner products (N, N); a zero row is similar only to itself."""
+    norm = np.sqrt(np.clip(np.diag(gram), 0.0, None))
+    outer = np.outer(norm, norm)
+    k = np.where(outer > 0, gram / np.where(outer > 0, outer, 1.0), 0.0)
     np.fill_diagonal(k, 1.0)
     return np.clip(k, -1.0, 1.0)
 
@@ -129,11 +134,7 @@ def ngram_kernel(seqs, n: int = 2) -> np.ndarray:
             cols.append(vocab.setdefault(g, len(vocab)))
             vals.append(float(v))
     x = sparse.csr_matrix((vals, (rows, cols)), shape=(len(seqs), max(1, len(vocab))))
-    gram = (x @ x.T).toarray()
-    norm = np.sqrt(np.diag(gram))
-    k = np.where(np.outer(norm, norm) > 0, gram / np.where(np.outer(norm, norm) > 0, np.outer(norm, norm), 1.0), 0.0)
-    np.fill_diagonal(k, 1.0)
-    return k
+    return _cosine_of_gram((x @ x.T).toarray())
 
 
 def self_bleu(seqs, max_samples: int = 100) -> float:

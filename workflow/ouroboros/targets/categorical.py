@@ -27,6 +27,7 @@ import functools
 
 import numpy as np
 
+from ouroboros import data as D
 from ouroboros.data import Counts, Data, Stats
 from ouroboros.settings import settings_schema
 from ouroboros.targets.base import Target
@@ -146,14 +147,8 @@ class CategoricalTarget(ExactMethod, SufficientStatistics, Curatable, ClosedForm
 
     # -- data --------------------------------------------------------------------
     def _draw(self, rng, p: np.ndarray, n: int) -> np.ndarray:
-        """n items from each row of p (R, K), shaped (R, n, 1): inverse CDF on one sorted axis."""
-        r = p.shape[0]
-        cdf = np.cumsum(p, axis=1)
-        cdf /= cdf[:, -1:]
-        u = rng.random((r, n))
-        offset = np.arange(r)[:, None]
-        idx = np.searchsorted((cdf + offset).ravel(), (u + offset).ravel(), side="right").reshape(r, n)
-        return np.minimum(idx - self.K * offset, self.K - 1)[..., None]
+        """n items from each row of p (R, K), shaped (R, n, 1)."""
+        return D.draw_indices(rng, p, n)[..., None]
 
     def real_data(self, rng, n, replicates):
         source = np.broadcast_to(self.source_p, (replicates, self.K))

@@ -138,10 +138,8 @@ class KDETarget(ClosedForm, Target):
         """(count N, total biased variance) of each replicate's weighted points."""
         points = self.points_ if points is None else points
         weights = self.weights_ if weights is None else weights
-        N = weights.sum(axis=1)
-        mean = np.einsum("rn,rnd->rd", weights, points) / N[:, None]
-        var = np.einsum("rn,rnd->r", weights, (points - mean[:, None, :]) ** 2) / N
-        return N, var
+        stats = D.Stats.from_masked(D.Masked(points, weights > 0))
+        return stats.count, np.trace(stats.m2, axis1=1, axis2=2) / stats.count
 
     def _bandwidth(self, points, weights) -> np.ndarray:
         if self.rule == "fixed":
@@ -151,14 +149,8 @@ class KDETarget(ClosedForm, Target):
         return bandwidth_factor(self.rule, N, self.d) * np.sqrt(s2)
 
     def sample(self, n, lam, rng):
-        r, N = self.weights_.shape
-        cdf = np.cumsum(self.weights_, axis=1)
-        cdf /= cdf[:, -1:]
-        u = rng.random((r, n))
-        offset = np.arange(r)[:, None]
-        idx = np.searchsorted((cdf + offset).ravel(), (u + offset).ravel(), side="right").reshape(r, n)
-        idx = np.minimum(idx - N * offset, N - 1)
-        centres = self.points_[offset, idx]
+        idx = D.draw_indices(rng, self.weights_, n)
+        centres = self.points_[np.arange(idx.shape[0])[:, None], idx]
         return centres + np.sqrt(lam) * self.h_[:, None, None] * rng.standard_normal(centres.shape)
 
     def get_state(self):
@@ -194,10 +186,8 @@ class KDETarget(ClosedForm, Target):
         _, var = self._moments()
         test = np.asarray(real["test"], float)[0]
         k = int(self.params["eval_replicates"])
-        points = np.asarray(D.items_array(samples), float)[:k]
-        valid = (samples.mask if isinstance(samples, D.Masked) else np.ones(np.shape(D.items_array(samples))[:2], bool))[:k]
         sample_metrics = []
-        for x in (points[i][valid[i]] for i in range(points.shape[0])):
+        for x in (np.asarray(D.items(samples, i), float) for i in range(min(k, D.items_array(samples).shape[0]))):
             density, coverage = M.density_coverage(test, x, k=5) if len(x) > 5 else (np.nan, np.nan)
             sample_metrics.append((density, coverage, M.vendi(M.rbf_kernel(x, float(self.params["vendi_scale"])))))
         density, coverage, vendi = np.nanmean(np.array(sample_metrics), axis=0)
