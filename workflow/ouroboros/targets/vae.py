@@ -78,13 +78,14 @@ class VAETarget(Curatable, MlflowFlavor, TorchTarget):
                      "description": "at most this many images enter the k-NN and pairwise metrics"},
     })
     reference_settings = ("judge_epochs",)
-    units = {"nll_real": "nats per image", "elbo_real": "nats per image", "class_entropy": "nats", "class_kl": "nats"}
+    units = {"nll_real": "nats per image", "elbo_real": "nats per image", **J.UNITS}
     default_metric_data = "samples"
     metric_data = {"nll_real": "real", "elbo_real": "real"}
     metrics = {
         "nll_real": "IWAE bound of the negative log-likelihood of real test images (nats per image)",
         "elbo_real": "ELBO of real test images (nats per image)",
-        **{k: J.METRICS[k] for k in ("class_entropy", "class_kl", "fd_judge", "precision", "recall")},
+        **{k: J.METRICS[k] for k in ("class_entropy", "class_kl", "fd_judge", "precision", "recall", "density",
+                                     "coverage", "vendi")},
         "latent_std_gen0": "std of the generation-0 encoder's latent means on generated images (mean over dims)",
         "pixel_diversity": J.METRICS["pixel_diversity"],
     }
